@@ -1,0 +1,570 @@
+//! The interpreter: plans every tensor into the caller's arena, prepares every op once, invokes.
+//!
+//! Arena layout (after aligning its start to 16 bytes):
+//! `[tensor table | op table | op parameter blobs | variable tensors | planned activations]`.
+//! Everything before the activations is persistent; activations are placed by [`planner`] over
+//! tensor lifetimes, and op scratch buffers live there too, for the one op that uses them.
+
+use crate::error::{Error, Result};
+use crate::kernels::{EvalContext, ParamWriter, PrepareContext, Registration, MAX_INPUTS, MAX_MUTABLES};
+use crate::model::Model;
+use crate::planner::{self, align_up, Buffers, Lifetime};
+use crate::resolver::OpResolver;
+use crate::tensor::{DataType, Element, TensorMeta};
+use bytemuck::{Pod, Zeroable};
+
+/// Alignment of the arena start and of every buffer in it.
+pub const ARENA_ALIGN: usize = 16;
+
+/// How requantization rounds in FULLY_CONNECTED.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Rounding {
+    /// TensorFlow Lite Micro: gemmlowp double rounding (the default).
+    #[default]
+    Tflm,
+    /// LiteRT 2.x reference kernels: single rounding in 64 bits.
+    Litert,
+}
+
+/// Options fixed when the interpreter is built.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct InterpreterOptions {
+    pub rounding: Rounding,
+}
+
+/// Where a tensor's bytes live.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Place {
+    /// No data (omitted or unused).
+    None = 0,
+    /// Planned activation: offset from the start of the activation region.
+    Activation = 1,
+    /// Constant: offset into the model's bytes.
+    Model = 2,
+    /// Persistent (variable) tensor: offset from the arena start.
+    Persistent = 3,
+}
+
+const NOT_SET: u32 = u32::MAX;
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct TensorSlot {
+    offset: u32,
+    len: u32,
+    place: u32,
+    /// First and last op that touches the tensor (activations); `NOT_SET` when none does.
+    first: u32,
+    last: u32,
+    /// Tensor whose memory this one shares (RESHAPE outputs), or `NOT_SET`.
+    alias: u32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct OpSlot {
+    registration: u32,
+    params_offset: u32,
+    params_len: u32,
+    scratch_offset: u32,
+    scratch_len: u32,
+    /// 1 when the op's output aliases its input and eval is skipped.
+    skip: u32,
+}
+
+const TENSOR_SLOT: usize = core::mem::size_of::<TensorSlot>();
+const OP_SLOT: usize = core::mem::size_of::<OpSlot>();
+
+fn to_u32(x: usize, what: &'static str) -> Result<u32> {
+    u32::try_from(x).map_err(|_| Error::TooMany { what, limit: u32::MAX as usize })
+}
+
+/// The arena's persistent tables, read and written as plain old data (no alignment needed).
+struct Tables<'t> {
+    bytes: &'t mut [u8],
+    num_tensors: usize,
+    num_ops: usize,
+}
+
+impl Tables<'_> {
+    fn tensor(&self, t: usize) -> TensorSlot {
+        bytemuck::pod_read_unaligned(&self.bytes[t * TENSOR_SLOT..(t + 1) * TENSOR_SLOT])
+    }
+    fn set_tensor(&mut self, t: usize, slot: TensorSlot) {
+        self.bytes[t * TENSOR_SLOT..(t + 1) * TENSOR_SLOT].copy_from_slice(bytemuck::bytes_of(&slot));
+    }
+    fn op_base(&self) -> usize {
+        self.num_tensors * TENSOR_SLOT
+    }
+    fn op(&self, o: usize) -> OpSlot {
+        let at = self.op_base() + o * OP_SLOT;
+        bytemuck::pod_read_unaligned(&self.bytes[at..at + OP_SLOT])
+    }
+    fn set_op(&mut self, o: usize, slot: OpSlot) {
+        let at = self.op_base() + o * OP_SLOT;
+        self.bytes[at..at + OP_SLOT].copy_from_slice(bytemuck::bytes_of(&slot));
+    }
+}
+
+/// Planner view: activation tensors (not aliased), then each op's scratch buffer.
+impl Buffers for Tables<'_> {
+    fn count(&self) -> usize {
+        self.num_tensors + self.num_ops
+    }
+    fn lifetime(&self, i: usize) -> Option<Lifetime> {
+        if i < self.num_tensors {
+            let s = self.tensor(i);
+            (s.place == Place::Activation as u32 && s.alias == NOT_SET && s.first != NOT_SET).then_some(Lifetime {
+                size: s.len as usize,
+                first: s.first as usize,
+                last: s.last as usize,
+            })
+        } else {
+            let o = i - self.num_tensors;
+            let s = self.op(o);
+            (s.scratch_len > 0).then_some(Lifetime { size: s.scratch_len as usize, first: o, last: o })
+        }
+    }
+    fn offset(&self, i: usize) -> Option<usize> {
+        let off = if i < self.num_tensors { self.tensor(i).offset } else { self.op(i - self.num_tensors).scratch_offset };
+        (off != NOT_SET).then_some(off as usize)
+    }
+    fn set_offset(&mut self, i: usize, offset: Option<usize>) {
+        let off = offset.map_or(NOT_SET, |o| o as u32);
+        if i < self.num_tensors {
+            let mut s = self.tensor(i);
+            s.offset = off;
+            self.set_tensor(i, s);
+        } else {
+            let mut s = self.op(i - self.num_tensors);
+            s.scratch_offset = off;
+            self.set_op(i - self.num_tensors, s);
+        }
+    }
+}
+
+/// Runs one model in one caller-provided arena.
+pub struct Interpreter<'a> {
+    model: Model<'a>,
+    resolver: &'a dyn OpResolver,
+    options: InterpreterOptions,
+    /// The arena from its first 16-byte aligned byte.
+    arena: &'a mut [u8],
+    /// Where planned activations start in `arena`.
+    activations: usize,
+    used: usize,
+}
+
+impl<'a> Interpreter<'a> {
+    /// Prepares every op and plans every tensor into `arena`. Returns
+    /// [`Error::ArenaTooSmall`] with the bytes needed when it does not fit.
+    pub fn new(
+        model: &Model<'a>,
+        resolver: &'a dyn OpResolver,
+        arena: &'a mut [u8],
+        options: InterpreterOptions,
+    ) -> Result<Self> {
+        let model = *model;
+        let available = arena.len();
+        let skip = arena.as_ptr().align_offset(ARENA_ALIGN).min(available);
+        let arena = &mut arena[skip..];
+        let num_tensors = model.num_tensors();
+        let num_ops = model.num_ops();
+        let tables_len = align_up(
+            num_tensors.checked_mul(TENSOR_SLOT).and_then(|t| t.checked_add(num_ops.checked_mul(OP_SLOT)?)).ok_or(
+                Error::TooMany { what: "tensors", limit: u32::MAX as usize },
+            )?,
+            ARENA_ALIGN,
+        );
+        if tables_len > arena.len() {
+            let needed = skip + tables_len + Self::persistent_lower_bound(&model, resolver, &options)?;
+            return Err(Error::ArenaTooSmall { needed, available });
+        }
+        let (table_bytes, rest) = arena.split_at_mut(tables_len);
+        let mut tables = Tables { bytes: table_bytes, num_tensors, num_ops };
+        let mut cursor = 0; // within `rest`
+        for o in 0..num_ops {
+            let op = model.op(o)?;
+            let registration = resolver.lookup(op.code, op.version).ok_or(Error::UnsupportedOp { code: op.code, version: op.version })?;
+            let reg = resolver.registration(registration).ok_or(Error::UnsupportedOp { code: op.code, version: op.version })?;
+            let free = rest.get_mut(cursor..).unwrap_or(&mut []);
+            let mut ctx = PrepareContext { model: &model, op, options: &options, params: ParamWriter::new(free), scratch_bytes: 0 };
+            (reg.prepare)(&mut ctx)?;
+            let params_len = ctx.params.len();
+            let slot = OpSlot {
+                registration: to_u32(registration, "kernels")?,
+                params_offset: to_u32(tables_len + cursor, "arena bytes")?,
+                params_len: to_u32(params_len, "arena bytes")?,
+                scratch_offset: NOT_SET,
+                scratch_len: to_u32(align_up(ctx.scratch_bytes, ARENA_ALIGN), "arena bytes")?,
+                skip: 0,
+            };
+            tables.set_op(o, slot);
+            cursor = align_up(cursor + params_len, ARENA_ALIGN);
+        }
+        // Variable tensors persist across invokes.
+        for t in 0..num_tensors {
+            let meta = model.tensor(t)?;
+            let mut slot = TensorSlot { offset: 0, len: to_u32(meta.byte_len(), "arena bytes")?, place: Place::None as u32, first: NOT_SET, last: NOT_SET, alias: NOT_SET };
+            if let Some(data) = meta.data {
+                slot.place = Place::Model as u32;
+                slot.offset = to_u32(data.as_ptr() as usize - model.bytes().as_ptr() as usize, "model bytes")?;
+            } else if meta.is_variable {
+                slot.place = Place::Persistent as u32;
+                slot.offset = to_u32(tables_len + cursor, "arena bytes")?;
+                cursor = align_up(cursor + meta.byte_len(), ARENA_ALIGN);
+            } else {
+                slot.place = Place::Activation as u32;
+            }
+            tables.set_tensor(t, slot);
+        }
+        Self::trace_lifetimes(&model, resolver, &mut tables)?;
+        let activations = tables_len + cursor;
+        let plan_len = planner::plan(&mut tables, ARENA_ALIGN);
+        // Aliased tensors take their root's offset.
+        for t in 0..num_tensors {
+            let mut slot = tables.tensor(t);
+            if slot.alias != NOT_SET {
+                slot.offset = tables.tensor(slot.alias as usize).offset;
+                tables.set_tensor(t, slot);
+            }
+        }
+        let used = activations + plan_len;
+        if used > arena.len() {
+            return Err(Error::ArenaTooSmall { needed: skip + used, available });
+        }
+        let mut interpreter = Interpreter { model, resolver, options, arena, activations, used };
+        interpreter.reset_variables();
+        Ok(interpreter)
+    }
+
+    /// Persistent bytes the ops would need, computed without an arena (prepare writes nothing
+    /// when its parameter buffer is empty); used to report a lower bound.
+    fn persistent_lower_bound(model: &Model<'a>, resolver: &dyn OpResolver, options: &InterpreterOptions) -> Result<usize> {
+        let mut total = 0;
+        for o in 0..model.num_ops() {
+            let op = model.op(o)?;
+            let reg = resolver
+                .lookup(op.code, op.version)
+                .and_then(|r| resolver.registration(r))
+                .ok_or(Error::UnsupportedOp { code: op.code, version: op.version })?;
+            let mut ctx = PrepareContext { model, op, options, params: ParamWriter::new(&mut []), scratch_bytes: 0 };
+            (reg.prepare)(&mut ctx)?;
+            total += align_up(ctx.params.len(), ARENA_ALIGN);
+        }
+        for t in 0..model.num_tensors() {
+            let meta = model.tensor(t)?;
+            if meta.is_variable && meta.data.is_none() {
+                total += align_up(meta.byte_len(), ARENA_ALIGN);
+            }
+        }
+        Ok(total)
+    }
+
+    /// Fills first/last use of every activation, checks the data flow, and sets up aliases.
+    fn trace_lifetimes(model: &Model<'a>, resolver: &dyn OpResolver, tables: &mut Tables<'_>) -> Result<()> {
+        let num_ops = model.num_ops();
+        let end = num_ops.saturating_sub(1) as u32;
+        let touch = |tables: &mut Tables<'_>, t: usize, o: u32| {
+            let mut s = tables.tensor(t);
+            if s.place == Place::Activation as u32 {
+                s.first = s.first.min(o);
+                s.last = if s.last == NOT_SET { o } else { s.last.max(o) };
+                tables.set_tensor(t, s);
+            }
+        };
+        for i in 0..model.num_inputs() {
+            touch(tables, model.input_tensor(i)?, 0);
+        }
+        for o in 0..num_ops {
+            let op = model.op(o)?;
+            for t in op.inputs.iter().filter(|&t| t >= 0) {
+                let t = t as usize;
+                let s = tables.tensor(t);
+                if s.place == Place::Activation as u32 && s.first == NOT_SET {
+                    return Err(Error::BadGraph { tensor: t as u32, reason: "read before any operator writes it" });
+                }
+                touch(tables, t, o as u32);
+            }
+            for t in op.outputs.iter() {
+                let t = t as usize;
+                let s = tables.tensor(t);
+                if s.place != Place::Activation as u32 || s.first != NOT_SET {
+                    return Err(Error::BadGraph {
+                        tensor: t as u32,
+                        reason: "written twice, or an operator writes a constant, variable or input tensor",
+                    });
+                }
+                touch(tables, t, o as u32);
+            }
+        }
+        for i in 0..model.num_outputs() {
+            let t = model.output_tensor(i)?;
+            let s = tables.tensor(t);
+            if s.place == Place::Activation as u32 && s.first == NOT_SET {
+                return Err(Error::BadGraph { tensor: t as u32, reason: "graph output is never written" });
+            }
+            touch(tables, t, end);
+        }
+        // Ops whose output may share input 0's memory: merge the two lifetimes into the root's.
+        for o in 0..num_ops {
+            let op = model.op(o)?;
+            let reg = resolver.lookup(op.code, op.version).and_then(|r| resolver.registration(r));
+            if !reg.is_some_and(|r| r.aliases_input) {
+                continue;
+            }
+            let (Some(input), Some(output)) = (op.inputs.get(0), op.outputs.get(0)) else { continue };
+            if input < 0 {
+                continue;
+            }
+            let mut root = input as usize;
+            while tables.tensor(root).alias != NOT_SET {
+                root = tables.tensor(root).alias as usize;
+            }
+            let (r, mut out) = (tables.tensor(root), tables.tensor(output as usize));
+            if r.place != Place::Activation as u32 || r.len != out.len {
+                continue;
+            }
+            out.alias = root as u32;
+            tables.set_tensor(output as usize, out);
+            touch(tables, root, out.last);
+            let mut op_slot = tables.op(o);
+            op_slot.skip = 1;
+            tables.set_op(o, op_slot);
+        }
+        Ok(())
+    }
+
+    fn tensor_slot(&self, t: usize) -> TensorSlot {
+        bytemuck::pod_read_unaligned(&self.arena[t * TENSOR_SLOT..(t + 1) * TENSOR_SLOT])
+    }
+
+    fn op_slot(&self, o: usize) -> OpSlot {
+        let at = self.model.num_tensors() * TENSOR_SLOT + o * OP_SLOT;
+        bytemuck::pod_read_unaligned(&self.arena[at..at + OP_SLOT])
+    }
+
+    /// Range of tensor `t`'s bytes within the arena, or `None` if it is not in the arena.
+    fn arena_range(&self, t: usize) -> Option<(usize, usize)> {
+        let s = self.tensor_slot(t);
+        match s.place {
+            p if p == Place::Activation as u32 => Some((self.activations + s.offset as usize, s.len as usize)),
+            p if p == Place::Persistent as u32 => Some((s.offset as usize, s.len as usize)),
+            _ => None,
+        }
+    }
+
+    /// Runs every op once, in order.
+    pub fn invoke(&mut self) -> Result<()> {
+        let model = self.model;
+        let model_bytes = model.bytes();
+        for o in 0..model.num_ops() {
+            let slot = self.op_slot(o);
+            if slot.skip != 0 {
+                continue;
+            }
+            let op = model.op(o)?;
+            let reg: &Registration = self
+                .resolver
+                .registration(slot.registration as usize)
+                .ok_or(Error::UnsupportedOp { code: op.code, version: op.version })?;
+            let invalid = |reason| Error::InvalidOp { op: o as u32, code: op.code, reason };
+            if op.inputs.len() > MAX_INPUTS {
+                return Err(Error::TooMany { what: "op inputs", limit: MAX_INPUTS });
+            }
+            // Mutable buffers: outputs, variable inputs, scratch.
+            let mut ranges = [(0usize, 0usize); MAX_MUTABLES];
+            let mut n = 0;
+            let mut push = |range: (usize, usize)| -> Result<()> {
+                *ranges.get_mut(n).ok_or(Error::TooMany { what: "op outputs", limit: MAX_MUTABLES })? = range;
+                n += 1;
+                Ok(())
+            };
+            for t in op.outputs.iter() {
+                push(self.arena_range(t as usize).ok_or(invalid("output is not an activation"))?)?;
+            }
+            for t in op.inputs.iter().filter(|&t| t >= 0) {
+                if self.tensor_slot(t as usize).place == Place::Persistent as u32 {
+                    push(self.arena_range(t as usize).ok_or(invalid("bad variable tensor"))?)?;
+                }
+            }
+            if slot.scratch_len > 0 {
+                push((self.activations + slot.scratch_offset as usize, slot.scratch_len as usize))?;
+            }
+            // Immutable views: where each input lives.
+            let mut input_ranges = [None; MAX_INPUTS];
+            for (i, t) in op.inputs.iter().enumerate() {
+                if t < 0 {
+                    continue;
+                }
+                let s = self.tensor_slot(t as usize);
+                input_ranges[i] = match s.place {
+                    p if p == Place::Model as u32 => Some((true, s.offset as usize, s.len as usize)),
+                    p if p == Place::Activation as u32 => self.arena_range(t as usize).map(|(a, l)| (false, a, l)),
+                    _ => None,
+                };
+            }
+            let mut mutables: [&mut [u8]; MAX_MUTABLES] = Default::default();
+            let mut gaps: [(usize, &[u8]); MAX_MUTABLES + 1] = [(0, &[]); MAX_MUTABLES + 1];
+            let num_gaps = split_disjoint(self.arena, &ranges[..n], &mut mutables, &mut gaps).map_err(|_| invalid("tensors overlap"))?;
+            let gaps = &gaps[..num_gaps];
+            let mut inputs: [&[u8]; MAX_INPUTS] = [&[]; MAX_INPUTS];
+            for (i, r) in input_ranges.iter().enumerate() {
+                inputs[i] = match *r {
+                    None => &[],
+                    Some((true, start, len)) => model_bytes.get(start..start + len).ok_or(invalid("constant out of range"))?,
+                    Some((false, start, len)) => find_in_gaps(gaps, start, len).ok_or(invalid("input overlaps an output"))?,
+                };
+            }
+            let params = find_in_gaps(gaps, slot.params_offset as usize, slot.params_len as usize).ok_or(invalid("parameters overlap an output"))?;
+            let mut ctx = EvalContext { params, inputs, mutables, num_mutables: n };
+            (reg.eval)(&mut ctx)?;
+        }
+        Ok(())
+    }
+
+    /// Sets every variable (state) tensor to its zero point (int8) or zero, as TFLite does.
+    pub fn reset_variables(&mut self) {
+        for t in 0..self.model.num_tensors() {
+            let s = self.tensor_slot(t);
+            if s.place != Place::Persistent as u32 {
+                continue;
+            }
+            let value = match self.model.tensor(t) {
+                Ok(meta) if meta.dtype == DataType::Int8 => meta.scale_zero_point().1 as i8 as u8,
+                _ => 0,
+            };
+            let (start, len) = (s.offset as usize, s.len as usize);
+            if let Some(bytes) = self.arena.get_mut(start..start + len) {
+                bytes.fill(value);
+            }
+        }
+    }
+
+    /// Metadata (shape, type, quantization) of graph input `i`.
+    pub fn input_meta(&self, i: usize) -> Result<TensorMeta<'a>> {
+        self.model.tensor(self.model.input_tensor(i)?)
+    }
+
+    /// Metadata (shape, type, quantization) of graph output `i`.
+    pub fn output_meta(&self, i: usize) -> Result<TensorMeta<'a>> {
+        self.model.tensor(self.model.output_tensor(i)?)
+    }
+
+    /// Raw little-endian bytes of graph input `i`, to fill before `invoke`.
+    pub fn input_bytes_mut(&mut self, i: usize) -> Result<&mut [u8]> {
+        let t = self.model.input_tensor(i)?;
+        let (start, len) = self.arena_range(t).ok_or(Error::NoSuchTensor { index: i })?;
+        Ok(&mut self.arena[start..start + len])
+    }
+
+    /// Raw little-endian bytes of graph output `i`.
+    pub fn output_bytes(&self, i: usize) -> Result<&[u8]> {
+        let t = self.model.output_tensor(i)?;
+        self.tensor_bytes(t).ok_or(Error::NoSuchTensor { index: i })
+    }
+
+    /// Bytes of any tensor (activations are only meaningful while no later op reused them).
+    pub fn tensor_bytes(&self, t: usize) -> Option<&[u8]> {
+        let s = self.tensor_slot(t);
+        if s.place == Place::Model as u32 {
+            return self.model.bytes().get(s.offset as usize..(s.offset + s.len) as usize);
+        }
+        let (start, len) = self.arena_range(t)?;
+        self.arena.get(start..start + len)
+    }
+
+    /// Graph input `i` as a typed slice (the arena must be 16-byte aligned for multi-byte types,
+    /// which `new` guarantees).
+    pub fn input_mut<T: Element>(&mut self, i: usize) -> Result<&mut [T]> {
+        check_type::<T>(&self.input_meta(i)?)?;
+        bytemuck::try_cast_slice_mut(self.input_bytes_mut(i)?).map_err(|_| Error::Misaligned)
+    }
+
+    /// Graph output `i` as a typed slice.
+    pub fn output<T: Element>(&self, i: usize) -> Result<&[T]> {
+        check_type::<T>(&self.output_meta(i)?)?;
+        bytemuck::try_cast_slice(self.output_bytes(i)?).map_err(|_| Error::Misaligned)
+    }
+
+    /// Arena bytes this model needs with these kernels and options (from a 16-byte aligned start).
+    pub fn arena_used(&self) -> usize {
+        self.used
+    }
+
+    /// The verified model this interpreter runs.
+    pub fn model(&self) -> &Model<'a> {
+        &self.model
+    }
+
+    /// The options the interpreter was built with.
+    pub fn options(&self) -> InterpreterOptions {
+        self.options
+    }
+}
+
+fn check_type<T: Element>(meta: &TensorMeta<'_>) -> Result<()> {
+    if meta.dtype == T::DTYPE {
+        Ok(())
+    } else {
+        Err(Error::TypeMismatch { expected: T::DTYPE.name(), actual: meta.dtype.name() })
+    }
+}
+
+/// Splits `arena` into one mutable slice per range (ranges must not overlap) and the read-only
+/// gaps between them. Returns the number of gaps; `Err` if ranges overlap or leave the arena.
+fn split_disjoint<'b>(
+    arena: &'b mut [u8],
+    ranges: &[(usize, usize)],
+    mutables: &mut [&'b mut [u8]; MAX_MUTABLES],
+    gaps: &mut [(usize, &'b [u8]); MAX_MUTABLES + 1],
+) -> core::result::Result<usize, ()> {
+    let mut order = [0usize; MAX_MUTABLES];
+    for (i, o) in order.iter_mut().enumerate().take(ranges.len()) {
+        *o = i;
+    }
+    let order = &mut order[..ranges.len()];
+    order.sort_unstable_by_key(|&k| ranges[k].0);
+    let mut rest: &'b mut [u8] = arena;
+    let mut base = 0;
+    let mut num_gaps = 0;
+    for &k in order.iter() {
+        let (start, len) = ranges[k];
+        let gap_len = start.checked_sub(base).ok_or(())?;
+        if gap_len.checked_add(len).is_none_or(|end| end > rest.len()) {
+            return Err(());
+        }
+        let (gap, tail) = core::mem::take(&mut rest).split_at_mut(gap_len);
+        let (mutable, tail) = tail.split_at_mut(len);
+        gaps[num_gaps] = (base, gap);
+        num_gaps += 1;
+        mutables[k] = mutable;
+        rest = tail;
+        base = start + len;
+    }
+    gaps[num_gaps] = (base, rest);
+    Ok(num_gaps + 1)
+}
+
+/// The read-only bytes `[start, start + len)` if they lie inside one gap.
+fn find_in_gaps<'b>(gaps: &[(usize, &'b [u8])], start: usize, len: usize) -> Option<&'b [u8]> {
+    if len == 0 {
+        return Some(&[]);
+    }
+    gaps.iter().find_map(|&(base, gap)| {
+        let from = start.checked_sub(base)?;
+        gap.get(from..from.checked_add(len)?)
+    })
+}
+
+/// Exact arena bytes a model needs with a resolver and options, computed in `work` (any buffer
+/// large enough; on the host a generous `Vec`). Firmware declares its static arena with this size
+/// (plus up to 15 bytes if the arena is not 16-byte aligned).
+pub fn arena_bytes_needed(
+    model: &Model<'_>,
+    resolver: &dyn OpResolver,
+    work: &mut [u8],
+    options: InterpreterOptions,
+) -> Result<usize> {
+    Interpreter::new(model, resolver, work, options).map(|i| i.arena_used())
+}

@@ -1,0 +1,180 @@
+//! FULLY_CONNECTED: `output[b, o] = act(sum_d input[b, d] * filter[o, d] + bias[o])`.
+//!
+//! int8 (per-tensor or per-channel weights, int32 bias) and float32. Requantization follows the
+//! interpreter's [`Rounding`](crate::Rounding): TFLM's double rounding or LiteRT's single rounding.
+
+use crate::error::Result;
+use crate::fixedpoint::{multiply_by_quantized_multiplier, multiply_by_quantized_multiplier_single_round};
+use crate::kernels::util::{self, as_i8, as_i8_mut, read_f32, read_i32, write_f32};
+use crate::kernels::{known_max_version, EvalContext, PrepareContext, Registration};
+use crate::tensor::DataType;
+use crate::Rounding;
+use bytemuck::{Pod, Zeroable};
+use ferrolite_schema::tflite::{builtin, options_type};
+
+const REGISTRATION_CODE: i32 = builtin::FULLY_CONNECTED;
+
+pub static REGISTRATION: Registration = Registration {
+    code: REGISTRATION_CODE,
+    max_version: known_max_version(REGISTRATION_CODE),
+    aliases_input: false,
+    prepare,
+    eval,
+};
+
+const KIND_INT8: u32 = 0;
+const KIND_FLOAT: u32 = 1;
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct Params {
+    kind: u32,
+    batches: u32,
+    accum_depth: u32,
+    output_depth: u32,
+    has_bias: u32,
+    /// 1 when multipliers are per output channel, 0 for one shared multiplier.
+    per_channel: u32,
+    single_rounding: u32,
+    input_offset: i32,
+    filter_offset: i32,
+    output_offset: i32,
+    act_min: i32,
+    act_max: i32,
+    float_min: f32,
+    float_max: f32,
+}
+
+fn prepare(ctx: &mut PrepareContext<'_, '_>) -> Result<()> {
+    ctx.expect_io(2, 3, 1)?;
+    let input = ctx.input(0)?;
+    let filter = ctx.input(1)?;
+    let bias = ctx.optional_input(2)?;
+    let output = ctx.output(0)?;
+    let options = ctx.builtin_options(options_type::FULLY_CONNECTED)?;
+    let act = util::activation(ctx, match options {
+        Some(t) => t.scalar(0, 0i8)?,
+        None => 0,
+    })?;
+    let weights_format = match options {
+        Some(t) => t.scalar(1, 0i8)?,
+        None => 0,
+    };
+    ctx.ensure(weights_format == 0, "shuffled weights are not supported")?;
+    ctx.ensure(filter.shape.rank() == 2 && filter.is_constant(), "filter must be a constant 2-D tensor")?;
+    ctx.ensure(output.shape.rank() >= 1, "output must have rank >= 1")?;
+    let output_depth = filter.shape.dim(0);
+    let accum_depth = filter.shape.dim(1);
+    let out_rank = output.shape.rank();
+    ctx.ensure(output.shape.dim(out_rank - 1) == output_depth, "output depth differs from filter rows")?;
+    let batches = output.shape.elements_in(0..out_rank - 1);
+    ctx.ensure(input.shape.elements() == batches * accum_depth, "input size is not batches x filter columns")?;
+    if let Some(b) = &bias {
+        ctx.ensure(b.shape.elements() == output_depth && b.is_constant(), "bias must be constant with one value per output")?;
+    }
+    let mut params = Params {
+        kind: KIND_FLOAT,
+        batches: batches as u32,
+        accum_depth: accum_depth as u32,
+        output_depth: output_depth as u32,
+        has_bias: bias.is_some() as u32,
+        per_channel: 0,
+        single_rounding: (ctx.options.rounding == Rounding::Litert) as u32,
+        input_offset: 0,
+        filter_offset: 0,
+        output_offset: 0,
+        act_min: 0,
+        act_max: 0,
+        float_min: 0.0,
+        float_max: 0.0,
+    };
+    match input.dtype {
+        DataType::Float32 => {
+            for t in [&filter, &output] {
+                ctx.expect_type(t, DataType::Float32)?;
+            }
+            if let Some(b) = &bias {
+                ctx.expect_type(b, DataType::Float32)?;
+            }
+            (params.float_min, params.float_max) = util::float_activation_range(ctx, act)?;
+            ctx.push(&params);
+        }
+        DataType::Int8 => {
+            ctx.expect_type(&filter, DataType::Int8)?;
+            ctx.expect_type(&output, DataType::Int8)?;
+            if let Some(b) = &bias {
+                ctx.expect_type(b, DataType::Int32)?;
+            }
+            let (input_scale, input_zp) = ctx.quant(&input)?;
+            let (output_scale, output_zp) = ctx.quant(&output)?;
+            let filter_q = filter.quantization.ok_or(ctx.invalid("filter is not quantized"))?;
+            let channels = filter_q.len();
+            ctx.ensure(channels == 1 || channels == output_depth, "filter scales must be per-tensor or per output channel")?;
+            params.kind = KIND_INT8;
+            params.per_channel = (channels > 1) as u32;
+            params.input_offset = -input_zp;
+            params.filter_offset = -filter_q.zero_point(0);
+            params.output_offset = output_zp;
+            (params.act_min, params.act_max) = util::quantized_activation_range(ctx, act, &output)?;
+            ctx.push(&params);
+            // Multipliers for every channel, then shifts for every channel.
+            for pick_shift in [false, true] {
+                for c in 0..channels {
+                    let (m, s) = util::conv_multiplier(input_scale, filter_q.scale(c), output_scale);
+                    ctx.push_i32(if pick_shift { s } else { m });
+                }
+            }
+        }
+        _ => return Err(ctx.invalid("unsupported input type")),
+    }
+    Ok(())
+}
+
+fn eval(ctx: &mut EvalContext<'_>) -> Result<()> {
+    let mut reader = ctx.params();
+    let p: Params = reader.next();
+    let (input, filter, bias) = (ctx.input(0), ctx.input(1), ctx.input(2));
+    let (batches, depth, outputs) = (p.batches as usize, p.accum_depth as usize, p.output_depth as usize);
+    if p.kind == KIND_FLOAT {
+        let output = ctx.output(0);
+        for b in 0..batches {
+            for o in 0..outputs {
+                let mut total = 0.0f32;
+                for d in 0..depth {
+                    total += read_f32(input, b * depth + d) * read_f32(filter, o * depth + d);
+                }
+                if p.has_bias != 0 {
+                    total += read_f32(bias, o);
+                }
+                write_f32(output, b * outputs + o, total.clamp(p.float_min, p.float_max));
+            }
+        }
+        return Ok(());
+    }
+    let channels = if p.per_channel != 0 { outputs } else { 1 };
+    let multipliers = reader.i32s(channels);
+    let shifts = reader.i32s(channels);
+    let (input, filter) = (as_i8(input), as_i8(filter));
+    let output = as_i8_mut(ctx.output(0));
+    for b in 0..batches {
+        let row = &input[b * depth..(b + 1) * depth];
+        for o in 0..outputs {
+            let weights = &filter[o * depth..(o + 1) * depth];
+            let mut acc: i32 = 0;
+            for (&x, &w) in row.iter().zip(weights) {
+                acc = acc.wrapping_add((x as i32 + p.input_offset).wrapping_mul(w as i32 + p.filter_offset));
+            }
+            if p.has_bias != 0 {
+                acc = acc.wrapping_add(read_i32(bias, o));
+            }
+            let c = if p.per_channel != 0 { o } else { 0 };
+            let scaled = if p.single_rounding != 0 {
+                multiply_by_quantized_multiplier_single_round(acc, multipliers.get(c), shifts.get(c))
+            } else {
+                multiply_by_quantized_multiplier(acc, multipliers.get(c), shifts.get(c))
+            };
+            output[b * outputs + o] = scaled.saturating_add(p.output_offset).clamp(p.act_min, p.act_max) as i8;
+        }
+    }
+    Ok(())
+}

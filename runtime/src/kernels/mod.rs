@@ -1,0 +1,322 @@
+//! Kernels: one module per op. `prepare` validates the op against its tensors and precomputes
+//! everything (quantized multipliers, shapes) into a parameter blob kept in the arena; `eval` runs
+//! the hot loop with nothing left to check.
+
+use crate::error::{Error, Result};
+use crate::model::{Model, OpView};
+use crate::tensor::{DataType, TensorMeta};
+use crate::InterpreterOptions;
+use ferrolite_schema::reader::Table;
+use ferrolite_schema::tflite::builtin;
+
+pub mod util;
+
+/// Most inputs an op may have (UNIDIRECTIONAL_SEQUENCE_LSTM has 24).
+pub const MAX_INPUTS: usize = 24;
+/// Most mutable buffers an op may see at once: outputs, variable inputs, scratch.
+pub const MAX_MUTABLES: usize = 8;
+
+/// A kernel as the interpreter sees it: function pointers, so only resolved kernels are linked.
+pub struct Registration {
+    pub code: i32,
+    /// Highest op version the kernel implements.
+    pub max_version: i32,
+    /// Output 0 may share input 0's memory (RESHAPE, SQUEEZE): the op then costs nothing.
+    pub aliases_input: bool,
+    pub prepare: fn(&mut PrepareContext<'_, '_>) -> Result<()>,
+    pub eval: fn(&mut EvalContext<'_>) -> Result<()>,
+}
+
+/// (builtin code, highest version) of every op this runtime has a kernel for. Kept apart from
+/// the registrations so model verification does not link every kernel.
+const KNOWN_OPS: &[(i32, i32)] = &[
+    (builtin::ADD, 5),
+    (builtin::AVERAGE_POOL_2D, 3),
+    (builtin::CONCATENATION, 4),
+    (builtin::CONV_2D, 8),
+    (builtin::DEPTHWISE_CONV_2D, 7),
+    (builtin::DEQUANTIZE, 6),
+    (builtin::FULLY_CONNECTED, 13),
+    (builtin::LOGISTIC, 3),
+    (builtin::MAX_POOL_2D, 3),
+    (builtin::MUL, 7),
+    (builtin::RELU, 3),
+    (builtin::RELU6, 3),
+    (builtin::RESHAPE, 2),
+    (builtin::SOFTMAX, 3),
+    (builtin::SVDF, 4),
+    (builtin::TANH, 3),
+    (builtin::PAD, 4),
+    (builtin::TRANSPOSE, 6),
+    (builtin::MEAN, 3),
+    (builtin::SUB, 5),
+    (builtin::SQUEEZE, 2),
+    (builtin::UNIDIRECTIONAL_SEQUENCE_LSTM, 4),
+    (builtin::LOG_SOFTMAX, 2),
+    (builtin::QUANTIZE, 3),
+];
+
+/// Whether the runtime has a kernel for this op code and version.
+pub fn is_known(code: i32, version: i32) -> bool {
+    max_version(code).is_some_and(|max| (1..=max).contains(&version))
+}
+
+/// Highest supported version of an op, 0 when unsupported (for registrations' `max_version`).
+pub const fn known_max_version(code: i32) -> i32 {
+    match max_version(code) {
+        Some(v) => v,
+        None => 0,
+    }
+}
+
+/// Highest supported version of an op, if supported at all.
+pub const fn max_version(code: i32) -> Option<i32> {
+    let mut i = 0;
+    while i < KNOWN_OPS.len() {
+        if KNOWN_OPS[i].0 == code {
+            return Some(KNOWN_OPS[i].1);
+        }
+        i += 1;
+    }
+    None
+}
+
+/// Writes an op's parameter blob into the arena; counts without writing when out of room, so
+/// the interpreter can still report how many bytes were needed.
+pub struct ParamWriter<'p> {
+    buf: &'p mut [u8],
+    len: usize,
+}
+
+impl<'p> ParamWriter<'p> {
+    pub(crate) fn new(buf: &'p mut [u8]) -> Self {
+        ParamWriter { buf, len: 0 }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    fn push_bytes(&mut self, bytes: &[u8]) {
+        let end = self.len + bytes.len();
+        if let Some(dst) = self.buf.get_mut(self.len..end) {
+            dst.copy_from_slice(bytes);
+        }
+        self.len = end;
+    }
+}
+
+/// What a kernel's prepare step sees: the op, its tensors' metadata, and where to put parameters.
+pub struct PrepareContext<'a, 'p> {
+    pub model: &'p Model<'a>,
+    pub op: OpView<'a>,
+    pub options: &'p InterpreterOptions,
+    pub(crate) params: ParamWriter<'p>,
+    pub(crate) scratch_bytes: usize,
+}
+
+impl<'a> PrepareContext<'a, '_> {
+    /// An [`Error::InvalidOp`] for this op.
+    pub fn invalid(&self, reason: &'static str) -> Error {
+        Error::InvalidOp { op: self.op.index, code: self.op.code, reason }
+    }
+
+    /// `Ok` when `cond` holds, else [`Self::invalid`].
+    pub fn ensure(&self, cond: bool, reason: &'static str) -> Result<()> {
+        if cond {
+            Ok(())
+        } else {
+            Err(self.invalid(reason))
+        }
+    }
+
+    pub fn num_inputs(&self) -> usize {
+        self.op.inputs.len()
+    }
+
+    pub fn num_outputs(&self) -> usize {
+        self.op.outputs.len()
+    }
+
+    /// Input `i`, or `None` when the op omits it (index -1 or past the end).
+    pub fn optional_input(&self, i: usize) -> Result<Option<TensorMeta<'a>>> {
+        match self.op.inputs.get(i) {
+            Some(t) if t >= 0 => self.model.tensor(t as usize).map(Some),
+            _ => Ok(None),
+        }
+    }
+
+    /// Input `i`; an error naming the op when it is missing.
+    pub fn input(&self, i: usize) -> Result<TensorMeta<'a>> {
+        self.optional_input(i)?.ok_or(self.invalid("a required input is missing"))
+    }
+
+    /// Output `i`; an error naming the op when it is missing.
+    pub fn output(&self, i: usize) -> Result<TensorMeta<'a>> {
+        match self.op.outputs.get(i) {
+            Some(t) if t >= 0 => self.model.tensor(t as usize),
+            _ => Err(self.invalid("a required output is missing")),
+        }
+    }
+
+    /// Checks the op has between `min_inputs` and `max_inputs` inputs and exactly `outputs` outputs.
+    pub fn expect_io(&self, min_inputs: usize, max_inputs: usize, outputs: usize) -> Result<()> {
+        let n = self.num_inputs();
+        self.ensure((min_inputs..=max_inputs).contains(&n), "wrong number of inputs")?;
+        self.ensure(self.num_outputs() == outputs, "wrong number of outputs")
+    }
+
+    /// The builtin options table when its union tag is `tag`; `None` means "use defaults".
+    pub fn builtin_options(&self, tag: u8) -> Result<Option<Table<'a>>> {
+        Ok(self.op.table.builtin_options(tag)?)
+    }
+
+    /// Appends a plain-old-data value to the op's parameter blob.
+    pub fn push<T: bytemuck::Pod>(&mut self, value: &T) {
+        self.params.push_bytes(bytemuck::bytes_of(value));
+    }
+
+    /// Appends one i32 to the op's parameter blob (per-channel arrays).
+    pub fn push_i32(&mut self, value: i32) {
+        self.params.push_bytes(&value.to_le_bytes());
+    }
+
+    /// Current length of the parameter blob: the byte offset the next `push` lands at.
+    pub fn params_len(&self) -> usize {
+        self.params.len()
+    }
+
+    /// Asks for a scratch buffer of `bytes`, live only while this op runs (planned with activations).
+    pub fn request_scratch(&mut self, bytes: usize) {
+        self.scratch_bytes = bytes;
+    }
+
+    /// Error unless `t` has type `dtype`.
+    pub fn expect_type(&self, t: &TensorMeta<'_>, dtype: DataType) -> Result<()> {
+        self.ensure(t.dtype == dtype, "unsupported tensor type for this op")
+    }
+
+    /// Per-tensor (scale, zero point) of a quantized tensor; an error if it has none.
+    pub fn quant(&self, t: &TensorMeta<'_>) -> Result<(f32, i32)> {
+        match &t.quantization {
+            Some(q) if !q.is_empty() => Ok((q.scale(0), q.zero_point(0))),
+            _ => Err(self.invalid("a quantized tensor has no quantization parameters")),
+        }
+    }
+}
+
+/// Reads an op's parameter blob back in `eval`, in the order prepare pushed it.
+#[derive(Clone, Copy)]
+pub struct ParamReader<'e> {
+    bytes: &'e [u8],
+    pos: usize,
+}
+
+impl<'e> ParamReader<'e> {
+    /// The next plain-old-data value (zeroed if the blob is short, which prepare rules out).
+    pub fn next<T: bytemuck::Pod>(&mut self) -> T {
+        let size = core::mem::size_of::<T>();
+        let value = match self.bytes.get(self.pos..self.pos + size) {
+            Some(b) => bytemuck::pod_read_unaligned(b),
+            None => T::zeroed(),
+        };
+        self.pos += size;
+        value
+    }
+
+    /// The next `len` i32 values as an array view.
+    pub fn i32s(&mut self, len: usize) -> util::I32s<'e> {
+        let start = self.pos.min(self.bytes.len());
+        let end = (self.pos + 4 * len).min(self.bytes.len());
+        self.pos += 4 * len;
+        util::I32s::new(&self.bytes[start..end])
+    }
+}
+
+/// What a kernel's eval step sees: its parameter blob and its tensors' bytes.
+///
+/// Mutable buffers come in this order: outputs, then variable (state) inputs in input order,
+/// then the scratch buffer if prepare asked for one. Variable inputs read as empty in `input`.
+pub struct EvalContext<'e> {
+    pub(crate) params: &'e [u8],
+    pub(crate) inputs: [&'e [u8]; MAX_INPUTS],
+    pub(crate) mutables: [&'e mut [u8]; MAX_MUTABLES],
+    pub(crate) num_mutables: usize,
+}
+
+impl<'e> EvalContext<'e> {
+    pub fn params(&self) -> ParamReader<'e> {
+        ParamReader { bytes: self.params, pos: 0 }
+    }
+
+    /// Input `i`'s bytes (empty when the input is omitted or variable).
+    pub fn input(&self, i: usize) -> &'e [u8] {
+        self.inputs.get(i).copied().unwrap_or(&[])
+    }
+
+    /// Output `i`'s bytes.
+    pub fn output(&mut self, i: usize) -> &mut [u8] {
+        match self.mutables[..self.num_mutables].get_mut(i) {
+            Some(m) => m,
+            None => &mut [],
+        }
+    }
+
+    /// All mutable buffers at once (see the type's docs for their order).
+    pub fn mutables(&mut self) -> &mut [&'e mut [u8]] {
+        &mut self.mutables[..self.num_mutables]
+    }
+}
+
+pub mod add;
+pub mod average_pool_2d;
+pub mod concatenation;
+pub mod conv_2d;
+pub mod depthwise_conv_2d;
+pub mod dequantize;
+pub mod fully_connected;
+pub mod log_softmax;
+pub mod logistic;
+pub mod max_pool_2d;
+pub mod mean;
+pub mod mul;
+pub mod pad;
+pub mod quantize;
+pub mod relu;
+pub mod relu6;
+pub mod reshape;
+pub mod softmax;
+pub mod squeeze;
+pub mod sub;
+pub mod svdf;
+pub mod tanh;
+pub mod transpose;
+pub mod unidirectional_sequence_lstm;
+
+/// Every registration, for [`AllOpsResolver`](crate::AllOpsResolver).
+pub static ALL: &[&Registration] = &[
+    &add::REGISTRATION,
+    &average_pool_2d::REGISTRATION,
+    &concatenation::REGISTRATION,
+    &conv_2d::REGISTRATION,
+    &depthwise_conv_2d::REGISTRATION,
+    &dequantize::REGISTRATION,
+    &fully_connected::REGISTRATION,
+    &log_softmax::REGISTRATION,
+    &logistic::REGISTRATION,
+    &max_pool_2d::REGISTRATION,
+    &mean::REGISTRATION,
+    &mul::REGISTRATION,
+    &pad::REGISTRATION,
+    &quantize::REGISTRATION,
+    &relu::REGISTRATION,
+    &relu6::REGISTRATION,
+    &reshape::REGISTRATION,
+    &softmax::REGISTRATION,
+    &squeeze::REGISTRATION,
+    &sub::REGISTRATION,
+    &svdf::REGISTRATION,
+    &tanh::REGISTRATION,
+    &transpose::REGISTRATION,
+    &unidirectional_sequence_lstm::REGISTRATION,
+];

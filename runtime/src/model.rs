@@ -1,0 +1,274 @@
+//! A model verified once, up front, so nothing later has to trust the bytes.
+
+use crate::error::{Error, Result};
+use crate::kernels;
+use crate::tensor::{DataType, Quantization, Shape, TensorMeta};
+use ferrolite_schema::reader::{TableVector, Vector};
+use ferrolite_schema::tflite::{self, builtin};
+
+/// An operator of the executed subgraph, with its resolved code and version.
+#[derive(Clone, Copy, Debug)]
+pub struct OpView<'a> {
+    pub index: u32,
+    pub code: i32,
+    pub version: i32,
+    pub inputs: Vector<'a, i32>,
+    pub outputs: Vector<'a, i32>,
+    pub table: tflite::Operator<'a>,
+}
+
+/// A `.tflite` model whose structure has been verified; borrows the bytes (e.g. from flash).
+///
+/// `from_bytes` checks every offset, vector and string, every index, every shape and constant
+/// buffer size, the op codes against the runtime's kernels, and the data flow of the graph.
+/// Per-op type and shape checks run in each kernel's prepare step when the interpreter is built.
+#[derive(Clone, Copy, Debug)]
+pub struct Model<'a> {
+    bytes: &'a [u8],
+    root: tflite::Model<'a>,
+    buffers: TableVector<'a>,
+    opcodes: Option<TableVector<'a>>,
+    tensors: TableVector<'a>,
+    operators: Option<TableVector<'a>>,
+    inputs: Vector<'a, i32>,
+    outputs: Vector<'a, i32>,
+}
+
+fn required<T>(value: Option<T>, what: &'static str) -> Result<T> {
+    value.ok_or(Error::MissingField(what))
+}
+
+fn check_index(index: i64, len: usize, what: &'static str) -> Result<usize> {
+    usize::try_from(index).ok().filter(|&i| i < len).ok_or(Error::IndexOutOfRange { what, index, len })
+}
+
+impl<'a> Model<'a> {
+    /// Verifies the whole model and returns a view of it.
+    pub fn from_bytes(bytes: &'a [u8]) -> Result<Self> {
+        let root = tflite::Model::from_bytes(bytes)?;
+        let version = root.version()?;
+        if version != 3 {
+            return Err(Error::UnsupportedSchemaVersion(version));
+        }
+        let subgraphs = required(root.subgraphs()?, "subgraphs")?;
+        if subgraphs.is_empty() {
+            return Err(Error::MissingField("subgraphs"));
+        }
+        let buffers = required(root.buffers()?, "buffers")?;
+        let opcodes = root.operator_codes()?;
+        for i in 0..buffers.len() {
+            let buffer = tflite::Buffer(buffers.get(i)?);
+            buffer.data()?;
+            let (offset, size) = (buffer.offset()?, buffer.size()?);
+            if offset > 1 && offset.checked_add(size).is_none_or(|end| end > bytes.len() as u64) {
+                return Err(Error::IndexOutOfRange { what: "buffer offset", index: offset as i64, len: bytes.len() });
+            }
+        }
+        for i in 0..opcodes.map_or(0, |o| o.len()) {
+            let code = tflite::OperatorCode(required(opcodes, "operator_codes")?.get(i)?);
+            code.builtin_code()?;
+            code.version()?;
+            code.custom_code()?;
+        }
+        let main = tflite::SubGraph(subgraphs.get(0)?);
+        let tensors = required(main.tensors()?, "subgraph tensors")?;
+        let model = Model {
+            bytes,
+            root,
+            buffers,
+            opcodes,
+            tensors,
+            operators: main.operators()?,
+            inputs: required(main.inputs()?, "subgraph inputs")?,
+            outputs: required(main.outputs()?, "subgraph outputs")?,
+        };
+        for i in 0..subgraphs.len() {
+            model.verify_subgraph(tflite::SubGraph(subgraphs.get(i)?), i == 0)?;
+        }
+        Ok(model)
+    }
+
+    fn verify_subgraph(&self, sg: tflite::SubGraph<'a>, executed: bool) -> Result<()> {
+        let tensors = required(sg.tensors()?, "subgraph tensors")?;
+        for t in 0..tensors.len() {
+            self.read_tensor(tensors, t)?;
+        }
+        sg.name()?;
+        for io in [required(sg.inputs()?, "subgraph inputs")?, required(sg.outputs()?, "subgraph outputs")?] {
+            for i in io.iter() {
+                check_index(i as i64, tensors.len(), "tensor")?;
+            }
+        }
+        let Some(operators) = sg.operators()? else { return Ok(()) };
+        for o in 0..operators.len() {
+            let op = self.read_op(tflite::Operator(operators.get(o)?), o as u32, tensors.len())?;
+            if executed && !kernels::is_known(op.code, op.version) {
+                return Err(Error::UnsupportedOp { code: op.code, version: op.version });
+            }
+        }
+        Ok(())
+    }
+
+    fn read_op(&self, table: tflite::Operator<'a>, index: u32, num_tensors: usize) -> Result<OpView<'a>> {
+        let opcodes = required(self.opcodes, "operator_codes")?;
+        let opcode = check_index(table.opcode_index()? as i64, opcodes.len(), "opcode")?;
+        let code_table = tflite::OperatorCode(opcodes.get(opcode)?);
+        let code = code_table.builtin_code()?;
+        if code == builtin::CUSTOM {
+            return Err(Error::CustomOp { op: index });
+        }
+        let inputs = required(table.inputs()?, "operator inputs")?;
+        let outputs = required(table.outputs()?, "operator outputs")?;
+        for i in inputs.iter() {
+            if i != -1 {
+                check_index(i as i64, num_tensors, "tensor")?;
+            }
+        }
+        for i in outputs.iter() {
+            check_index(i as i64, num_tensors, "tensor")?;
+        }
+        if let Some(v) = table.intermediates()? {
+            for i in v.iter() {
+                check_index(i as i64, num_tensors, "tensor")?;
+            }
+        }
+        // Reading the options table validates its vtable whatever its type.
+        table.0.table(4)?;
+        Ok(OpView { index, code, version: code_table.version()?, inputs, outputs, table })
+    }
+
+    fn read_tensor(&self, tensors: TableVector<'a>, t: usize) -> Result<TensorMeta<'a>> {
+        let index = t as u32;
+        let table = tflite::Tensor(tensors.get(t)?);
+        let raw_type = table.type_raw()?;
+        let dtype = DataType::from_i8(raw_type).ok_or(Error::UnsupportedType { tensor: index, dtype: raw_type })?;
+        let element_size = dtype.element_size().ok_or(Error::UnsupportedType { tensor: index, dtype: raw_type })?;
+        let shape = Shape::from_vector(table.shape()?, index)?;
+        let byte_len = shape.elements().checked_mul(element_size).ok_or(Error::BadShape { tensor: index })?;
+        if table.has_sparsity()? {
+            return Err(Error::SparseTensor { tensor: index });
+        }
+        let buffer_index = check_index(table.buffer()? as i64, self.buffers.len(), "buffer")?;
+        let data = self.buffer_data(buffer_index)?;
+        if let Some(d) = data {
+            if d.len() != byte_len {
+                return Err(Error::BufferSizeMismatch { tensor: index, expected: byte_len, actual: d.len() });
+            }
+        }
+        let quantization = match table.quantization()? {
+            Some(q) => {
+                q.min()?;
+                q.max()?;
+                match q.scale()? {
+                    Some(scales) if !scales.is_empty() => {
+                        let zero_points = q.zero_point()?;
+                        let bad = Error::BadQuantization { tensor: index };
+                        if let Some(z) = zero_points {
+                            if z.len() != scales.len() || z.iter().any(|v| i32::try_from(v).is_err()) {
+                                return Err(bad);
+                            }
+                        }
+                        let qd = usize::try_from(q.quantized_dimension()?).map_err(|_| bad)?;
+                        if scales.len() > 1 && (qd >= shape.rank() || shape.dim(qd) != scales.len()) {
+                            return Err(bad);
+                        }
+                        if scales.iter().any(|s| !s.is_finite()) {
+                            return Err(bad);
+                        }
+                        Some(Quantization { scales, zero_points, quantized_dimension: qd })
+                    }
+                    _ => None,
+                }
+            }
+            None => None,
+        };
+        Ok(TensorMeta {
+            index,
+            dtype,
+            shape,
+            quantization,
+            data,
+            is_variable: table.is_variable()?,
+            name: table.name()?.unwrap_or(""),
+        })
+    }
+
+    /// Constant data of buffer `i`, or `None` for an empty buffer (activations).
+    fn buffer_data(&self, i: usize) -> Result<Option<&'a [u8]>> {
+        let buffer = tflite::Buffer(self.buffers.get(i)?);
+        let (offset, size) = (buffer.offset()?, buffer.size()?);
+        if offset > 1 {
+            let start = offset as usize;
+            let end = start.checked_add(size as usize).filter(|&e| e <= self.bytes.len());
+            let end = end.ok_or(Error::IndexOutOfRange { what: "buffer offset", index: offset as i64, len: self.bytes.len() })?;
+            return Ok(if size == 0 { None } else { Some(&self.bytes[start..end]) });
+        }
+        Ok(buffer.data()?.filter(|d| !d.is_empty()))
+    }
+
+    /// The model's bytes.
+    pub fn bytes(&self) -> &'a [u8] {
+        self.bytes
+    }
+
+    pub fn description(&self) -> Option<&'a str> {
+        self.root.description().ok().flatten()
+    }
+
+    pub fn num_tensors(&self) -> usize {
+        self.tensors.len()
+    }
+
+    /// Metadata of tensor `t` of the executed subgraph.
+    pub fn tensor(&self, t: usize) -> Result<TensorMeta<'a>> {
+        check_index(t as i64, self.tensors.len(), "tensor")?;
+        self.read_tensor(self.tensors, t)
+    }
+
+    pub fn num_ops(&self) -> usize {
+        self.operators.map_or(0, |o| o.len())
+    }
+
+    /// Operator `o` of the executed subgraph, in execution order.
+    pub fn op(&self, o: usize) -> Result<OpView<'a>> {
+        let ops = required(self.operators, "operators")?;
+        check_index(o as i64, ops.len(), "operator")?;
+        self.read_op(tflite::Operator(ops.get(o)?), o as u32, self.tensors.len())
+    }
+
+    pub fn num_inputs(&self) -> usize {
+        self.inputs.len()
+    }
+
+    pub fn num_outputs(&self) -> usize {
+        self.outputs.len()
+    }
+
+    /// Tensor index of graph input `i`.
+    pub fn input_tensor(&self, i: usize) -> Result<usize> {
+        self.inputs.get(i).map(|t| t as usize).ok_or(Error::NoSuchTensor { index: i })
+    }
+
+    /// Tensor index of graph output `i`.
+    pub fn output_tensor(&self, i: usize) -> Result<usize> {
+        self.outputs.get(i).map(|t| t as usize).ok_or(Error::NoSuchTensor { index: i })
+    }
+
+    /// Whether tensor `t` is one of the graph's outputs.
+    pub fn is_output(&self, t: usize) -> bool {
+        self.outputs.iter().any(|o| o as usize == t)
+    }
+
+    /// Whether tensor `t` is one of the graph's inputs.
+    pub fn is_input(&self, t: usize) -> bool {
+        self.inputs.iter().any(|o| o as usize == t)
+    }
+
+    /// Total bytes of constant tensor data in the executed subgraph.
+    pub fn constant_bytes(&self) -> usize {
+        (0..self.num_tensors())
+            .filter_map(|t| self.tensor(t).ok())
+            .filter_map(|m| m.data.map(|d| d.len()))
+            .sum()
+    }
+}

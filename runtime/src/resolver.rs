@@ -1,0 +1,66 @@
+//! Op resolvers decide which kernels are linked: firmware that registers six ops pays flash for six.
+
+use crate::error::{Error, Result};
+use crate::kernels::{self, Registration};
+
+/// Maps (builtin code, version) to a kernel registration by index, so the interpreter can keep
+/// plain integers in the arena.
+pub trait OpResolver {
+    /// Index of the registration that runs this op, if any.
+    fn lookup(&self, code: i32, version: i32) -> Option<usize>;
+    fn registration(&self, index: usize) -> Option<&'static Registration>;
+}
+
+fn find(regs: &[&'static Registration], code: i32, version: i32) -> Option<usize> {
+    regs.iter().position(|r| r.code == code && (1..=r.max_version).contains(&version))
+}
+
+/// A resolver with room for `N` kernels, filled by the application (like TFLM's
+/// `MicroMutableOpResolver<N>`).
+pub struct MutableOpResolver<const N: usize> {
+    regs: [Option<&'static Registration>; N],
+    len: usize,
+}
+
+impl<const N: usize> Default for MutableOpResolver<N> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<const N: usize> MutableOpResolver<N> {
+    pub const fn new() -> Self {
+        MutableOpResolver { regs: [None; N], len: 0 }
+    }
+
+    /// Registers a kernel; `Err(TooMany)` when the resolver is full.
+    pub fn add(&mut self, registration: &'static Registration) -> Result<&mut Self> {
+        let slot = self.regs.get_mut(self.len).ok_or(Error::TooMany { what: "kernels in resolver", limit: N })?;
+        *slot = Some(registration);
+        self.len += 1;
+        Ok(self)
+    }
+}
+
+impl<const N: usize> OpResolver for MutableOpResolver<N> {
+    fn lookup(&self, code: i32, version: i32) -> Option<usize> {
+        self.regs[..self.len]
+            .iter()
+            .position(|r| r.is_some_and(|r| r.code == code && (1..=r.max_version).contains(&version)))
+    }
+    fn registration(&self, index: usize) -> Option<&'static Registration> {
+        self.regs.get(index).copied().flatten()
+    }
+}
+
+/// Every kernel the runtime has (what hosts, the converter and the CLI use).
+pub struct AllOpsResolver;
+
+impl OpResolver for AllOpsResolver {
+    fn lookup(&self, code: i32, version: i32) -> Option<usize> {
+        find(kernels::ALL, code, version)
+    }
+    fn registration(&self, index: usize) -> Option<&'static Registration> {
+        kernels::ALL.get(index).copied()
+    }
+}

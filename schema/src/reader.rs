@@ -1,0 +1,289 @@
+//! A zero-copy flatbuffer reader that never trusts the bytes.
+//!
+//! Every access goes through bounds-checked reads and returns [`ReadError`] when an offset,
+//! vtable, vector or string would leave the buffer. No `alloc`, no `unsafe`: the runtime reads
+//! models straight from flash with it, and a hostile file can only produce an `Err`.
+
+use core::fmt;
+
+/// What was wrong with the bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReadError {
+    /// A read at `offset` of `len` bytes would leave the buffer.
+    OutOfBounds { offset: usize, len: usize },
+    /// A vtable is shorter than its header, odd-sized, or a field lies outside its table.
+    BadVtable { offset: usize },
+    /// The 4-byte file identifier is not the expected one.
+    BadIdentifier,
+    /// A string is not UTF-8.
+    BadUtf8 { offset: usize },
+}
+
+impl fmt::Display for ReadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            ReadError::OutOfBounds { offset, len } => {
+                write!(f, "flatbuffer read of {len} bytes at offset {offset} is out of bounds")
+            }
+            ReadError::BadVtable { offset } => write!(f, "malformed flatbuffer vtable at offset {offset}"),
+            ReadError::BadIdentifier => write!(f, "file identifier is not TFL3"),
+            ReadError::BadUtf8 { offset } => write!(f, "string at offset {offset} is not UTF-8"),
+        }
+    }
+}
+
+pub type Result<T> = core::result::Result<T, ReadError>;
+
+/// Returns `buf[offset..offset + len]` or an error; never panics, even on overflow.
+#[inline]
+pub fn bytes_at(buf: &[u8], offset: usize, len: usize) -> Result<&[u8]> {
+    offset
+        .checked_add(len)
+        .and_then(|end| buf.get(offset..end))
+        .ok_or(ReadError::OutOfBounds { offset, len })
+}
+
+/// A little-endian scalar that can live in a flatbuffer.
+pub trait Scalar: Copy + 'static {
+    const SIZE: usize;
+    /// Decodes from exactly `SIZE` little-endian bytes.
+    fn from_le(bytes: &[u8]) -> Self;
+}
+
+macro_rules! impl_scalar {
+    ($($t:ty),*) => {$(
+        impl Scalar for $t {
+            const SIZE: usize = core::mem::size_of::<$t>();
+            #[inline]
+            fn from_le(bytes: &[u8]) -> Self {
+                let mut raw = [0u8; core::mem::size_of::<$t>()];
+                raw.copy_from_slice(&bytes[..Self::SIZE]);
+                <$t>::from_le_bytes(raw)
+            }
+        }
+    )*};
+}
+impl_scalar!(u8, i8, u16, i16, u32, i32, u64, i64, f32, f64);
+
+impl Scalar for bool {
+    const SIZE: usize = 1;
+    #[inline]
+    fn from_le(bytes: &[u8]) -> Self {
+        bytes[0] != 0
+    }
+}
+
+/// Reads a scalar at `offset`, bounds-checked.
+#[inline]
+pub fn read_scalar<T: Scalar>(buf: &[u8], offset: usize) -> Result<T> {
+    bytes_at(buf, offset, T::SIZE).map(T::from_le)
+}
+
+/// Follows a `uoffset_t` stored at `offset` to the position it points at.
+fn follow_uoffset(buf: &[u8], offset: usize) -> Result<usize> {
+    let rel = read_scalar::<u32>(buf, offset)? as usize;
+    let target = offset.checked_add(rel).ok_or(ReadError::OutOfBounds { offset, len: rel })?;
+    if target >= buf.len() {
+        return Err(ReadError::OutOfBounds { offset: target, len: 1 });
+    }
+    Ok(target)
+}
+
+/// Checks the 4-byte file identifier that follows the root offset.
+pub fn has_identifier(buf: &[u8], ident: &[u8; 4]) -> bool {
+    matches!(bytes_at(buf, 4, 4), Ok(id) if id == ident)
+}
+
+/// The root table of a finished flatbuffer.
+pub fn root_table(buf: &[u8]) -> Result<Table<'_>> {
+    Table::at(buf, follow_uoffset(buf, 0)?)
+}
+
+/// A table whose vtable has been checked to lie inside the buffer.
+#[derive(Clone, Copy, Debug)]
+pub struct Table<'a> {
+    buf: &'a [u8],
+    pos: usize,
+    vtable: usize,
+    vtable_len: usize,
+    object_len: usize,
+}
+
+impl<'a> Table<'a> {
+    /// Opens the table at `pos`, validating its vtable header and object extent.
+    pub fn at(buf: &'a [u8], pos: usize) -> Result<Self> {
+        let soffset = read_scalar::<i32>(buf, pos)? as i64;
+        let vtable = pos as i64 - soffset;
+        if vtable < 0 || vtable as u64 > buf.len() as u64 {
+            return Err(ReadError::BadVtable { offset: pos });
+        }
+        let vtable = vtable as usize;
+        let vtable_len = read_scalar::<u16>(buf, vtable)? as usize;
+        let object_len = read_scalar::<u16>(buf, vtable + 2)? as usize;
+        if vtable_len < 4 || vtable_len % 2 != 0 || object_len < 4 {
+            return Err(ReadError::BadVtable { offset: vtable });
+        }
+        bytes_at(buf, vtable, vtable_len)?;
+        bytes_at(buf, pos, object_len)?;
+        Ok(Table { buf, pos, vtable, vtable_len, object_len })
+    }
+
+    /// The buffer this table lives in.
+    pub fn buffer(&self) -> &'a [u8] {
+        self.buf
+    }
+
+    /// Absolute position of field `id` with `size` bytes, if present; checks it lies in the object.
+    fn field(&self, id: u16, size: usize) -> Result<Option<usize>> {
+        let slot = 4 + 2 * id as usize;
+        if slot + 2 > self.vtable_len {
+            return Ok(None);
+        }
+        let rel = read_scalar::<u16>(self.buf, self.vtable + slot)? as usize;
+        if rel == 0 {
+            return Ok(None);
+        }
+        if rel < 4 || rel + size > self.object_len {
+            return Err(ReadError::BadVtable { offset: self.vtable });
+        }
+        Ok(Some(self.pos + rel))
+    }
+
+    /// A scalar field, or `default` when absent.
+    pub fn scalar<T: Scalar>(&self, id: u16, default: T) -> Result<T> {
+        match self.field(id, T::SIZE)? {
+            Some(at) => read_scalar(self.buf, at),
+            None => Ok(default),
+        }
+    }
+
+    /// Position a reference field (table, vector, string) points at.
+    fn reference(&self, id: u16) -> Result<Option<usize>> {
+        match self.field(id, 4)? {
+            Some(at) => follow_uoffset(self.buf, at).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// A sub-table field.
+    pub fn table(&self, id: u16) -> Result<Option<Table<'a>>> {
+        match self.reference(id)? {
+            Some(at) => Table::at(self.buf, at).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// A vector-of-scalars field.
+    pub fn vector<T: Scalar>(&self, id: u16) -> Result<Option<Vector<'a, T>>> {
+        match self.reference(id)? {
+            Some(at) => Vector::at(self.buf, at).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// A vector-of-bytes field as a plain slice.
+    pub fn bytes(&self, id: u16) -> Result<Option<&'a [u8]>> {
+        Ok(self.vector::<u8>(id)?.map(|v| v.as_bytes()))
+    }
+
+    /// A vector-of-tables field.
+    pub fn tables(&self, id: u16) -> Result<Option<TableVector<'a>>> {
+        match self.reference(id)? {
+            Some(at) => {
+                let offsets = Vector::<u32>::at(self.buf, at)?;
+                Ok(Some(TableVector { buf: self.buf, offsets }))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// A string field.
+    pub fn string(&self, id: u16) -> Result<Option<&'a str>> {
+        match self.vector::<u8>(id)? {
+            Some(v) => core::str::from_utf8(v.as_bytes())
+                .map(Some)
+                .map_err(|_| ReadError::BadUtf8 { offset: v.start }),
+            None => Ok(None),
+        }
+    }
+}
+
+/// A vector of scalars whose whole extent was checked to lie in the buffer.
+#[derive(Clone, Copy, Debug)]
+pub struct Vector<'a, T: Scalar> {
+    bytes: &'a [u8],
+    start: usize,
+    len: usize,
+    _marker: core::marker::PhantomData<T>,
+}
+
+impl<'a, T: Scalar> Vector<'a, T> {
+    fn at(buf: &'a [u8], pos: usize) -> Result<Self> {
+        let len = read_scalar::<u32>(buf, pos)? as usize;
+        let start = pos + 4;
+        let byte_len = len
+            .checked_mul(T::SIZE)
+            .ok_or(ReadError::OutOfBounds { offset: start, len: usize::MAX })?;
+        let bytes = bytes_at(buf, start, byte_len)?;
+        Ok(Vector { bytes, start, len, _marker: core::marker::PhantomData })
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Element `i`, or `None` past the end.
+    #[inline]
+    pub fn get(&self, i: usize) -> Option<T> {
+        if i < self.len {
+            Some(T::from_le(&self.bytes[i * T::SIZE..]))
+        } else {
+            None
+        }
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = T> + 'a {
+        let bytes = self.bytes;
+        bytes.chunks_exact(T::SIZE).map(T::from_le)
+    }
+
+    /// The raw little-endian bytes of the vector.
+    pub fn as_bytes(&self) -> &'a [u8] {
+        self.bytes
+    }
+
+    /// Offset of the first element within the whole buffer.
+    pub fn offset_in_buffer(&self) -> usize {
+        self.start
+    }
+}
+
+/// A vector of tables; each element is validated when it is fetched.
+#[derive(Clone, Copy, Debug)]
+pub struct TableVector<'a> {
+    buf: &'a [u8],
+    offsets: Vector<'a, u32>,
+}
+
+impl<'a> TableVector<'a> {
+    pub fn len(&self) -> usize {
+        self.offsets.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.offsets.is_empty()
+    }
+
+    /// Table `i`; `Err` when `i` is out of range or the table is malformed.
+    pub fn get(&self, i: usize) -> Result<Table<'a>> {
+        if i >= self.offsets.len() {
+            return Err(ReadError::OutOfBounds { offset: self.offsets.start, len: i.saturating_add(1) * 4 });
+        }
+        let slot = self.offsets.start + 4 * i;
+        Table::at(self.buf, follow_uoffset(self.buf, slot)?)
+    }
+}
