@@ -81,10 +81,9 @@ impl fmt::Display for Error {
                 write!(f, "tensor {tensor} has unsupported type {dtype}")
             }
             Error::BadShape { tensor } => write!(f, "tensor {tensor} has an invalid shape"),
-            Error::BufferSizeMismatch { tensor, expected, actual } => write!(
-                f,
-                "tensor {tensor}: constant buffer holds {actual} bytes, its shape and type need {expected}"
-            ),
+            Error::BufferSizeMismatch { tensor, expected, actual } => {
+                write!(f, "tensor {tensor}: constant buffer holds {actual} bytes, its shape and type need {expected}")
+            }
             Error::BadQuantization { tensor } => write!(f, "tensor {tensor} has malformed quantization parameters"),
             Error::SparseTensor { tensor } => write!(f, "tensor {tensor} is sparse, which is not supported"),
             Error::BadGraph { tensor, reason } => write!(f, "tensor {tensor}: {reason}"),

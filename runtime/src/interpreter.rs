@@ -126,7 +126,8 @@ impl Buffers for Tables<'_> {
         }
     }
     fn offset(&self, i: usize) -> Option<usize> {
-        let off = if i < self.num_tensors { self.tensor(i).offset } else { self.op(i - self.num_tensors).scratch_offset };
+        let off =
+            if i < self.num_tensors { self.tensor(i).offset } else { self.op(i - self.num_tensors).scratch_offset };
         (off != NOT_SET).then_some(off as usize)
     }
     fn set_offset(&mut self, i: usize, offset: Option<usize>) {
@@ -171,9 +172,10 @@ impl<'a> Interpreter<'a> {
         let num_tensors = model.num_tensors();
         let num_ops = model.num_ops();
         let tables_len = align_up(
-            num_tensors.checked_mul(TENSOR_SLOT).and_then(|t| t.checked_add(num_ops.checked_mul(OP_SLOT)?)).ok_or(
-                Error::TooMany { what: "tensors", limit: u32::MAX as usize },
-            )?,
+            num_tensors
+                .checked_mul(TENSOR_SLOT)
+                .and_then(|t| t.checked_add(num_ops.checked_mul(OP_SLOT)?))
+                .ok_or(Error::TooMany { what: "tensors", limit: u32::MAX as usize })?,
             ARENA_ALIGN,
         );
         if tables_len > arena.len() {
@@ -185,10 +187,20 @@ impl<'a> Interpreter<'a> {
         let mut cursor = 0; // within `rest`
         for o in 0..num_ops {
             let op = model.op(o)?;
-            let registration = resolver.lookup(op.code, op.version).ok_or(Error::UnsupportedOp { code: op.code, version: op.version })?;
-            let reg = resolver.registration(registration).ok_or(Error::UnsupportedOp { code: op.code, version: op.version })?;
+            let registration = resolver
+                .lookup(op.code, op.version)
+                .ok_or(Error::UnsupportedOp { code: op.code, version: op.version })?;
+            let reg = resolver
+                .registration(registration)
+                .ok_or(Error::UnsupportedOp { code: op.code, version: op.version })?;
             let free = rest.get_mut(cursor..).unwrap_or(&mut []);
-            let mut ctx = PrepareContext { model: &model, op, options: &options, params: ParamWriter::new(free), scratch_bytes: 0 };
+            let mut ctx = PrepareContext {
+                model: &model,
+                op,
+                options: &options,
+                params: ParamWriter::new(free),
+                scratch_bytes: 0,
+            };
             (reg.prepare)(&mut ctx)?;
             let params_len = ctx.params.len();
             let slot = OpSlot {
@@ -205,7 +217,14 @@ impl<'a> Interpreter<'a> {
         // Variable tensors persist across invokes.
         for t in 0..num_tensors {
             let meta = model.tensor(t)?;
-            let mut slot = TensorSlot { offset: 0, len: to_u32(meta.byte_len(), "arena bytes")?, place: Place::None as u32, first: NOT_SET, last: NOT_SET, alias: NOT_SET };
+            let mut slot = TensorSlot {
+                offset: 0,
+                len: to_u32(meta.byte_len(), "arena bytes")?,
+                place: Place::None as u32,
+                first: NOT_SET,
+                last: NOT_SET,
+                alias: NOT_SET,
+            };
             if let Some(data) = meta.data {
                 slot.place = Place::Model as u32;
                 slot.offset = to_u32(data.as_ptr() as usize - model.bytes().as_ptr() as usize, "model bytes")?;
@@ -240,7 +259,11 @@ impl<'a> Interpreter<'a> {
 
     /// Persistent bytes the ops would need, computed without an arena (prepare writes nothing
     /// when its parameter buffer is empty); used to report a lower bound.
-    fn persistent_lower_bound(model: &Model<'a>, resolver: &dyn OpResolver, options: &InterpreterOptions) -> Result<usize> {
+    fn persistent_lower_bound(
+        model: &Model<'a>,
+        resolver: &dyn OpResolver,
+        options: &InterpreterOptions,
+    ) -> Result<usize> {
         let mut total = 0;
         for o in 0..model.num_ops() {
             let op = model.op(o)?;
@@ -406,17 +429,23 @@ impl<'a> Interpreter<'a> {
             }
             let mut mutables: [&mut [u8]; MAX_MUTABLES] = Default::default();
             let mut gaps: [(usize, &[u8]); MAX_MUTABLES + 1] = [(0, &[]); MAX_MUTABLES + 1];
-            let num_gaps = split_disjoint(self.arena, &ranges[..n], &mut mutables, &mut gaps).map_err(|_| invalid("tensors overlap"))?;
+            let num_gaps = split_disjoint(self.arena, &ranges[..n], &mut mutables, &mut gaps)
+                .map_err(|_| invalid("tensors overlap"))?;
             let gaps = &gaps[..num_gaps];
             let mut inputs: [&[u8]; MAX_INPUTS] = [&[]; MAX_INPUTS];
             for (i, r) in input_ranges.iter().enumerate() {
                 inputs[i] = match *r {
                     None => &[],
-                    Some((true, start, len)) => model_bytes.get(start..start + len).ok_or(invalid("constant out of range"))?,
-                    Some((false, start, len)) => find_in_gaps(gaps, start, len).ok_or(invalid("input overlaps an output"))?,
+                    Some((true, start, len)) => {
+                        model_bytes.get(start..start + len).ok_or(invalid("constant out of range"))?
+                    }
+                    Some((false, start, len)) => {
+                        find_in_gaps(gaps, start, len).ok_or(invalid("input overlaps an output"))?
+                    }
                 };
             }
-            let params = find_in_gaps(gaps, slot.params_offset as usize, slot.params_len as usize).ok_or(invalid("parameters overlap an output"))?;
+            let params = find_in_gaps(gaps, slot.params_offset as usize, slot.params_len as usize)
+                .ok_or(invalid("parameters overlap an output"))?;
             let mut ctx = EvalContext { params, inputs, mutables, num_mutables: n };
             (reg.eval)(&mut ctx)?;
         }

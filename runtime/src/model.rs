@@ -200,7 +200,11 @@ impl<'a> Model<'a> {
         if offset > 1 {
             let start = offset as usize;
             let end = start.checked_add(size as usize).filter(|&e| e <= self.bytes.len());
-            let end = end.ok_or(Error::IndexOutOfRange { what: "buffer offset", index: offset as i64, len: self.bytes.len() })?;
+            let end = end.ok_or(Error::IndexOutOfRange {
+                what: "buffer offset",
+                index: offset as i64,
+                len: self.bytes.len(),
+            })?;
             return Ok(if size == 0 { None } else { Some(&self.bytes[start..end]) });
         }
         Ok(buffer.data()?.filter(|d| !d.is_empty()))
@@ -266,9 +270,6 @@ impl<'a> Model<'a> {
 
     /// Total bytes of constant tensor data in the executed subgraph.
     pub fn constant_bytes(&self) -> usize {
-        (0..self.num_tensors())
-            .filter_map(|t| self.tensor(t).ok())
-            .filter_map(|m| m.data.map(|d| d.len()))
-            .sum()
+        (0..self.num_tensors()).filter_map(|t| self.tensor(t).ok()).filter_map(|m| m.data.map(|d| d.len())).sum()
     }
 }

@@ -113,7 +113,8 @@ mod tests {
     #[test]
     fn a_chain_reuses_memory_and_live_buffers_never_overlap() {
         // A chain a -> b -> c -> d: only neighbours are alive together.
-        let mut t = Table { lifetimes: [lt(100, 0, 1), lt(50, 1, 2), lt(100, 2, 3), lt(30, 3, 4), None], offsets: [None; 5] };
+        let mut t =
+            Table { lifetimes: [lt(100, 0, 1), lt(50, 1, 2), lt(100, 2, 3), lt(30, 3, 4), None], offsets: [None; 5] };
         let total = plan(&mut t, 16);
         assert_eq!(t.offsets[4], None);
         for i in 0..4 {

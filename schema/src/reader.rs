@@ -37,10 +37,7 @@ pub type Result<T> = core::result::Result<T, ReadError>;
 /// Returns `buf[offset..offset + len]` or an error; never panics, even on overflow.
 #[inline]
 pub fn bytes_at(buf: &[u8], offset: usize, len: usize) -> Result<&[u8]> {
-    offset
-        .checked_add(len)
-        .and_then(|end| buf.get(offset..end))
-        .ok_or(ReadError::OutOfBounds { offset, len })
+    offset.checked_add(len).and_then(|end| buf.get(offset..end)).ok_or(ReadError::OutOfBounds { offset, len })
 }
 
 /// A little-endian scalar that can live in a flatbuffer.
@@ -120,7 +117,7 @@ impl<'a> Table<'a> {
         let vtable = vtable as usize;
         let vtable_len = read_scalar::<u16>(buf, vtable)? as usize;
         let object_len = read_scalar::<u16>(buf, vtable + 2)? as usize;
-        if vtable_len < 4 || vtable_len % 2 != 0 || object_len < 4 {
+        if vtable_len < 4 || !vtable_len.is_multiple_of(2) || object_len < 4 {
             return Err(ReadError::BadVtable { offset: vtable });
         }
         bytes_at(buf, vtable, vtable_len)?;
@@ -200,9 +197,7 @@ impl<'a> Table<'a> {
     /// A string field.
     pub fn string(&self, id: u16) -> Result<Option<&'a str>> {
         match self.vector::<u8>(id)? {
-            Some(v) => core::str::from_utf8(v.as_bytes())
-                .map(Some)
-                .map_err(|_| ReadError::BadUtf8 { offset: v.start }),
+            Some(v) => core::str::from_utf8(v.as_bytes()).map(Some).map_err(|_| ReadError::BadUtf8 { offset: v.start }),
             None => Ok(None),
         }
     }
@@ -221,9 +216,7 @@ impl<'a, T: Scalar> Vector<'a, T> {
     fn at(buf: &'a [u8], pos: usize) -> Result<Self> {
         let len = read_scalar::<u32>(buf, pos)? as usize;
         let start = pos + 4;
-        let byte_len = len
-            .checked_mul(T::SIZE)
-            .ok_or(ReadError::OutOfBounds { offset: start, len: usize::MAX })?;
+        let byte_len = len.checked_mul(T::SIZE).ok_or(ReadError::OutOfBounds { offset: start, len: usize::MAX })?;
         let bytes = bytes_at(buf, start, byte_len)?;
         Ok(Vector { bytes, start, len, _marker: core::marker::PhantomData })
     }

@@ -52,10 +52,13 @@ fn prepare(ctx: &mut PrepareContext<'_, '_>) -> Result<()> {
     let bias = ctx.optional_input(2)?;
     let output = ctx.output(0)?;
     let options = ctx.builtin_options(options_type::FULLY_CONNECTED)?;
-    let act = util::activation(ctx, match options {
-        Some(t) => t.scalar(0, 0i8)?,
-        None => 0,
-    })?;
+    let act = util::activation(
+        ctx,
+        match options {
+            Some(t) => t.scalar(0, 0i8)?,
+            None => 0,
+        },
+    )?;
     let weights_format = match options {
         Some(t) => t.scalar(1, 0i8)?,
         None => 0,
@@ -70,7 +73,10 @@ fn prepare(ctx: &mut PrepareContext<'_, '_>) -> Result<()> {
     let batches = output.shape.elements_in(0..out_rank - 1);
     ctx.ensure(input.shape.elements() == batches * accum_depth, "input size is not batches x filter columns")?;
     if let Some(b) = &bias {
-        ctx.ensure(b.shape.elements() == output_depth && b.is_constant(), "bias must be constant with one value per output")?;
+        ctx.ensure(
+            b.shape.elements() == output_depth && b.is_constant(),
+            "bias must be constant with one value per output",
+        )?;
     }
     let mut params = Params {
         kind: KIND_FLOAT,
@@ -109,7 +115,10 @@ fn prepare(ctx: &mut PrepareContext<'_, '_>) -> Result<()> {
             let (output_scale, output_zp) = ctx.quant(&output)?;
             let filter_q = filter.quantization.ok_or(ctx.invalid("filter is not quantized"))?;
             let channels = filter_q.len();
-            ctx.ensure(channels == 1 || channels == output_depth, "filter scales must be per-tensor or per output channel")?;
+            ctx.ensure(
+                channels == 1 || channels == output_depth,
+                "filter scales must be per-tensor or per output channel",
+            )?;
             params.kind = KIND_INT8;
             params.per_channel = (channels > 1) as u32;
             params.input_offset = -input_zp;
@@ -132,7 +141,7 @@ fn prepare(ctx: &mut PrepareContext<'_, '_>) -> Result<()> {
 
 fn eval(ctx: &mut EvalContext<'_>) -> Result<()> {
     let mut reader = ctx.params();
-    let p: Params = reader.next();
+    let p: Params = reader.read();
     let (input, filter, bias) = (ctx.input(0), ctx.input(1), ctx.input(2));
     let (batches, depth, outputs) = (p.batches as usize, p.accum_depth as usize, p.output_depth as usize);
     if p.kind == KIND_FLOAT {

@@ -214,7 +214,7 @@ pub struct ParamReader<'e> {
 
 impl<'e> ParamReader<'e> {
     /// The next plain-old-data value (zeroed if the blob is short, which prepare rules out).
-    pub fn next<T: bytemuck::Pod>(&mut self) -> T {
+    pub fn read<T: bytemuck::Pod>(&mut self) -> T {
         let size = core::mem::size_of::<T>();
         let value = match self.bytes.get(self.pos..self.pos + size) {
             Some(b) => bytemuck::pod_read_unaligned(b),
