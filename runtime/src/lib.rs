@@ -14,7 +14,6 @@
 #![forbid(unsafe_code)]
 
 pub mod error;
-#[path = "fixedpoint_stub.rs"]
 pub mod fixedpoint;
 pub mod interpreter;
 pub mod kernels;

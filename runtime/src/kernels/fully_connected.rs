@@ -141,7 +141,7 @@ fn prepare(ctx: &mut PrepareContext<'_, '_>) -> Result<()> {
 
 fn eval(ctx: &mut EvalContext<'_>) -> Result<()> {
     let mut reader = ctx.params();
-    let p: Params = reader.read();
+    let p: Params = reader.next();
     let (input, filter, bias) = (ctx.input(0), ctx.input(1), ctx.input(2));
     let (batches, depth, outputs) = (p.batches as usize, p.accum_depth as usize, p.output_depth as usize);
     if p.kind == KIND_FLOAT {

@@ -1,7 +1,16 @@
-//! PAD (not implemented yet).
+//! PAD: surrounds the input with `paddings[d] = [before, after]` cells per dimension, filled with
+//! the output zero point (int8), zero (int16, int32, float32), or the optional third input's
+//! scalar (PADV2 style, which TFLite's PAD kernels also accept).
+//!
+//! As TFLite's `reference_ops::Pad`: up to 5 dimensions (shapes are left-padded to 5-D), the
+//! paddings a constant `[rank, 2]` tensor (int32, or int64 as LiteRT also reads), never negative,
+//! and the output shape equal to `input + before + after`. The kernel only moves bytes.
 
 use crate::error::Result;
+use crate::kernels::conv_2d::buffer_mismatch;
 use crate::kernels::{known_max_version, EvalContext, PrepareContext, Registration};
+use crate::tensor::DataType;
+use bytemuck::{Pod, Zeroable};
 use ferrolite_schema::tflite::builtin;
 
 const REGISTRATION_CODE: i32 = builtin::PAD;
@@ -14,10 +23,164 @@ pub static REGISTRATION: Registration = Registration {
     eval,
 };
 
-fn prepare(ctx: &mut PrepareContext<'_, '_>) -> Result<()> {
-    Err(ctx.invalid("not implemented yet"))
+/// Dimensions of the reference kernel (inputs are left-padded with 1s up to it).
+const DIMS: usize = 5;
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct Params {
+    op_index: u32,
+    element_size: u32,
+    /// 1 when the pad value comes from input 2 at eval time.
+    value_from_input: u32,
+    /// Pad value as little-endian bytes (the first `element_size` are used).
+    value: [u8; 4],
+    in_dims: [u32; DIMS],
+    before: [u32; DIMS],
+    out_dims: [u32; DIMS],
 }
 
-fn eval(_ctx: &mut EvalContext<'_>) -> Result<()> {
+fn prepare(ctx: &mut PrepareContext<'_, '_>) -> Result<()> {
+    ctx.expect_io(2, 3, 1)?;
+    let input = ctx.input(0)?;
+    let paddings = ctx.input(1)?;
+    let constant_values = ctx.optional_input(2)?;
+    let output = ctx.output(0)?;
+    let rank = input.shape.rank();
+    ctx.ensure(rank <= DIMS, "PAD supports at most 5 dimensions")?;
+    ctx.ensure(output.shape.rank() == rank, "output rank differs from input rank")?;
+    ctx.expect_type(&output, input.dtype)?;
+    let element_size = match input.dtype {
+        DataType::Int8 => 1,
+        DataType::Int16 => 2,
+        DataType::Int32 | DataType::Float32 => 4,
+        _ => return Err(ctx.invalid("unsupported input type")),
+    };
+    // Paddings: a constant [rank, 2] tensor of int32 or int64.
+    ctx.ensure(
+        paddings.shape.rank() == 2 && paddings.shape.dim(0) == rank && paddings.shape.dim(1) == 2,
+        "paddings must have shape [rank, 2]",
+    )?;
+    let data = paddings.data.ok_or(ctx.invalid("paddings must be constant"))?;
+    let padding = |i: usize| -> Option<i64> {
+        match paddings.dtype {
+            DataType::Int32 => data.get(4 * i..4 * i + 4).map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]) as i64),
+            DataType::Int64 => data.get(8 * i..8 * i + 8).map(|b| i64::from_le_bytes(b.try_into().unwrap_or([0; 8]))),
+            _ => None,
+        }
+    };
+    let mut params = Params {
+        op_index: ctx.op.index,
+        element_size,
+        value_from_input: 0,
+        value: [0; 4],
+        in_dims: [1; DIMS],
+        before: [0; DIMS],
+        out_dims: [1; DIMS],
+    };
+    let skip = DIMS - rank;
+    for d in 0..rank {
+        let (Some(before), Some(after)) = (padding(2 * d), padding(2 * d + 1)) else {
+            return Err(ctx.invalid("paddings must be int32 or int64"));
+        };
+        ctx.ensure(before >= 0 && after >= 0, "paddings must not be negative")?;
+        let (in_dim, out_dim) = (input.shape.dim(d) as u64, output.shape.dim(d) as u64);
+        let expected = in_dim.checked_add(before as u64).and_then(|v| v.checked_add(after as u64));
+        ctx.ensure(expected == Some(out_dim), "output shape differs from input + paddings")?;
+        ctx.ensure(u32::try_from(out_dim).is_ok(), "dimension too large")?;
+        params.in_dims[skip + d] = in_dim as u32;
+        params.before[skip + d] = before as u32;
+        params.out_dims[skip + d] = out_dim as u32;
+    }
+    match constant_values {
+        Some(cv) => {
+            ctx.expect_type(&cv, input.dtype)?;
+            ctx.ensure(cv.shape.elements() == 1, "constant_values must be a scalar")?;
+            if input.dtype == DataType::Int8 {
+                // The pad value must mean the same in the output's quantization.
+                let (scale, zp) = ctx.quant(&output)?;
+                let (cv_scale, cv_zp) = ctx.quant(&cv)?;
+                ctx.ensure(scale == cv_scale && zp == cv_zp, "constant_values quantization differs from the output's")?;
+            }
+            params.value_from_input = 1;
+        }
+        None if input.dtype == DataType::Int8 => {
+            let (_, zp) = ctx.quant(&output)?;
+            let zp = i8::try_from(zp).map_err(|_| ctx.invalid("int8 zero point out of range"))?;
+            params.value = [zp as u8, 0, 0, 0];
+        }
+        None => {}
+    }
+    ctx.push(&params);
     Ok(())
+}
+
+/// Fills `dst` with copies of the `value` element.
+#[inline]
+fn fill(dst: &mut [u8], value: &[u8]) {
+    if let [v] = value {
+        dst.fill(*v);
+    } else {
+        for chunk in dst.chunks_exact_mut(value.len()) {
+            chunk.copy_from_slice(value);
+        }
+    }
+}
+
+fn eval(ctx: &mut EvalContext<'_>) -> Result<()> {
+    let p: Params = ctx.params().read();
+    let size = p.element_size as usize;
+    let input = ctx.input(0);
+    let mut value = p.value;
+    if p.value_from_input != 0 {
+        let cv = ctx.input(2).get(..size).ok_or(buffer_mismatch(p.op_index, REGISTRATION_CODE))?;
+        value[..size].copy_from_slice(cv);
+    }
+    let value = &value[..size.clamp(1, 4)];
+    let output = ctx.output(0);
+    let (i, b, o) = (p.in_dims.map(|d| d as usize), p.before.map(|d| d as usize), p.out_dims.map(|d| d as usize));
+    let in_len = i.iter().product::<usize>() * size;
+    let out_len = o.iter().product::<usize>() * size;
+    if input.len() < in_len || output.len() < out_len || value.len() != size {
+        return Err(buffer_mismatch(p.op_index, REGISTRATION_CODE));
+    }
+    // One output row per index of the first four dimensions; the last dimension is contiguous.
+    let out_row = o[4] * size;
+    let in_row = i[4] * size;
+    let (lead, tail) = (b[4] * size, b[4] * size + in_row);
+    let inside = |k: usize, x: usize| x >= b[k] && x < b[k] + i[k];
+    let mut row_index = 0;
+    for x0 in 0..o[0] {
+        for x1 in 0..o[1] {
+            for x2 in 0..o[2] {
+                for x3 in 0..o[3] {
+                    let row = &mut output[row_index * out_row..][..out_row];
+                    row_index += 1;
+                    if !(inside(0, x0) && inside(1, x1) && inside(2, x2) && inside(3, x3)) {
+                        fill(row, value);
+                        continue;
+                    }
+                    let src = (((x0 - b[0]) * i[1] + (x1 - b[1])) * i[2] + (x2 - b[2])) * i[3] + (x3 - b[3]);
+                    fill(&mut row[..lead], value);
+                    row[lead..tail].copy_from_slice(&input[src * in_row..][..in_row]);
+                    fill(&mut row[tail..], value);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fill_repeats_multi_byte_values() {
+        let mut buf = [0u8; 8];
+        fill(&mut buf, &[1, 2]);
+        assert_eq!(buf, [1, 2, 1, 2, 1, 2, 1, 2]);
+        fill(&mut buf, &[9]);
+        assert_eq!(buf, [9; 8]);
+    }
 }

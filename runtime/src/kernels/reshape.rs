@@ -1,8 +1,20 @@
-//! RESHAPE (not implemented yet).
+//! RESHAPE: the same bytes under a new shape.
+//!
+//! The output tensor's shape in the model is the authority, as in TFLM: prepare checks it holds
+//! as many elements (and bytes) as the input, and, where the target shape is known without
+//! running anything, that the model agrees with it: the optional constant int32 shape input
+//! (input 1), else `ReshapeOptions.new_shape`; one `-1` entry stands for whatever is left.
+//!
+//! The interpreter lets the output share the input's memory when the input is a planned
+//! activation of the same length, and then skips eval. Otherwise (constant or variable input)
+//! eval copies the bytes; [`prepare_copy`] and [`eval_copy`] also serve SQUEEZE.
 
 use crate::error::Result;
+use crate::kernels::util::read_i32;
 use crate::kernels::{known_max_version, EvalContext, PrepareContext, Registration};
-use ferrolite_schema::tflite::builtin;
+use crate::tensor::{DataType, TensorMeta};
+use bytemuck::{Pod, Zeroable};
+use ferrolite_schema::tflite::{builtin, options_type};
 
 const REGISTRATION_CODE: i32 = builtin::RESHAPE;
 
@@ -11,13 +23,114 @@ pub static REGISTRATION: Registration = Registration {
     max_version: known_max_version(REGISTRATION_CODE),
     aliases_input: true,
     prepare,
-    eval,
+    eval: eval_copy,
 };
 
-fn prepare(ctx: &mut PrepareContext<'_, '_>) -> Result<()> {
-    Err(ctx.invalid("not implemented yet"))
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct CopyParams {
+    /// 1 when input 0 is a variable tensor: its bytes are then the second mutable buffer.
+    input_is_variable: u32,
 }
 
-fn eval(_ctx: &mut EvalContext<'_>) -> Result<()> {
+/// Checks and records what a same-bytes op (RESHAPE, SQUEEZE) needs: input 0 and output 0 of
+/// one fixed-size type with equal element counts.
+pub(crate) fn prepare_copy(
+    ctx: &mut PrepareContext<'_, '_>,
+    input: &TensorMeta<'_>,
+    output: &TensorMeta<'_>,
+) -> Result<()> {
+    ctx.ensure(input.dtype == output.dtype, "input and output types differ")?;
+    ctx.ensure(input.dtype.element_size().is_some(), "unsupported tensor type for this op")?;
+    ctx.ensure(input.shape.elements() == output.shape.elements(), "output element count differs from the input's")?;
+    ctx.ensure(input.byte_len() == output.byte_len(), "output byte size differs from the input's")?;
+    ctx.push(&CopyParams { input_is_variable: input.is_variable as u32 });
     Ok(())
+}
+
+/// Copies input 0 to output 0 (only runs when the interpreter could not alias them).
+pub(crate) fn eval_copy(ctx: &mut EvalContext<'_>) -> Result<()> {
+    let p: CopyParams = ctx.params().read();
+    let input = ctx.input(0);
+    if p.input_is_variable != 0 {
+        if let [output, state, ..] = ctx.mutables() {
+            copy_prefix(output, state);
+        }
+    } else {
+        copy_prefix(ctx.output(0), input);
+    }
+    Ok(())
+}
+
+fn copy_prefix(dst: &mut [u8], src: &[u8]) {
+    let n = dst.len().min(src.len());
+    dst[..n].copy_from_slice(&src[..n]);
+}
+
+/// Whether `target` (`len` entries, each >= 0 or a single -1 wildcard) describes `dims`.
+fn shape_matches(len: usize, target: impl Iterator<Item = i32>, dims: &[usize]) -> bool {
+    if len != dims.len() {
+        return false;
+    }
+    let mut wildcards = 0;
+    for (t, &d) in target.zip(dims) {
+        if t == -1 {
+            wildcards += 1;
+        } else if usize::try_from(t).ok() != Some(d) {
+            return false;
+        }
+    }
+    wildcards <= 1
+}
+
+fn prepare(ctx: &mut PrepareContext<'_, '_>) -> Result<()> {
+    ctx.expect_io(1, 2, 1)?;
+    let input = ctx.input(0)?;
+    let output = ctx.output(0)?;
+    let shape = ctx.optional_input(1)?;
+    let dims = output.shape.dims();
+    match shape {
+        // LiteRT reads the target from a 1-D int32 shape tensor; we can when it is constant.
+        Some(s) if s.dtype == DataType::Int32 && s.shape.rank() == 1 => {
+            if let Some(data) = s.data {
+                let n = s.shape.elements();
+                let target = (0..n).map(|i| read_i32(data, i));
+                ctx.ensure(shape_matches(n, target, dims), "output shape differs from the shape input")?;
+            }
+        }
+        Some(_) => {}
+        None => {
+            let options = ctx.builtin_options(options_type::RESHAPE)?;
+            if let Some(new_shape) = options.map(|t| t.vector::<i32>(0)).transpose()?.flatten() {
+                // An empty new_shape is how old converters said "unknown": nothing to check.
+                if !new_shape.is_empty() {
+                    ctx.ensure(shape_matches(new_shape.len(), new_shape.iter(), dims), "output shape differs from new_shape")?;
+                }
+            }
+        }
+    }
+    prepare_copy(ctx, &input, &output)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn target_shapes() {
+        assert!(shape_matches(4, [-1, 49, 40, 1].into_iter(), &[1, 49, 40, 1]));
+        assert!(shape_matches(2, [1, 1280].into_iter(), &[1, 1280]));
+        assert!(shape_matches(0, [].into_iter(), &[]));
+        assert!(!shape_matches(2, [-1, -1].into_iter(), &[1, 1280]));
+        assert!(!shape_matches(1, [1280].into_iter(), &[1, 1280]));
+        assert!(!shape_matches(2, [2, 640].into_iter(), &[1, 1280]));
+        assert!(!shape_matches(2, [-2, 1280].into_iter(), &[1, 1280]));
+    }
+
+    #[test]
+    fn copy_stops_at_the_shorter_buffer() {
+        let mut out = [0u8; 3];
+        copy_prefix(&mut out, &[1, 2, 3, 4]);
+        assert_eq!(out, [1, 2, 3]);
+    }
 }
