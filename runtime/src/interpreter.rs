@@ -239,7 +239,7 @@ impl<'a> Interpreter<'a> {
         }
         Self::trace_lifetimes(&model, resolver, &mut tables)?;
         let activations = tables_len + cursor;
-        let plan_len = planner::plan(&mut tables, ARENA_ALIGN);
+        let plan_len = planner::plan_best(&mut tables, ARENA_ALIGN);
         // Aliased tensors take their root's offset.
         for t in 0..num_tensors {
             let mut slot = tables.tensor(t);
@@ -519,6 +519,12 @@ impl<'a> Interpreter<'a> {
     /// Arena bytes this model needs with these kernels and options (from a 16-byte aligned start).
     pub fn arena_used(&self) -> usize {
         self.used
+    }
+
+    /// Bytes of the arena's persistent part (tables, op parameters, state) and of the planned
+    /// activations (including op scratch); they add up to [`Self::arena_used`].
+    pub fn arena_split(&self) -> (usize, usize) {
+        (self.activations, self.used - self.activations)
     }
 
     /// The verified model this interpreter runs.

@@ -1,9 +1,10 @@
 //! Memory planner: places buffers with known lifetimes in one region so that buffers alive at
 //! the same time never overlap.
 //!
-//! Greedy by size (TFLite Micro's strategy): largest buffer first, each at the lowest offset that
-//! does not collide with an already placed buffer whose lifetime overlaps. It needs no memory of
-//! its own: offsets are written straight into the caller's tables.
+//! Greedy placement: buffers are taken in a priority order and each goes at the lowest offset
+//! that does not collide with an already placed buffer whose lifetime overlaps. TFLite Micro uses
+//! one order (largest first); [`plan_best`] tries a few orders and keeps the smallest plan. It
+//! needs no memory of its own: offsets are written straight into the caller's tables.
 
 /// A buffer to place: `size` bytes alive from op `first` to op `last` inclusive.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -34,8 +35,44 @@ pub const fn align_up(x: usize, align: usize) -> usize {
     (x + align - 1) & !(align - 1)
 }
 
-/// Places every buffer, returns the bytes the region needs. Offsets are multiples of `align`.
-pub fn plan(buffers: &mut impl Buffers, align: usize) -> usize {
+/// The order in which buffers are placed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Order {
+    /// Largest first (TFLite Micro's greedy-by-size).
+    Size,
+    /// Largest `size x lifetime` first: long-lived big buffers settle at the bottom.
+    Area,
+    /// Longest lifetime first, then largest.
+    Lifetime,
+}
+
+impl Order {
+    fn key(self, l: &Lifetime) -> (usize, usize) {
+        let span = l.last - l.first + 1;
+        match self {
+            Order::Size => (l.size, 0),
+            Order::Area => (l.size.saturating_mul(span), l.size),
+            Order::Lifetime => (span, l.size),
+        }
+    }
+}
+
+/// Plans with every [`Order`] and keeps the smallest result (ties go to the earlier order).
+pub fn plan_best(buffers: &mut impl Buffers, align: usize) -> usize {
+    const ORDERS: [Order; 3] = [Order::Size, Order::Area, Order::Lifetime];
+    let mut best = (usize::MAX, Order::Size);
+    for order in ORDERS {
+        let total = plan(buffers, align, order);
+        if total < best.0 {
+            best = (total, order);
+        }
+    }
+    plan(buffers, align, best.1)
+}
+
+/// Places every buffer in `order`, returns the bytes the region needs. Offsets are multiples of
+/// `align`.
+pub fn plan(buffers: &mut impl Buffers, align: usize, order: Order) -> usize {
     let n = buffers.count();
     for i in 0..n {
         if buffers.lifetime(i).is_some() {
@@ -43,7 +80,7 @@ pub fn plan(buffers: &mut impl Buffers, align: usize) -> usize {
         }
     }
     let mut total = 0;
-    while let Some(next) = largest_unplaced(buffers) {
+    while let Some(next) = first_unplaced(buffers, order) {
         let Some(me) = buffers.lifetime(next) else { break };
         let mut offset = 0;
         // Bump past every colliding placed buffer until none collides: the lowest offset that fits.
@@ -63,8 +100,8 @@ pub fn plan(buffers: &mut impl Buffers, align: usize) -> usize {
     total
 }
 
-/// The unplaced buffer to place next: largest first, then earliest first use, then lowest index.
-fn largest_unplaced(buffers: &impl Buffers) -> Option<usize> {
+/// The unplaced buffer to place next: highest `order` key, then earliest first use, then lowest index.
+fn first_unplaced(buffers: &impl Buffers, order: Order) -> Option<usize> {
     let mut best: Option<(usize, Lifetime)> = None;
     for i in 0..buffers.count() {
         if buffers.offset(i).is_some() {
@@ -73,7 +110,10 @@ fn largest_unplaced(buffers: &impl Buffers) -> Option<usize> {
         let Some(l) = buffers.lifetime(i) else { continue };
         let better = match best {
             None => true,
-            Some((_, b)) => l.size > b.size || (l.size == b.size && l.first < b.first),
+            Some((_, b)) => {
+                let (kl, kb) = (order.key(&l), order.key(&b));
+                kl > kb || (kl == kb && l.first < b.first)
+            }
         };
         if better {
             best = Some((i, l));
@@ -115,7 +155,7 @@ mod tests {
         // A chain a -> b -> c -> d: only neighbours are alive together.
         let mut t =
             Table { lifetimes: [lt(100, 0, 1), lt(50, 1, 2), lt(100, 2, 3), lt(30, 3, 4), None], offsets: [None; 5] };
-        let total = plan(&mut t, 16);
+        let total = plan(&mut t, 16, Order::Size);
         assert_eq!(t.offsets[4], None);
         for i in 0..4 {
             for j in 0..4 {
@@ -133,7 +173,7 @@ mod tests {
     #[test]
     fn disjoint_lifetimes_share_offset_zero() {
         let mut t = Table { lifetimes: [lt(64, 0, 0), lt(64, 1, 1), lt(64, 2, 2), None, None], offsets: [None; 5] };
-        assert_eq!(plan(&mut t, 16), 64);
+        assert_eq!(plan_best(&mut t, 16), 64);
         assert_eq!(t.offsets[..3], [Some(0), Some(0), Some(0)]);
     }
 }

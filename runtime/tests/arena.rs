@@ -37,9 +37,12 @@ fn planned_arena_is_exact_and_beats_tflm_on_every_shared_model() {
                 continue;
             }
         };
+        let (persistent, activations) =
+            Interpreter::new(&model, &AllOpsResolver, &mut work, options).map(|i| i.arena_split()).unwrap();
         eprintln!(
-            "{name:36} ferrolite {needed:>9} B   TFLM {tflm:>9} B ({:.2}x)   peak live {peak:>9} B",
-            needed as f64 / tflm as f64
+            "{name:36} ferrolite {needed:>9} B   TFLM {tflm:>9} B ({:.2}x)   activations {activations:>9} B = {:.3}x peak live {peak} B, persistent {persistent} B",
+            needed as f64 / tflm as f64,
+            activations as f64 / peak.max(1) as f64,
         );
         if needed > tflm {
             failures.push(format!("{name}: arena {needed} B > TFLM {tflm} B"));

@@ -18,6 +18,7 @@
 
 use crate::error::Result;
 use crate::fixedpoint::{multiply_by_quantized_multiplier, quantize_multiplier};
+use crate::kernels::concatenation::resolve_axis;
 use crate::kernels::transpose::{for_each_offset, row_major_strides};
 use crate::kernels::util::{read_f32, read_i16, read_i32, write_f32, write_i16};
 use crate::kernels::{known_max_version, EvalContext, PrepareContext, Registration};
@@ -130,7 +131,7 @@ fn prepare(ctx: &mut PrepareContext<'_, '_>) -> Result<()> {
     let mut reduced = [false; MAX_RANK];
     if rank > 0 {
         for i in 0..axis.shape.elements() {
-            let a = crate::kernels::concatenation::resolve_axis(read_i32(axis_data, i), rank);
+            let a = resolve_axis(read_i32(axis_data, i), rank);
             reduced[a.ok_or(ctx.invalid("axis out of range"))?] = true;
         }
     }
@@ -174,7 +175,7 @@ fn eval(ctx: &mut EvalContext<'_>) -> Result<()> {
             reduce_i32(
                 &p.split,
                 input.len(),
-                |o| i32::from(input[o] as i8),
+                |o| input.get(o).map_or(0, |&b| i32::from(b as i8)),
                 |sum| {
                     if let Some(dst) = out.next() {
                         *dst = q.apply(sum, i8::MIN as i32, i8::MAX as i32) as i8 as u8;
@@ -252,7 +253,7 @@ fn reduce_i32(split: &Split, len: usize, read: impl Fn(usize) -> i32, mut emit: 
     for_each_offset(&kd[..kr], &ks[..kr], |base| {
         let mut sum = 0i32;
         for_each_offset(&rd[..rr], &rs[..rr], |o| {
-            let o = base + o;
+            let o = base.wrapping_add(o);
             if o < len {
                 sum = sum.wrapping_add(read(o));
             }
@@ -273,7 +274,7 @@ fn mean_f32(split: &Split, count: u32, input: &[u8], output: &mut [u8]) {
     let mut k = 0;
     for_each_offset(&kd[..kr], &ks[..kr], |base| {
         let mut sum = 0.0f32;
-        for_each_offset(&rd[..rr], &rs[..rr], |o| sum += read_f32(input, base + o));
+        for_each_offset(&rd[..rr], &rs[..rr], |o| sum += read_f32(input, base.wrapping_add(o)));
         write_f32(output, k, sum / divisor);
         k += 1;
     });

@@ -104,7 +104,10 @@ fn prepare(ctx: &mut PrepareContext<'_, '_>) -> Result<()> {
             if let Some(new_shape) = options.map(|t| t.vector::<i32>(0)).transpose()?.flatten() {
                 // An empty new_shape is how old converters said "unknown": nothing to check.
                 if !new_shape.is_empty() {
-                    ctx.ensure(shape_matches(new_shape.len(), new_shape.iter(), dims), "output shape differs from new_shape")?;
+                    ctx.ensure(
+                        shape_matches(new_shape.len(), new_shape.iter(), dims),
+                        "output shape differs from new_shape",
+                    )?;
                 }
             }
         }

@@ -6,6 +6,7 @@
 //! interpreter aliases the output to the input (see [`reshape`](super::reshape)).
 
 use crate::error::Result;
+use crate::kernels::concatenation::resolve_axis;
 use crate::kernels::reshape::{eval_copy, prepare_copy};
 use crate::kernels::{known_max_version, PrepareContext, Registration};
 use crate::tensor::MAX_RANK;
@@ -29,7 +30,7 @@ fn squeezed(dims: &[usize], squeeze_dims: impl Iterator<Item = i32>) -> Option<(
     let mut any = false;
     for d in squeeze_dims {
         any = true;
-        let d = crate::kernels::concatenation::resolve_axis(d, rank)?;
+        let d = resolve_axis(d, rank)?;
         if dims[d] != 1 {
             return None;
         }
