@@ -5,8 +5,8 @@
 //! Types, as TFLite Micro's `conv.cc`:
 //! - int8 activations, int8 per-channel (or per-tensor) symmetric weights, int32 bias:
 //!   `reference_integer_ops::ConvPerChannel` with a 32-bit accumulator and TFLM's double rounding.
-//! - int16 activations (zero points 0), int8 weights: an int64 bias selects the 64-bit accumulator
-//!   and the 64-bit requantization; an int32 bias or no bias the 32-bit ones, as TFLM does.
+//! - int16 activations (zero points 0), int8 weights: an int64 bias or none selects the 64-bit
+//!   accumulator and requantization, an int32 bias the 32-bit ones, as TFLM does.
 //! - float32 with float32 bias.
 //!
 //! Also home of helpers shared by DEPTHWISE_CONV_2D and the pools: window geometry (TFLite's
@@ -336,9 +336,12 @@ fn prepare(ctx: &mut PrepareContext<'_, '_>) -> Result<()> {
     let window = build_window(ctx, &input, &output, filter_h, filter_w, out_c, &options)?;
     let in_c = window.in_c as usize;
     // Grouped convolution: the filter sees `filter_in_c` of the input channels per group.
-    ctx.ensure(filter_in_c > 0 && in_c % filter_in_c == 0, "input depth is not a multiple of the filter depth")?;
+    ctx.ensure(
+        filter_in_c > 0 && in_c.is_multiple_of(filter_in_c),
+        "input depth is not a multiple of the filter depth",
+    )?;
     let groups = in_c / filter_in_c;
-    ctx.ensure(out_c % groups == 0, "output depth is not a multiple of the group count")?;
+    ctx.ensure(out_c.is_multiple_of(groups), "output depth is not a multiple of the group count")?;
     if let Some(b) = &bias {
         ctx.ensure(b.shape.elements() == out_c, "bias must have one value per output channel")?;
     }
@@ -380,8 +383,11 @@ fn prepare(ctx: &mut PrepareContext<'_, '_>) -> Result<()> {
                 KIND_INT8
             } else {
                 ctx.ensure(input_zp == 0 && output_zp == 0, "int16 activations must have zero point 0")?;
+                // TFLM: an int32 bias selects the 32-bit accumulator, an int64 bias or none the
+                // 64-bit one (LiteRT 2.3 saturates garbage for int32 bias; not followed).
                 match bias.map(|b| b.dtype) {
-                    None | Some(DataType::Int32) => KIND_INT16_ACC32,
+                    None => KIND_INT16_ACC64,
+                    Some(DataType::Int32) => KIND_INT16_ACC32,
                     Some(DataType::Int64) => KIND_INT16_ACC64,
                     Some(_) => return Err(ctx.invalid("int16 convolution needs an int32 or int64 bias")),
                 }

@@ -70,7 +70,7 @@ fn prepare(ctx: &mut PrepareContext<'_, '_>) -> Result<()> {
     let (filter_h, filter_w, out_c) = (filter.shape.dim(1), filter.shape.dim(2), filter.shape.dim(3));
     let window = build_window(ctx, &input, &output, filter_h, filter_w, out_c, &options)?;
     let in_c = window.in_c as usize;
-    ctx.ensure(out_c % in_c == 0, "output depth is not a multiple of the input depth")?;
+    ctx.ensure(out_c.is_multiple_of(in_c), "output depth is not a multiple of the input depth")?;
     let multiplier = out_c / in_c;
     if let Some(b) = &bias {
         ctx.ensure(b.shape.elements() == out_c, "bias must have one value per output channel")?;
