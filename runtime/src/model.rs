@@ -164,7 +164,15 @@ impl<'a> Model<'a> {
                         let zero_points = q.zero_point()?;
                         let bad = Error::BadQuantization { tensor: index };
                         if let Some(z) = zero_points {
-                            if z.len() != scales.len() || z.iter().any(|v| i32::try_from(v).is_err()) {
+                            // Zero points must be representable in the tensor's own type, so
+                            // kernels can add and negate them without overflow.
+                            let (lo, hi) = match dtype {
+                                DataType::Int8 => (i8::MIN as i64, i8::MAX as i64),
+                                DataType::UInt8 => (0, u8::MAX as i64),
+                                DataType::Int16 => (i16::MIN as i64, i16::MAX as i64),
+                                _ => (i32::MIN as i64, i32::MAX as i64),
+                            };
+                            if z.len() != scales.len() || z.iter().any(|v| !(lo..=hi).contains(&v)) {
                                 return Err(bad);
                             }
                         }

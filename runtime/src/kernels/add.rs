@@ -309,8 +309,9 @@ pub(crate) fn add_sub_quant(
 #[inline(always)]
 pub(crate) fn add_sub_element<const SUBTRACT: bool>(q: &AddSubQuant, x: i32, y: i32) -> i32 {
     let mul = multiply_by_quantized_multiplier_smaller_than_one_exp;
-    let shifted1 = q.input1_offset.wrapping_add(x).wrapping_mul(1 << q.left_shift);
-    let shifted2 = q.input2_offset.wrapping_add(y).wrapping_mul(1 << q.left_shift);
+    let pot = 1i32.wrapping_shl(q.left_shift as u32);
+    let shifted1 = q.input1_offset.wrapping_add(x).wrapping_mul(pot);
+    let shifted2 = q.input2_offset.wrapping_add(y).wrapping_mul(pot);
     let scaled1 = mul(shifted1, q.input1_multiplier, q.input1_shift);
     let scaled2 = mul(shifted2, q.input2_multiplier, q.input2_shift);
     let raw = if SUBTRACT { scaled1.wrapping_sub(scaled2) } else { scaled1.wrapping_add(scaled2) };

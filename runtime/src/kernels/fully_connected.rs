@@ -121,8 +121,8 @@ fn prepare(ctx: &mut PrepareContext<'_, '_>) -> Result<()> {
             )?;
             params.kind = KIND_INT8;
             params.per_channel = (channels > 1) as u32;
-            params.input_offset = -input_zp;
-            params.filter_offset = -filter_q.zero_point(0);
+            params.input_offset = input_zp.wrapping_neg();
+            params.filter_offset = filter_q.zero_point(0).wrapping_neg();
             params.output_offset = output_zp;
             (params.act_min, params.act_max) = util::quantized_activation_range(ctx, act, &output)?;
             ctx.push(&params);
@@ -171,7 +171,7 @@ fn eval(ctx: &mut EvalContext<'_>) -> Result<()> {
             let weights = &filter[o * depth..(o + 1) * depth];
             let mut acc: i32 = 0;
             for (&x, &w) in row.iter().zip(weights) {
-                acc = acc.wrapping_add((x as i32 + p.input_offset).wrapping_mul(w as i32 + p.filter_offset));
+                acc = acc.wrapping_add((x as i32).wrapping_add(p.input_offset).wrapping_mul((w as i32).wrapping_add(p.filter_offset)));
             }
             if p.has_bias != 0 {
                 acc = acc.wrapping_add(read_i32(bias, o));

@@ -4,19 +4,25 @@
 //! is rescaled to Q4.27 (`input_scale * 2^27` split by `frexp` into a Q31 multiplier and a left
 //! shift), inputs beyond `CalculateInputRadius(4, shift)` saturate to -128 / 127, the rest go
 //! through gemmlowp's fixed-point `logistic` and are rounded to the fixed output scale 1/256,
-//! zero point -128. int16 (zero points 0, output scale 2^-15) is TFLM's table lookup with
-//! linear interpolation in `sigmoid_table_uint16`. float32 is TFLite's reference with its
-//! cut-offs (1 above 16.619..., `exp(x)` below -9).
+//! zero point -128. In [`Rounding::Litert`] mode int8 instead follows LiteRT 2.3's reference
+//! kernel, a 256-entry table of the float function (`LUTPopulate`: dequantize, `1 / (1 +
+//! expf(-x))`, round to the output's parameters). TFLM requires the output zero point -128 and
+//! ignores the scale, LiteRT requires the scale 1/256 and honours the zero point; with output
+//! 1/256, -128 the two give the same bytes (checked on every int8 input for many input
+//! scales). int16 (zero points 0, output scale 2^-15) is TFLM's table lookup with linear
+//! interpolation in `sigmoid_table_uint16`. float32 is TFLite's reference with its cut-offs
+//! (1 above 16.619..., `exp(x)` below -9).
 //!
 //! This file also holds what LOGISTIC and TANH share: the int8 input rescaling and the int16
 //! table and its parameters.
 
 use crate::error::Result;
 use crate::fixedpoint::{calculate_input_radius, logistic, multiply_by_quantized_multiplier, rounding_divide_by_pot};
-use crate::kernels::add::{checked_quant, clamp_i32, checked_log2, QType, I16, I8};
+use crate::kernels::add::{checked_log2, checked_quant, clamp_i32, QType, I16, I8};
 use crate::kernels::util::{read_f32, write_f32};
 use crate::kernels::{known_max_version, EvalContext, PrepareContext, Registration};
 use crate::tensor::{DataType, TensorMeta};
+use crate::Rounding;
 use bytemuck::{Pod, Zeroable};
 use ferrolite_schema::tflite::builtin;
 
@@ -33,6 +39,8 @@ pub static REGISTRATION: Registration = Registration {
 pub(crate) const KIND_FLOAT: u32 = 0;
 pub(crate) const KIND_INT8: u32 = 1;
 pub(crate) const KIND_INT16: u32 = 2;
+/// int8 through a 256-entry table (LiteRT's reference kernels), stored after the parameters.
+pub(crate) const KIND_INT8_LUT: u32 = 3;
 
 /// Integer bits of the rescaled int8 input (Q4.27), for LOGISTIC and TANH.
 pub(crate) const INPUT_INTEGER_BITS: i32 = 4;
@@ -74,7 +82,11 @@ pub(crate) struct Params {
 }
 
 /// Element count of a unary op whose output matches its input, checked.
-pub(crate) fn unary_elements(ctx: &PrepareContext<'_, '_>, input: &TensorMeta<'_>, output: &TensorMeta<'_>) -> Result<u32> {
+pub(crate) fn unary_elements(
+    ctx: &PrepareContext<'_, '_>,
+    input: &TensorMeta<'_>,
+    output: &TensorMeta<'_>,
+) -> Result<u32> {
     ctx.ensure(input.dtype == output.dtype, "input and output types differ")?;
     ctx.ensure(input.shape.elements() == output.shape.elements(), "input and output sizes differ")?;
     u32::try_from(input.shape.elements()).map_err(|_| ctx.invalid("tensor too large"))
@@ -137,10 +149,15 @@ pub(crate) fn int16_params(
 /// power-of-two case (`M == 0`) as multiplier `3 << shift`.
 #[inline(always)]
 pub(crate) fn int16_table_input(p: &Params, x: i32) -> i32 {
-    let (multiplier, shift) =
-        if p.input_multiplier == 0 { (3 << p.input_left_shift, 0) } else { (p.input_multiplier, p.input_left_shift) };
-    let round = if shift > 0 { 1 << (shift - 1) } else { 0 };
-    (x * multiplier + round) >> shift
+    // Prepare keeps the shift in 0..=31 and the multiplier below 2^15, so nothing here
+    // overflows; the wrapping forms only keep eval panic-free whatever the blob holds.
+    let (multiplier, shift) = if p.input_multiplier == 0 {
+        (3i32.wrapping_shl(p.input_left_shift as u32), 0)
+    } else {
+        (p.input_multiplier, p.input_left_shift.clamp(0, 31))
+    };
+    let round = if shift > 0 { 1i32 << (shift - 1) } else { 0 };
+    x.wrapping_mul(multiplier).wrapping_add(round) >> shift
 }
 
 /// TFLM's int16 logistic: table lookup with 9 fractional bits of interpolation.
@@ -154,9 +171,13 @@ fn logistic_int16(p: &Params, x: i32) -> i32 {
     } else {
         let ua = SIGMOID_TABLE[uh] as u32;
         let ub = SIGMOID_TABLE[uh + 1] as u32;
-        (ua << 9) + (abs & 0x1FF) * (ub - ua)
+        (ua << 9) + (abs & 0x1FF) * ub.wrapping_sub(ua)
     };
-    let result = if input >= 0 { result + (1 << 9) } else { (1u32 << 25) - result + (1 << 9) - 1 };
+    let result = if input >= 0 {
+        result.wrapping_add(1 << 9)
+    } else {
+        (1u32 << 25).wrapping_sub(result).wrapping_add((1 << 9) - 1)
+    };
     (result >> 10) as i32
 }
 
@@ -190,6 +211,45 @@ pub(crate) fn logistic_f32(x: f32) -> f32 {
     }
 }
 
+/// LiteRT's `LUTPopulateInt8`: for every int8 input, dequantize in float, apply `f`, round
+/// (half away from zero) to the output's scale, add its zero point, clamp. Entry `q as u8`
+/// holds the output for input `q`.
+pub(crate) fn int8_lut(
+    ctx: &PrepareContext<'_, '_>,
+    input: &TensorMeta<'_>,
+    output: &TensorMeta<'_>,
+    f: fn(f32) -> f32,
+) -> Result<[u8; 256]> {
+    let (input_scale, input_zp) = checked_quant(ctx, input)?;
+    let (output_scale, output_zp) = checked_quant(ctx, output)?;
+    let inverse_scale = 1.0 / output_scale;
+    let mut lut = [0u8; 256];
+    for q in I8::MIN..=I8::MAX {
+        let dequantized = input_scale * (q - input_zp) as f32;
+        let rescaled = libm::roundf(f(dequantized) * inverse_scale);
+        // `(int32)(rescaled + zero_point)` in float, saturating instead of C's undefined cast.
+        let quantized = (rescaled + output_zp as f32) as i32;
+        lut[q as u8 as usize] = clamp_i32(quantized, I8::MIN, I8::MAX) as i8 as u8;
+    }
+    Ok(lut)
+}
+
+/// Table lookup of an int8 tensor through the 256 bytes following the parameters.
+pub(crate) fn eval_int8_lut(blob: &[u8], n: usize, input: &[u8], output: &mut [u8]) {
+    let lut = blob.get(core::mem::size_of::<Params>()..).unwrap_or(&[]);
+    for i in 0..n {
+        let q = input.get(i).copied().unwrap_or(0);
+        if let Some(o) = output.get_mut(i) {
+            *o = lut.get(q as usize).copied().unwrap_or(0);
+        }
+    }
+}
+
+/// The sigmoid LiteRT tabulates (no cut-offs).
+fn sigmoid_f32(x: f32) -> f32 {
+    1.0 / (1.0 + libm::expf(-x))
+}
+
 fn prepare(ctx: &mut PrepareContext<'_, '_>) -> Result<()> {
     ctx.expect_io(1, 1, 1)?;
     let input = ctx.input(0)?;
@@ -197,6 +257,14 @@ fn prepare(ctx: &mut PrepareContext<'_, '_>) -> Result<()> {
     let mut p = Params { elements: unary_elements(ctx, &input, &output)?, ..Params::default() };
     match input.dtype {
         DataType::Float32 => p.kind = KIND_FLOAT,
+        DataType::Int8 if ctx.options.rounding == Rounding::Litert => {
+            ctx.ensure(checked_quant(ctx, &output)?.0 == 1.0 / 256.0, "int8 LOGISTIC output scale must be 1/256")?;
+            let lut = int8_lut(ctx, &input, &output, sigmoid_f32)?;
+            p.kind = KIND_INT8_LUT;
+            ctx.push(&p);
+            ctx.push(&lut);
+            return Ok(());
+        }
         DataType::Int8 => {
             // TFLM checks the zero point only; the output scale is implied to be 1/256.
             ctx.ensure(checked_quant(ctx, &output)?.1 == -128, "int8 LOGISTIC output zero point must be -128")?;
@@ -215,12 +283,14 @@ fn prepare(ctx: &mut PrepareContext<'_, '_>) -> Result<()> {
 
 fn eval(ctx: &mut EvalContext<'_>) -> Result<()> {
     let p: Params = ctx.params().read();
+    let blob = ctx.params;
     let input = ctx.input(0);
     let output = ctx.output(0);
     let n = p.elements as usize;
     match p.kind {
         KIND_FLOAT => (0..n).for_each(|i| write_f32(output, i, logistic_f32(read_f32(input, i)))),
         KIND_INT8 => (0..n).for_each(|i| I8::write(output, i, logistic_int8(&p, I8::read(input, i)))),
+        KIND_INT8_LUT => eval_int8_lut(blob, n, input, output),
         _ => (0..n).for_each(|i| I16::write(output, i, logistic_int16(&p, I16::read(input, i)))),
     }
     Ok(())
@@ -237,10 +307,12 @@ mod tests {
     }
 
     #[test]
-    fn sigmoid_table_is_sigmoid_of_i_over_24() {
+    fn sigmoid_table_is_sigmoid_of_i_over_24_and_increasing() {
+        assert!(SIGMOID_TABLE.windows(2).all(|w| w[0] <= w[1]));
         for (i, &v) in SIGMOID_TABLE.iter().enumerate() {
             let ideal = 65536.0 * sigmoid(i as f64 / 24.0);
-            assert!((v as f64 - ideal).abs() <= 1.0, "entry {i}: {v} vs {ideal}");
+            // TFLite's values are within about one count of the real function.
+            assert!((v as f64 - ideal).abs() < 1.5, "entry {i}: {v} vs {ideal}");
         }
     }
 

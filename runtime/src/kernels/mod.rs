@@ -199,8 +199,8 @@ impl<'a> PrepareContext<'a, '_> {
     /// Per-tensor (scale, zero point) of a quantized tensor; an error if it has none.
     pub fn quant(&self, t: &TensorMeta<'_>) -> Result<(f32, i32)> {
         match &t.quantization {
-            Some(q) if !q.is_empty() => Ok((q.scale(0), q.zero_point(0))),
-            _ => Err(self.invalid("a quantized tensor has no quantization parameters")),
+            Some(q) if !q.is_empty() && q.scale(0) > 0.0 => Ok((q.scale(0), q.zero_point(0))),
+            _ => Err(self.invalid("a quantized tensor has no positive scale")),
         }
     }
 }

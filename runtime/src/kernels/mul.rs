@@ -92,8 +92,15 @@ fn prepare(ctx: &mut PrepareContext<'_, '_>) -> Result<()> {
             let (multiplier, shift) = quantize_multiplier(real);
             ctx.ensure(shift <= 30, "MUL rescaling multiplier too large")?;
             let (act_min, act_max) = util::quantized_activation_range(ctx, act, &b.output)?;
-            params.quant =
-                MulQuant { input1_offset: -z1, input2_offset: -z2, output_offset: zo, multiplier, shift, act_min, act_max };
+            params.quant = MulQuant {
+                input1_offset: -z1,
+                input2_offset: -z2,
+                output_offset: zo,
+                multiplier,
+                shift,
+                act_min,
+                act_max,
+            };
             params.kind = if int16 { KIND_INT16 } else { KIND_INT8 };
         }
         _ => return Err(ctx.invalid("MUL supports float32, int8 and int16")),
@@ -119,10 +126,10 @@ fn eval(ctx: &mut EvalContext<'_>) -> Result<()> {
 mod tests {
     extern crate std;
     use super::*;
-    use std::vec;
-    use std::vec::Vec;
     use crate::kernels::util::read_f32;
     use crate::tensor::Shape;
+    use std::vec;
+    use std::vec::Vec;
 
     #[test]
     fn float_mul_broadcasts_and_clamps() {

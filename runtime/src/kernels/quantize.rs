@@ -8,6 +8,11 @@
 //! int32, int8 -> int8/uint8/int16/int32, uint8 -> int8, int32 -> int8/int16 (e.g. the int16
 //! softmax output of `keyword_scrambled` requantized to int32). Only per-tensor output
 //! quantization is supported.
+//!
+//! One deliberate difference: when `round(x / scale)` lies outside `i32` (or is NaN), TFLite's
+//! `static_cast<int32_t>` is undefined; x86 builds produce `INT_MIN`, so LiteRT/TFLM on x86 map
+//! e.g. `1e9` with a small scale to the output minimum. Here such values saturate (a huge
+//! positive input gives the maximum, NaN gives the zero point) on every target.
 
 use crate::error::Result;
 use crate::fixedpoint::{multiply_by_quantized_multiplier, quantize_multiplier};

@@ -196,7 +196,10 @@ fn prepare(ctx: &mut PrepareContext<'_, '_>) -> Result<()> {
                 // TFLM's check that the bias is quantized as state x weights_time (float product).
                 let (bias_scale, _) = ctx.quant(b)?;
                 let expected = (state_scale * time_scale) as f64;
-                ctx.ensure(((bias_scale as f64) - expected).abs() < 1e-5, "SVDF bias scale differs from state x weights_time")?;
+                ctx.ensure(
+                    ((bias_scale as f64) - expected).abs() < 1e-5,
+                    "SVDF bias scale differs from state x weights_time",
+                )?;
             }
             let (state_min, state_max) = if params.kind == KIND_INT16_STATE {
                 (i16::MIN as i32, i16::MAX as i32)
@@ -434,13 +437,15 @@ mod tests {
                 for f in 0..filters {
                     let h = &mut history[b * filters + f];
                     h.remove(0);
-                    let a: f64 = (0..input_size).map(|k| wf[f * input_size + k] as f64 * x[b * input_size + k] as f64).sum();
+                    let a: f64 =
+                        (0..input_size).map(|k| wf[f * input_size + k] as f64 * x[b * input_size + k] as f64).sum();
                     h.push(a);
                 }
-                for u in 0..units {
-                    let mut expected = bias[u] as f64;
+                for (u, &bias_u) in bias.iter().enumerate() {
+                    let mut expected = bias_u as f64;
                     for f in u * rank..(u + 1) * rank {
-                        expected += (0..memory).map(|j| wt[f * memory + j] as f64 * history[b * filters + f][j]).sum::<f64>();
+                        expected +=
+                            (0..memory).map(|j| wt[f * memory + j] as f64 * history[b * filters + f][j]).sum::<f64>();
                     }
                     let got = read_f32(&out, b * units + u) as f64;
                     assert!((got - expected).abs() < 1e-4, "step {step} b {b} u {u}: {got} vs {expected}");

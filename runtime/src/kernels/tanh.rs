@@ -2,19 +2,23 @@
 //!
 //! int8 follows TFLM's `reference_integer_ops::Tanh`: the same Q4.27 input rescaling and
 //! saturation radius as LOGISTIC, gemmlowp's fixed-point `tanh`, rounded to the fixed output
-//! scale 1/128 with zero point 0. int16 (zero points 0, output scale 2^-15) is TFLM's lookup in
+//! scale 1/128 with zero point 0 (whatever the output tensor says, as TFLM). In
+//! [`Rounding::Litert`] mode int8 follows LiteRT 2.3's reference
+//! kernel instead: a 256-entry table of `tanhf` on the dequantized input, rounded to the output
+//! tensor's own parameters. int16 (zero points 0, output scale 2^-15) is TFLM's lookup in
 //! the sigmoid table using `tanh(x) = 2 * sigmoid(2x) - 1`. float32 is `tanh` in float.
 
 use crate::error::Result;
 use crate::fixedpoint::{multiply_by_quantized_multiplier, rounding_divide_by_pot, tanh};
 use crate::kernels::add::{clamp_i32, QType, I16, I8};
 use crate::kernels::logistic::{
-    int16_params, int16_table_input, int8_input_params, unary_elements, Params, INPUT_INTEGER_BITS, KIND_FLOAT,
-    KIND_INT16, KIND_INT8, SIGMOID_TABLE,
+    eval_int8_lut, int16_params, int16_table_input, int8_input_params, int8_lut, unary_elements, Params,
+    INPUT_INTEGER_BITS, KIND_FLOAT, KIND_INT16, KIND_INT8, KIND_INT8_LUT, SIGMOID_TABLE,
 };
 use crate::kernels::util::{read_f32, write_f32};
 use crate::kernels::{known_max_version, EvalContext, PrepareContext, Registration};
 use crate::tensor::DataType;
+use crate::Rounding;
 use ferrolite_schema::tflite::builtin;
 
 const REGISTRATION_CODE: i32 = builtin::TANH;
@@ -56,8 +60,11 @@ fn tanh_int16(p: &Params, x: i32) -> i32 {
         let ub = SIGMOID_TABLE[uh + 1] as u32;
         ((ua << 8) + (abs & 0xFF) * (ub - ua)) as i32
     };
-    let result =
-        if input >= 0 { result - (1 << (14 + 9)) + (1 << (9 - 2)) } else { -result + (1 << (14 + 9)) + (1 << (9 - 2)) - 1 };
+    let result = if input >= 0 {
+        result - (1 << (14 + 9)) + (1 << (9 - 2))
+    } else {
+        -result + (1 << (14 + 9)) + (1 << (9 - 2)) - 1
+    };
     (result >> (9 - 1)) as i16 as i32
 }
 
@@ -68,6 +75,13 @@ fn prepare(ctx: &mut PrepareContext<'_, '_>) -> Result<()> {
     let mut p = Params { elements: unary_elements(ctx, &input, &output)?, ..Params::default() };
     match input.dtype {
         DataType::Float32 => p.kind = KIND_FLOAT,
+        DataType::Int8 if ctx.options.rounding == Rounding::Litert => {
+            let lut = int8_lut(ctx, &input, &output, libm::tanhf)?;
+            p.kind = KIND_INT8_LUT;
+            ctx.push(&p);
+            ctx.push(&lut);
+            return Ok(());
+        }
         DataType::Int8 => {
             // Like TFLM, the output is taken to be scale 1/128, zero point 0 without a check.
             int8_input_params(ctx, &input, &mut p)?;
@@ -85,12 +99,14 @@ fn prepare(ctx: &mut PrepareContext<'_, '_>) -> Result<()> {
 
 fn eval(ctx: &mut EvalContext<'_>) -> Result<()> {
     let p: Params = ctx.params().read();
+    let blob = ctx.params;
     let input = ctx.input(0);
     let output = ctx.output(0);
     let n = p.elements as usize;
     match p.kind {
         KIND_FLOAT => (0..n).for_each(|i| write_f32(output, i, libm::tanhf(read_f32(input, i)))),
         KIND_INT8 => (0..n).for_each(|i| I8::write(output, i, tanh_int8(&p, I8::read(input, i)))),
+        KIND_INT8_LUT => eval_int8_lut(blob, n, input, output),
         _ => (0..n).for_each(|i| I16::write(output, i, tanh_int16(&p, I16::read(input, i)))),
     }
     Ok(())

@@ -16,13 +16,21 @@
 //! int8 activations/weights with int16 cell state and int32 biases (the 8x8->16 path), or
 //! float32 throughout. Batch-major input runs one batch row at a time (as TFLM does), time-major
 //! input runs all batch rows of a step together; the results are the same.
+//!
+//! LiteRT's reference LSTM (`lstm_eval::EvalInteger8x8_16`) is *not* bit-exact with TFLM's: it
+//! uses gemmlowp's int16 logistic/tanh instead of the LUT, shifts instead of multipliers for the
+//! cell products, and takes the hidden product's scale and zero point from the op's 5th
+//! intermediate tensor. On the shared LSTM models the two differ in tens of LSTM output bytes
+//! per sample, so the interpreter's `Rounding::Litert` mode runs LiteRT's arithmetic instead.
 
 use crate::error::Result;
-use crate::fixedpoint::multiply_by_quantized_multiplier;
+use crate::fixedpoint::{self, multiply_by_quantized_multiplier, rounding_divide_by_pot};
+use crate::kernels::logistic::SIGMOID_TABLE;
 use crate::kernels::svdf::{checked_multiplier, positive_scale};
 use crate::kernels::util::{as_i8, read_f32, read_i16, read_i32, write_f32, write_i16};
 use crate::kernels::{known_max_version, EvalContext, PrepareContext, Registration, MAX_INPUTS};
 use crate::tensor::{DataType, TensorMeta};
+use crate::Rounding;
 use bytemuck::{Pod, Zeroable};
 use ferrolite_schema::tflite::{builtin, options_type, Activation};
 
@@ -58,14 +66,20 @@ const GATE_FORGET: usize = 1;
 const GATE_CELL: usize = 2;
 const GATE_OUTPUT: usize = 3;
 
+/// int8 x int8 -> int16 cell, TFLM's arithmetic.
 const KIND_INT8: u32 = 0;
 const KIND_FLOAT: u32 = 1;
+/// int8 x int8 -> int16 cell, LiteRT's `lstm_eval::EvalInteger8x8_16` arithmetic (the
+/// interpreter's `Rounding::Litert` mode), which differs from TFLM's in the nonlinearities, the
+/// cell products and the hidden-state scale.
+const KIND_INT8_LITERT: u32 = 2;
 
-/// Q3.12: the fixed scale TFLM gives the gate pre-activations (input of sigmoid/tanh).
-const GATE_PREACTIVATION_SCALE: f32 = 0.000_244_140_62;
-/// Q0.15-ish: the scale TFLM gives the gate outputs. The literal is TFLM's, which is *not*
-/// exactly 2^-15 as an f32; the multipliers below depend on the exact value.
-const GATE_OUTPUT_SCALE: f32 = 0.000_030_517_57;
+/// 2^-12 (Q3.12): the fixed scale TFLM gives the gate pre-activations (sigmoid/tanh inputs).
+const GATE_PREACTIVATION_SCALE: f32 = 1.0 / 4096.0;
+/// 2^-15 (Q0.15): the scale TFLM gives the gate outputs. Older TFLM releases wrote this as the
+/// inexact literal 0.00003051757, which moves the products' multipliers; the current kernel (and
+/// the pip `tflite-micro` the goldens were made with) uses the exact power of two.
+const GATE_OUTPUT_SCALE: f32 = 1.0 / 32768.0;
 
 /// Fixed-point parameters of one gate's two fully connected layers.
 #[repr(C)]
@@ -97,9 +111,12 @@ struct Params {
     has_cell_clip: u32,
     cell_clip_quantized: i32,
     cell_clip: f32,
-    /// int16 tanh input scaling for the cell state (from its power-of-two scale).
+    /// TFLM: int16 tanh input scaling for the cell state (from its power-of-two scale).
     cell_tanh_multiplier: i32,
     cell_tanh_shift: i32,
+    /// LiteRT: log2 of the cell state scale (cell tanh has `15 + power` integer bits, the input
+    /// x cell gate product is shifted right by `30 + power`).
+    cell_power: i32,
     /// forget x cell -> cell, input x cell gate -> cell, tanh(cell) x output -> hidden.
     forget_mul: [i32; 2],
     input_mul: [i32; 2],
@@ -107,10 +124,12 @@ struct Params {
     gates: [GateParams; 4],
 }
 
-/// TFLite's `CheckedLog2` (its float arithmetic included): the nearest integer to log2(x).
-fn rounded_log2(x: f32) -> i32 {
+/// TFLite's `CheckedLog2` (its float arithmetic included): the nearest integer to log2(x), and
+/// whether x is within 1e-3 (in the exponent) of that power of two.
+fn checked_log2(x: f32) -> (i32, bool) {
     let log2 = libm::logf(x) * (1.0f32 / libm::logf(2.0));
-    libm::roundf(log2) as i32
+    let rounded = libm::roundf(log2);
+    (rounded as i32, libm::fabsf(log2 - rounded) < 1e-3)
 }
 
 /// TFLM's int16 tanh input scaling for a power-of-two input scale 2^power, resolved into the
@@ -144,11 +163,8 @@ fn check_structure(ctx: &PrepareContext<'_, '_>, time_major: bool) -> Result<(us
     }
 
     ctx.ensure(input.shape.rank() == 3, "LSTM input must be 3-D")?;
-    let (batches, time_steps) = if time_major {
-        (input.shape.dim(1), input.shape.dim(0))
-    } else {
-        (input.shape.dim(0), input.shape.dim(1))
-    };
+    let (batches, time_steps) =
+        if time_major { (input.shape.dim(1), input.shape.dim(0)) } else { (input.shape.dim(0), input.shape.dim(1)) };
     let input_size = input.shape.dim(2);
     ctx.ensure(hidden.shape.rank() == 2, "LSTM hidden state must be 2-D")?;
     let state_size = hidden.shape.dim(1);
@@ -157,7 +173,9 @@ fn check_structure(ctx: &PrepareContext<'_, '_>, time_major: bool) -> Result<(us
     ctx.ensure(cell.shape.elements() == state_elements, "LSTM cell state size mismatch")?;
     ctx.ensure(output.shape.rank() == 3, "LSTM output must be 3-D")?;
     ctx.ensure(
-        output.shape.dim(0) == input.shape.dim(0) && output.shape.dim(1) == input.shape.dim(1) && output.shape.dim(2) == state_size,
+        output.shape.dim(0) == input.shape.dim(0)
+            && output.shape.dim(1) == input.shape.dim(1)
+            && output.shape.dim(2) == state_size,
         "LSTM output shape mismatch",
     )?;
     for g in 0..4 {
@@ -203,6 +221,7 @@ fn prepare(ctx: &mut PrepareContext<'_, '_>) -> Result<()> {
         cell_clip,
         cell_tanh_multiplier: 0,
         cell_tanh_shift: 0,
+        cell_power: 0,
         forget_mul: [0; 2],
         input_mul: [0; 2],
         output_mul: [0; 2],
@@ -219,7 +238,8 @@ fn prepare(ctx: &mut PrepareContext<'_, '_>) -> Result<()> {
             4
         }
         DataType::Int8 => {
-            prepare_int8(ctx, &mut params, &input, &hidden, &cell, &output, cell_clip)?;
+            let litert = ctx.options.rounding == Rounding::Litert;
+            prepare_int8(ctx, &mut params, [&input, &hidden, &cell, &output], cell_clip, litert)?;
             2
         }
         _ => return Err(ctx.invalid("LSTM supports int8 and float32 inputs")),
@@ -235,15 +255,14 @@ fn prepare(ctx: &mut PrepareContext<'_, '_>) -> Result<()> {
     Ok(())
 }
 
-/// TFLM's `PrepareGateParametersInteger` and cell-state info for the 8x8->16 path.
+/// TFLM's `PrepareGateParametersInteger` and cell-state info for the 8x8->16 path, or LiteRT's
+/// `PopulateQuantizedLstmParams8x8_16` when `litert`.
 fn prepare_int8(
     ctx: &PrepareContext<'_, '_>,
     params: &mut Params,
-    input: &TensorMeta<'_>,
-    hidden: &TensorMeta<'_>,
-    cell: &TensorMeta<'_>,
-    output: &TensorMeta<'_>,
+    [input, hidden, cell, output]: [&TensorMeta<'_>; 4],
     cell_clip: f32,
+    litert: bool,
 ) -> Result<()> {
     ctx.expect_type(hidden, DataType::Int8)?;
     ctx.expect_type(output, DataType::Int8)?;
@@ -252,7 +271,7 @@ fn prepare_int8(
     let (hidden_scale, hidden_zp) = positive_scale(ctx, hidden)?;
     let (cell_scale, _) = positive_scale(ctx, cell)?;
     ctx.ensure((-128..=127).contains(&input_zp) && (-128..=127).contains(&hidden_zp), "LSTM zero point out of range")?;
-    params.kind = KIND_INT8;
+    params.kind = if litert { KIND_INT8_LITERT } else { KIND_INT8 };
     params.input_offset = -input_zp;
     params.hidden_offset = -hidden_zp;
     params.hidden_zero_point = hidden_zp;
@@ -266,10 +285,12 @@ fn prepare_int8(
             ctx.ensure(q.len() == 1, "LSTM weights must be quantized per tensor")?;
             let (w_scale, w_zp) = positive_scale(ctx, w)?;
             ctx.ensure((-128..=127).contains(&w_zp), "LSTM weight zero point out of range")?;
-            // TFLite's GetQuantizedConvolutionMultipler: the scale product in float, then double.
+            // TFLite's GetQuantizedConvolutionMultipler (and LiteRT's effective scales): the
+            // scale product in float, then the exact division by 2^-12 in double.
             let real = (from_scale * w_scale) as f64 / GATE_PREACTIVATION_SCALE as f64;
             let (m, s) = checked_multiplier(ctx, real)?;
-            fc[k] = (-w_zp, m, s);
+            // LiteRT folds only the activation zero points into its effective biases.
+            fc[k] = (if litert { 0 } else { -w_zp }, m, s);
         }
         ctx.expect_type(&ctx.input(GATE_BIAS + g)?, DataType::Int32)?;
         params.gates[g] = GateParams {
@@ -282,6 +303,35 @@ fn prepare_int8(
         };
     }
 
+    // CheckedLog2 of the cell scale: TFLM ignores whether it is exact, LiteRT requires it.
+    let (power, exact) = checked_log2(cell_scale);
+    if litert {
+        ctx.ensure(exact, "LSTM cell state scale must be a power of two")?;
+        // LiteRT's int16 tanh exists for 0..=6 integer bits (cell scales 2^-15..2^-9).
+        ctx.ensure((-15..=-9).contains(&power), "LSTM cell state scale out of range")?;
+        ctx.ensure(cell_clip >= 0.0, "LSTM cell clip must not be negative")?;
+        params.cell_power = power;
+        // The intermediate "effective hidden scale" tensor sets the hidden product's scale and
+        // zero point (TFLite converters give it the output state's parameters).
+        let intermediates = ctx.op.table.intermediates()?.ok_or(ctx.invalid("LSTM needs 5 intermediate tensors"))?;
+        ctx.ensure(intermediates.len() == 5, "LSTM needs 5 intermediate tensors")?;
+        let index = intermediates.get(4).unwrap_or(-1);
+        let index = usize::try_from(index).map_err(|_| ctx.invalid("bad LSTM intermediate tensor"))?;
+        let hidden_intermediate = ctx.model.tensor(index)?;
+        let (scale, zp) = positive_scale(ctx, &hidden_intermediate)?;
+        ctx.ensure((-128..=127).contains(&zp), "LSTM zero point out of range")?;
+        params.hidden_zero_point = zp;
+        // 2^-15 / scale * 2^-15 in double, stored as float, widened again.
+        let effective = (libm::ldexp(1.0, -15) / scale as f64 * libm::ldexp(1.0, -15)) as f32;
+        let (m, s) = checked_multiplier(ctx, effective as f64)?;
+        params.output_mul = [m, s];
+        // Float quotient clamped to int16, truncated.
+        params.cell_clip_quantized = (cell_clip / cell_scale).clamp(-32768.0, 32767.0) as i16 as i32;
+        // LiteRT clips when the *quantized* clip is positive.
+        params.has_cell_clip = (params.cell_clip_quantized > 0) as u32;
+        return Ok(());
+    }
+
     // CreateInterGateMulParams: products of scales in double.
     let mul = |a: f32, b: f32, out: f32| -> Result<[i32; 2]> {
         let (m, s) = checked_multiplier(ctx, a as f64 * b as f64 / out as f64)?;
@@ -290,9 +340,8 @@ fn prepare_int8(
     params.forget_mul = mul(GATE_OUTPUT_SCALE, cell_scale, cell_scale)?;
     params.input_mul = mul(GATE_OUTPUT_SCALE, GATE_OUTPUT_SCALE, cell_scale)?;
     params.output_mul = mul(GATE_OUTPUT_SCALE, GATE_OUTPUT_SCALE, hidden_scale)?;
-
     // CreateLstmCellStateInfo: the cell scale's power of two drives the tanh input scaling.
-    let (m, s) = tanh_input_scaling(rounded_log2(cell_scale)).ok_or(ctx.invalid("LSTM cell state scale out of range"))?;
+    let (m, s) = tanh_input_scaling(power).ok_or(ctx.invalid("LSTM cell state scale out of range"))?;
     params.cell_tanh_multiplier = m;
     params.cell_tanh_shift = s;
     // Quantized clip: the double quotient clamped to int16, truncated as static_cast does.
@@ -311,13 +360,13 @@ fn eval(ctx: &mut EvalContext<'_>) -> Result<()> {
     };
     let dims = Dims::new(&p);
     // Split the scratch into the three gate buffers.
-    let buf_bytes = dims.rows * dims.state * if p.kind == KIND_INT8 { 2 } else { 4 };
+    let buf_bytes = dims.rows * dims.state * if p.kind == KIND_FLOAT { 4 } else { 2 };
     let Some((buf_a, rest)) = scratch.split_at_mut_checked(buf_bytes) else { return Ok(()) };
     let Some((buf_b, rest)) = rest.split_at_mut_checked(buf_bytes) else { return Ok(()) };
     let Some((buf_c, _)) = rest.split_at_mut_checked(buf_bytes) else { return Ok(()) };
     let mut bufs = [buf_a, buf_b, buf_c];
     for step in dims.steps() {
-        if p.kind == KIND_INT8 {
+        if p.kind != KIND_FLOAT {
             step_int8(&p, &dims, &step, &inputs, output, hidden, cell, &mut bufs);
         } else {
             step_float(&p, &dims, &step, &inputs, output, hidden, cell, &mut bufs);
@@ -375,31 +424,8 @@ impl Dims {
     }
 }
 
-/// TFLite's 256-entry LUT of sigmoid(i / 24) in Q0.16 shared by its int16 logistic and tanh
-/// (tanh(x) = 2 sigmoid(2x) - 1). The values are TFLite's (not all reproducible by rounding the
-/// formula), which bit-exactness requires.
-#[rustfmt::skip]
-const SIGMOID_TABLE: [u16; 256] = [
-    32768, 33451, 34133, 34813, 35493, 36169, 36843, 37513, 38180, 38841, 39498, 40149, 40794, 41432, 42064, 42688,
-    43304, 43912, 44511, 45102, 45683, 46255, 46817, 47369, 47911, 48443, 48964, 49475, 49975, 50464, 50942, 51409,
-    51865, 52311, 52745, 53169, 53581, 53983, 54374, 54755, 55125, 55485, 55834, 56174, 56503, 56823, 57133, 57433,
-    57724, 58007, 58280, 58544, 58800, 59048, 59288, 59519, 59743, 59959, 60168, 60370, 60565, 60753, 60935, 61110,
-    61279, 61441, 61599, 61750, 61896, 62036, 62172, 62302, 62428, 62549, 62666, 62778, 62886, 62990, 63090, 63186,
-    63279, 63368, 63454, 63536, 63615, 63691, 63765, 63835, 63903, 63968, 64030, 64090, 64148, 64204, 64257, 64308,
-    64357, 64405, 64450, 64494, 64536, 64576, 64614, 64652, 64687, 64721, 64754, 64786, 64816, 64845, 64873, 64900,
-    64926, 64950, 64974, 64997, 65019, 65039, 65060, 65079, 65097, 65115, 65132, 65149, 65164, 65179, 65194, 65208,
-    65221, 65234, 65246, 65258, 65269, 65280, 65291, 65301, 65310, 65319, 65328, 65337, 65345, 65352, 65360, 65367,
-    65374, 65381, 65387, 65393, 65399, 65404, 65410, 65415, 65420, 65425, 65429, 65433, 65438, 65442, 65445, 65449,
-    65453, 65456, 65459, 65462, 65465, 65468, 65471, 65474, 65476, 65479, 65481, 65483, 65485, 65488, 65489, 65491,
-    65493, 65495, 65497, 65498, 65500, 65501, 65503, 65504, 65505, 65507, 65508, 65509, 65510, 65511, 65512, 65513,
-    65514, 65515, 65516, 65517, 65517, 65518, 65519, 65520, 65520, 65521, 65522, 65522, 65523, 65523, 65524, 65524,
-    65525, 65525, 65526, 65526, 65526, 65527, 65527, 65528, 65528, 65528, 65529, 65529, 65529, 65529, 65530, 65530,
-    65530, 65530, 65531, 65531, 65531, 65531, 65531, 65532, 65532, 65532, 65532, 65532, 65532, 65533, 65533, 65533,
-    65533, 65533, 65533, 65533, 65533, 65534, 65534, 65534, 65534, 65534, 65534, 65534, 65534, 65534, 65534, 65535,
-];
-
 /// TFLite `reference_integer_ops::Logistic` (int16) with input multiplier 0 and shift 0, i.e.
-/// input in Q3.12 scaled by 3 before the LUT: output Q0.15.
+/// input in Q3.12 scaled by 3 before TFLite's shared sigmoid(i/24) LUT: output Q0.15.
 pub(crate) fn sigmoid_i16(x: i16) -> i16 {
     let input = x as i32 * 3;
     let abs = input.unsigned_abs();
@@ -438,22 +464,36 @@ fn mul_requantize(a: i16, b: i16, mul: [i32; 2], offset: i32, min: i32, max: i32
     multiply_by_quantized_multiplier(product, mul[0], mul[1]).saturating_add(offset).clamp(min, max)
 }
 
-/// One int8 fully connected output requantized to int16 (TFLM's integer FC with int16 output,
-/// output zero point 0): `clamp16(MBQM(sum (w + w_off)(x + x_off) + bias))`.
+/// One int8 fully connected accumulator: `sum (w + w_off)(x + x_off) + bias`, wrapping as the
+/// int32 C++ accumulators do.
 #[inline(always)]
-fn fc_i16(x: &[i8], x_offset: i32, w: &[i8], w_offset: i32, bias: i32, multiplier: i32, shift: i32) -> i32 {
+fn fc_acc(x: &[i8], x_offset: i32, w: &[i8], w_offset: i32, bias: i32) -> i32 {
     let mut acc = 0i32;
     for (&xv, &wv) in x.iter().zip(w) {
         acc = acc.wrapping_add((wv as i32 + w_offset).wrapping_mul(xv as i32 + x_offset));
     }
-    acc = acc.wrapping_add(bias);
-    multiply_by_quantized_multiplier(acc, multiplier, shift).clamp(i16::MIN as i32, i16::MAX as i32)
+    acc.wrapping_add(bias)
+}
+
+#[inline(always)]
+fn clamp_i16(x: i32) -> i32 {
+    x.clamp(i16::MIN as i32, i16::MAX as i32)
 }
 
 /// Computes one gate for this step's rows into `out` (int16 LE): `act(sat16(FC(x) + FC(h)))`.
 #[allow(clippy::too_many_arguments)]
-fn gate_int8(p: &Params, d: &Dims, gate: usize, x: &[i8], h: &[i8], inputs: &[&[u8]; MAX_INPUTS], out: &mut [u8], tanh: bool) {
+fn gate_int8(
+    p: &Params,
+    d: &Dims,
+    gate: usize,
+    x: &[i8],
+    h: &[i8],
+    inputs: &[&[u8]; MAX_INPUTS],
+    out: &mut [u8],
+    tanh: bool,
+) {
     let g = &p.gates[gate];
+    let litert = p.kind == KIND_INT8_LITERT;
     let w_in = as_i8(inputs[INPUT_WEIGHTS + gate]);
     let w_rec = as_i8(inputs[RECURRENT_WEIGHTS + gate]);
     let bias = inputs[GATE_BIAS + gate];
@@ -463,13 +503,29 @@ fn gate_int8(p: &Params, d: &Dims, gate: usize, x: &[i8], h: &[i8], inputs: &[&[
         for o in 0..d.state {
             let w_in_row = w_in.get(o * d.input..(o + 1) * d.input).unwrap_or(&[]);
             let w_rec_row = w_rec.get(o * d.state..(o + 1) * d.state).unwrap_or(&[]);
-            let from_input =
-                fc_i16(x_row, p.input_offset, w_in_row, g.input_weights_offset, read_i32(bias, o), g.input_multiplier, g.input_shift);
-            let from_hidden =
-                fc_i16(h_row, p.hidden_offset, w_rec_row, g.recurrent_weights_offset, 0, g.recurrent_multiplier, g.recurrent_shift);
-            let pre = (from_input + from_hidden).clamp(i16::MIN as i32, i16::MAX as i32) as i16;
-            // Gate pre-activations are Q3.12: tanh scaling for power -12 is multiplier 3, no shift.
-            let value = if tanh { tanh_i16(pre, 3, 0) } else { sigmoid_i16(pre) };
+            let in_acc = fc_acc(x_row, p.input_offset, w_in_row, g.input_weights_offset, read_i32(bias, o));
+            let rec_acc = fc_acc(h_row, p.hidden_offset, w_rec_row, g.recurrent_weights_offset, 0);
+            let from_input = clamp_i16(multiply_by_quantized_multiplier(in_acc, g.input_multiplier, g.input_shift));
+            let from_hidden = multiply_by_quantized_multiplier(rec_acc, g.recurrent_multiplier, g.recurrent_shift);
+            let value = if litert {
+                // LiteRT accumulates the second product onto the saturated first one, then
+                // applies gemmlowp's int16 logistic/tanh with 3 integer bits (Q3.12 input).
+                let pre = clamp_i16(from_input.wrapping_add(from_hidden)) as i16;
+                if tanh {
+                    fixedpoint::tanh_i16(pre, 3)
+                } else {
+                    fixedpoint::logistic_i16(pre, 3)
+                }
+            } else {
+                // TFLM saturates both products to int16, then adds with saturation, then
+                // applies its LUT nonlinearities (tanh input scaling for power -12: x3, no shift).
+                let pre = clamp_i16(from_input + clamp_i16(from_hidden)) as i16;
+                if tanh {
+                    tanh_i16(pre, 3, 0)
+                } else {
+                    sigmoid_i16(pre)
+                }
+            };
             write_i16(out, r * d.state + o, value);
         }
     }
@@ -497,10 +553,22 @@ fn step_int8(
         gate_int8(p, d, GATE_CELL, x, h, inputs, buf_g, true);
     }
     let (i16_min, i16_max) = (i16::MIN as i32, i16::MAX as i32);
+    let litert = p.kind == KIND_INT8_LITERT;
     let c = cell.get_mut(2 * step.state..2 * (step.state + n)).unwrap_or(&mut []);
     for k in 0..n {
-        let forget_cell = mul_requantize(read_i16(buf_f, k), read_i16(c, k), p.forget_mul, 0, i16_min, i16_max);
-        let input_cell = mul_requantize(read_i16(buf_i, k), read_i16(buf_g, k), p.input_mul, 0, i16_min, i16_max);
+        let (f, i, g, old) = (read_i16(buf_f, k), read_i16(buf_i, k), read_i16(buf_g, k), read_i16(c, k));
+        let (forget_cell, input_cell) = if litert {
+            // LiteRT `CwiseMul` by shifts (the gate outputs are taken as exactly Q0.15), truncated
+            // to int16 as its static_cast does.
+            let fc = rounding_divide_by_pot(f as i32 * old as i32, 15) as i16 as i32;
+            let ic = rounding_divide_by_pot(i as i32 * g as i32, 30 + p.cell_power) as i16 as i32;
+            (fc, ic)
+        } else {
+            (
+                mul_requantize(f, old, p.forget_mul, 0, i16_min, i16_max),
+                mul_requantize(i, g, p.input_mul, 0, i16_min, i16_max),
+            )
+        };
         let mut updated = (forget_cell + input_cell).clamp(i16_min, i16_max);
         if p.has_cell_clip != 0 {
             updated = updated.min(p.cell_clip_quantized).max(-p.cell_clip_quantized);
@@ -514,8 +582,13 @@ fn step_int8(
     }
     let h = hidden.get_mut(step.state..step.state + n).unwrap_or(&mut []);
     for (k, hv) in h.iter_mut().enumerate() {
-        let t = tanh_i16(read_i16(c, k), p.cell_tanh_multiplier, p.cell_tanh_shift);
-        let v = mul_requantize(t, read_i16(buf_f, k), p.output_mul, p.hidden_zero_point, i8::MIN as i32, i8::MAX as i32);
+        let t = if litert {
+            fixedpoint::tanh_i16(read_i16(c, k), 15 + p.cell_power)
+        } else {
+            tanh_i16(read_i16(c, k), p.cell_tanh_multiplier, p.cell_tanh_shift)
+        };
+        let v =
+            mul_requantize(t, read_i16(buf_f, k), p.output_mul, p.hidden_zero_point, i8::MIN as i32, i8::MAX as i32);
         *hv = v as i8 as u8;
     }
     if let Some(dst) = output.get_mut(step.output..step.output + n) {
@@ -596,5 +669,133 @@ fn step_float(
     }
     if let Some(dst) = output.get_mut(4 * step.output..4 * (step.output + n)) {
         dst.copy_from_slice(h);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::*;
+    use std::vec;
+    use std::vec::Vec;
+
+    fn f32_bytes(v: &[f32]) -> Vec<u8> {
+        v.iter().flat_map(|x| x.to_le_bytes()).collect()
+    }
+
+    #[test]
+    fn int16_nonlinearities_track_float() {
+        for x in (i16::MIN..=i16::MAX).step_by(97) {
+            let real = x as f64 / 4096.0; // Q3.12
+            let s = sigmoid_i16(x) as f64 / 32768.0;
+            assert!((s - 1.0 / (1.0 + libm::exp(-real))).abs() < 2e-3, "sigmoid({real}) = {s}");
+            let t = tanh_i16(x, 3, 0) as f64 / 32768.0;
+            assert!((t - libm::tanh(real)).abs() < 2e-3, "tanh({real}) = {t}");
+        }
+        assert_eq!(sigmoid_i16(0), 16384);
+        assert_eq!(tanh_i16(0, 3, 0), 0);
+        // Cell-state tanh for a Q4.11 cell (power -11): multiplier 6, no shift.
+        assert_eq!(tanh_input_scaling(-11), Some((6, 0)));
+        assert_eq!(tanh_input_scaling(-13), Some((3, 1)));
+        let t = tanh_i16(2048, 6, 0) as f64 / 32768.0; // 1.0 in Q4.11
+        assert!((t - libm::tanh(1.0)).abs() < 2e-3);
+    }
+
+    #[test]
+    fn checked_log2_matches_powers_of_two() {
+        assert_eq!(checked_log2(1.0 / 4096.0), (-12, true));
+        assert_eq!(checked_log2(1.0 / 2048.0), (-11, true));
+        assert!(!checked_log2(0.0003).1);
+    }
+
+    /// Float LSTM (batch-major and time-major) against a direct f64 implementation.
+    #[test]
+    fn float_lstm_matches_definition() {
+        let (batches, time_steps, input, state) = (2usize, 3usize, 3usize, 2usize);
+        let gen = |n: usize, seed: usize| -> Vec<f32> {
+            (0..n).map(|i| (((i * 37 + seed * 11) % 23) as f32 - 11.0) * 0.07).collect()
+        };
+        let weights: Vec<Vec<f32>> = (0..4).map(|g| gen(state * input, g)).collect();
+        let recurrent: Vec<Vec<f32>> = (0..4).map(|g| gen(state * state, g + 4)).collect();
+        let biases: Vec<Vec<f32>> = (0..4).map(|g| gen(state, g + 8)).collect();
+        let x = gen(batches * time_steps * input, 99);
+        for time_major in [false, true] {
+            let p = Params {
+                kind: KIND_FLOAT,
+                batches: batches as u32,
+                time_steps: time_steps as u32,
+                input_size: input as u32,
+                state_size: state as u32,
+                time_major: time_major as u32,
+                has_cell_clip: 1,
+                cell_clip: 0.5,
+                ..Params::zeroed()
+            };
+            let d = Dims::new(&p);
+            // Lay the same sequences out in the requested order.
+            let at = |b: usize, t: usize| if time_major { t * batches + b } else { b * time_steps + t };
+            let mut x_laid = vec![0.0f32; x.len()];
+            for b in 0..batches {
+                for t in 0..time_steps {
+                    for k in 0..input {
+                        x_laid[at(b, t) * input + k] = x[(b * time_steps + t) * input + k];
+                    }
+                }
+            }
+            let owned: Vec<Vec<u8>> = (0..MAX_INPUTS)
+                .map(|i| match i {
+                    INPUT => f32_bytes(&x_laid),
+                    1..=4 => f32_bytes(&weights[i - 1]),
+                    5..=8 => f32_bytes(&recurrent[i - 5]),
+                    12..=15 => f32_bytes(&biases[i - 12]),
+                    _ => Vec::new(),
+                })
+                .collect();
+            let mut inputs: [&[u8]; MAX_INPUTS] = [&[]; MAX_INPUTS];
+            for (slot, o) in inputs.iter_mut().zip(&owned) {
+                *slot = o;
+            }
+            let mut output = vec![0u8; batches * time_steps * state * 4];
+            let mut hidden = vec![0u8; batches * state * 4];
+            let mut cell = vec![0u8; batches * state * 4];
+            let mut scratch = vec![0u8; 3 * d.rows * state * 4];
+            let (a, rest) = scratch.split_at_mut(d.rows * state * 4);
+            let (b, c) = rest.split_at_mut(d.rows * state * 4);
+            let mut bufs = [a, b, c];
+            for step in d.steps() {
+                step_float(&p, &d, &step, &inputs, &mut output, &mut hidden, &mut cell, &mut bufs);
+            }
+            // Reference.
+            let sig = |v: f64| 1.0 / (1.0 + libm::exp(-v));
+            for b in 0..batches {
+                let (mut h, mut c) = (vec![0.0f64; state], vec![0.0f64; state]);
+                for t in 0..time_steps {
+                    let xt = &x[(b * time_steps + t) * input..][..input];
+                    let gate = |g: usize, h: &[f64]| -> Vec<f64> {
+                        (0..state)
+                            .map(|o| {
+                                let mut v = biases[g][o] as f64;
+                                v += (0..input).map(|k| weights[g][o * input + k] as f64 * xt[k] as f64).sum::<f64>();
+                                v += (0..state).map(|k| recurrent[g][o * state + k] as f64 * h[k]).sum::<f64>();
+                                v
+                            })
+                            .collect()
+                    };
+                    let (i, f, g, o) =
+                        (gate(GATE_INPUT, &h), gate(GATE_FORGET, &h), gate(GATE_CELL, &h), gate(GATE_OUTPUT, &h));
+                    for k in 0..state {
+                        c[k] = (sig(f[k]) * c[k] + sig(i[k]) * libm::tanh(g[k])).clamp(-0.5, 0.5);
+                        h[k] = sig(o[k]) * libm::tanh(c[k]);
+                    }
+                    for (k, &expected) in h.iter().enumerate() {
+                        let got = read_f32(&output, at(b, t) * state + k) as f64;
+                        assert!(
+                            (got - expected).abs() < 1e-5,
+                            "time_major {time_major} b {b} t {t} k {k}: {got} vs {expected}"
+                        );
+                    }
+                }
+            }
+        }
     }
 }

@@ -87,13 +87,16 @@ pub fn quantized_activation_range(
     };
     let (scale, zero_point) = ctx.quant(output)?;
     let quantize = |x: f32| -> i32 { zero_point.saturating_add(libm::roundf(x / scale) as i32) };
-    Ok(match act {
+    let (lo, hi) = match act {
         Activation::None => (qmin, qmax),
         Activation::Relu => (qmin.max(quantize(0.0)), qmax),
         Activation::Relu6 => (qmin.max(quantize(0.0)), qmax.min(quantize(6.0))),
         Activation::ReluN1To1 => (qmin.max(quantize(-1.0)), qmax.min(quantize(1.0))),
         _ => return Err(ctx.invalid("unsupported fused activation")),
-    })
+    };
+    // An empty range (e.g. RELU6 with a zero point above 6/scale) would make clamping panic.
+    ctx.ensure(lo <= hi, "fused activation range is empty for the output's quantization")?;
+    Ok((lo, hi))
 }
 
 /// Clamp range of a float output after a fused activation.

@@ -1,0 +1,62 @@
+//! Command-line arguments.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+/// Inspect and run int8 TFLite models with the Ferrolite runtime.
+#[derive(Debug, Parser)]
+#[command(name = "ferrolite", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a model once on .npy inputs and write its outputs as .npy files.
+    Run(RunArgs),
+    /// Describe a model: inputs, outputs, operators, arena and constant bytes.
+    Inspect(InspectArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The .tflite model.
+    pub model: PathBuf,
+    /// One .npy file per model input, in model-input order (exact dtype and shape).
+    #[arg(long = "input", value_name = "IN.npy", required = true)]
+    pub inputs: Vec<PathBuf>,
+    /// One .npy file per model output, in model-output order (written atomically).
+    #[arg(long = "output", value_name = "OUT.npy", required = true)]
+    pub outputs: Vec<PathBuf>,
+    /// Requantization rounding: TensorFlow Lite Micro (default) or LiteRT reference kernels.
+    #[arg(long, value_enum, default_value_t = RoundingArg::Tflm)]
+    pub rounding: RoundingArg,
+}
+
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// The .tflite model.
+    pub model: PathBuf,
+    /// Print machine-readable JSON instead of tables.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `--rounding` values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum RoundingArg {
+    /// TensorFlow Lite Micro: gemmlowp double rounding.
+    Tflm,
+    /// LiteRT 2.x reference kernels: single rounding.
+    Litert,
+}
+
+impl From<RoundingArg> for ferrolite::Rounding {
+    fn from(r: RoundingArg) -> Self {
+        match r {
+            RoundingArg::Tflm => ferrolite::Rounding::Tflm,
+            RoundingArg::Litert => ferrolite::Rounding::Litert,
+        }
+    }
+}

@@ -1,0 +1,89 @@
+//! `ferrolite run`: one invoke on `.npy` inputs, `.npy` outputs written atomically.
+
+use crate::cli::RunArgs;
+use crate::load::{self, Arena};
+use crate::npy;
+use anyhow::{anyhow, bail, Context, Result};
+use ferrolite::{AllOpsResolver, Interpreter, InterpreterOptions, TensorMeta};
+use std::path::Path;
+
+/// A tensor's label for messages: `input 0 ("serving_default_x:0")`.
+fn label(kind: &str, i: usize, meta: &TensorMeta<'_>) -> String {
+    if meta.name.is_empty() {
+        format!("{kind} {i}")
+    } else {
+        format!("{kind} {i} ({:?})", meta.name)
+    }
+}
+
+fn plural(n: usize, what: &str) -> String {
+    format!("{n} {what}{}", if n == 1 { "" } else { "s" })
+}
+
+/// `the model has 2 inputs but 1 --input file was given`.
+fn count_mismatch(n: usize, what: &str, given: usize, flag: &str) -> anyhow::Error {
+    let verb = if given == 1 { "was" } else { "were" };
+    anyhow!("the model has {} but {} {verb} given", plural(n, what), plural(given, flag))
+}
+
+pub fn run(args: &RunArgs) -> Result<()> {
+    let bytes = load::read_model(&args.model)?;
+    let model = load::parse_model(&bytes, &args.model)?;
+    let (n_in, n_out) = (model.num_inputs(), model.num_outputs());
+    if args.inputs.len() != n_in {
+        return Err(count_mismatch(n_in, "input", args.inputs.len(), "--input file"));
+    }
+    if args.outputs.len() != n_out {
+        return Err(count_mismatch(n_out, "output", args.outputs.len(), "--output file"));
+    }
+    // Check every input file before doing any work.
+    let mut arrays = Vec::with_capacity(n_in);
+    for (i, path) in args.inputs.iter().enumerate() {
+        let meta = model.input_tensor(i).and_then(|t| model.tensor(t)).map_err(|e| anyhow!("input {i}: {e}"))?;
+        arrays.push(check_input(i, &meta, path)?);
+    }
+    let options = InterpreterOptions { rounding: args.rounding.into() };
+    let needed = load::arena_bytes(&model, options).map_err(|e| anyhow!("cannot prepare the model: {e}"))?;
+    let mut arena = Arena::new(needed);
+    let mut interpreter = Interpreter::new(&model, &AllOpsResolver, arena.bytes_mut(), options)
+        .map_err(|e| anyhow!("cannot prepare the model: {e}"))?;
+    for (i, array) in arrays.iter().enumerate() {
+        let dst = interpreter.input_bytes_mut(i).map_err(|e| anyhow!("input {i}: {e}"))?;
+        if dst.len() != array.data.len() {
+            bail!("input {i}: the tensor holds {} bytes, the file {}", dst.len(), array.data.len());
+        }
+        dst.copy_from_slice(&array.data);
+    }
+    interpreter.invoke().map_err(|e| anyhow!("invoke failed: {e}"))?;
+    let mut files = Vec::with_capacity(n_out);
+    for (i, path) in args.outputs.iter().enumerate() {
+        let meta = interpreter.output_meta(i).map_err(|e| anyhow!("output {i}: {e}"))?;
+        let data = interpreter.output_bytes(i).map_err(|e| anyhow!("output {i}: {e}"))?;
+        let encoded = npy::encode(meta.dtype, meta.shape.dims(), data)
+            .with_context(|| format!("{} cannot be saved", label("output", i, &meta)))?;
+        files.push((path.as_path(), encoded));
+    }
+    npy::write_files_atomically(&files)
+}
+
+/// Reads input `i`'s file and checks it holds exactly the tensor's dtype and shape.
+fn check_input(i: usize, meta: &TensorMeta<'_>, path: &Path) -> Result<npy::Array> {
+    let what = label("input", i, meta);
+    let Some(expected) = npy::descr(meta.dtype) else {
+        bail!("{what} has type {}, which .npy inputs cannot provide", meta.dtype.name());
+    };
+    let array = npy::read(path).with_context(|| what.clone())?;
+    if !array.has_dtype(meta.dtype) {
+        bail!(
+            "{what}: {} has dtype {}, the model expects {}",
+            path.display(),
+            npy::descr_name(&array.descr),
+            npy::descr_name(expected)
+        );
+    }
+    let shape: Vec<u64> = meta.shape.dims().iter().map(|&d| d as u64).collect();
+    if array.shape != shape {
+        bail!("{what}: {} has shape {:?}, the model expects shape {shape:?}", path.display(), array.shape);
+    }
+    Ok(array)
+}

@@ -1,0 +1,214 @@
+//! End-to-end tests of the `ferrolite` binary: `inspect` and `run` on real models, and the
+//! failures a user will hit (wrong dtype, wrong shape, missing or truncated model).
+
+#[path = "../../runtime/tests/support/mod.rs"]
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const HELLO: &str = "tflm_hello_world_int8";
+
+fn ferrolite(args: &[&dyn AsRef<std::ffi::OsStr>]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ferrolite")).args(args.iter().map(|a| a.as_ref())).output().expect("spawn")
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// A fresh, empty directory for one test's files.
+fn scratch(test: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("cli-{test}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn examples() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/models")
+}
+
+/// Asserts a failed run: non-zero exit, one `error: ...` line mentioning `needle`.
+fn assert_one_line_error(out: &Output, needle: &str) {
+    let err = stderr(out);
+    assert!(!out.status.success(), "expected failure, stderr: {err}");
+    assert_eq!(err.lines().count(), 1, "expected one line, got: {err:?}");
+    assert!(err.starts_with("error: "), "{err:?}");
+    assert!(err.to_lowercase().contains(needle), "{err:?} does not mention {needle}");
+}
+
+/// Files left in `dir` besides the ones given.
+fn leftovers(dir: &Path, keep: &[&str]) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| !keep.contains(&n.as_str()))
+        .collect()
+}
+
+fn write_npy<T: npyz::AutoSerialize + Copy>(path: &Path, shape: &[u64], data: &[T]) {
+    use npyz::WriterBuilder;
+    let mut bytes = Vec::new();
+    let mut w = npyz::WriteOptions::<T>::new().default_dtype().shape(shape).writer(&mut bytes).begin_nd().unwrap();
+    w.extend(data.iter().copied()).unwrap();
+    w.finish().unwrap();
+    std::fs::write(path, bytes).unwrap();
+}
+
+#[test]
+fn inspect_json_reports_arena_ops_and_io() {
+    let Some(shared) = support::shared_dir() else { return };
+    let model = shared.join("models").join(format!("{HELLO}.tflite"));
+    let out = ferrolite(&[&"inspect", &model, &"--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("valid JSON");
+    for key in ["arena_bytes", "ops", "inputs", "outputs", "constant_bytes", "model_bytes"] {
+        assert!(json.get(key).is_some(), "missing key {key} in {json}");
+    }
+    assert!(json["arena_bytes"].as_u64().is_some_and(|n| n > 0), "{json}");
+    assert_eq!(json["model_bytes"], 2704);
+    assert_eq!(json["ops"][0]["name"], "FULLY_CONNECTED");
+    assert_eq!(json["ops"][0]["count"], 3);
+    assert_eq!(json["inputs"][0]["dtype"], "int8");
+    assert_eq!(json["inputs"][0]["shape"], serde_json::json!([1, 1]));
+    assert_eq!(json["inputs"][0]["quantization"]["zero_point"], -128);
+}
+
+#[test]
+fn inspect_table_works_on_the_bundled_example() {
+    let out = ferrolite(&[&"inspect", &examples().join("hello_world_int8.tflite")]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8(out.stdout).unwrap();
+    for needle in ["arena bytes", "FULLY_CONNECTED", "serving_default_dense_input:0", "[1, 1]", "int8"] {
+        assert!(text.contains(needle), "{needle} missing from:\n{text}");
+    }
+}
+
+/// Runs hello_world on golden sample 0 and compares with the reference of that rounding mode.
+fn run_matches_golden(rounding: Option<&str>, golden_output: &str) {
+    let Some(shared) = support::shared_dir() else { return };
+    let dir = scratch(&format!("golden-{}", rounding.unwrap_or("default")));
+    let model = shared.join("models").join(format!("{HELLO}.tflite"));
+    let golden = shared.join("golden").join(HELLO);
+    let output = dir.join("out.npy");
+    let mut args: Vec<&dyn AsRef<std::ffi::OsStr>> = Vec::new();
+    let input = golden.join("input_0.npy");
+    args.extend([&"run" as &dyn AsRef<_>, &model, &"--input", &input, &"--output", &output]);
+    if let Some(r) = rounding.as_ref() {
+        args.extend([&"--rounding" as &dyn AsRef<_>, r]);
+    }
+    let out = ferrolite(&args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let got = support::read_npy(&output);
+    let want = support::read_npy(&golden.join(golden_output));
+    assert_eq!((got.dtype.as_str(), &got.shape), (want.dtype.as_str(), &want.shape));
+    assert_eq!(got.bytes, want.bytes);
+    assert_eq!(leftovers(&dir, &["out.npy"]), Vec::<String>::new());
+}
+
+#[test]
+fn run_matches_tflm_golden_by_default() {
+    run_matches_golden(None, "tflm/output_0.npy");
+}
+
+#[test]
+fn run_matches_litert_golden_with_litert_rounding() {
+    run_matches_golden(Some("litert"), "output_0.npy");
+}
+
+#[test]
+fn run_works_on_the_bundled_example() {
+    let dir = scratch("example");
+    let output = dir.join("out.npy");
+    let ex = examples();
+    let out = ferrolite(&[
+        &"run",
+        &ex.join("hello_world_int8.tflite"),
+        &"--input",
+        &ex.join("hello_world_input.npy"),
+        &"--output",
+        &output,
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let got = support::read_npy(&output);
+    assert_eq!((got.dtype.as_str(), got.shape.as_slice(), got.bytes.len()), ("|i1", &[1u64, 1][..], 1));
+}
+
+/// Runs the bundled model on a bad input file and checks the failure leaves no output behind.
+fn bad_input(test: &str, make: impl FnOnce(&Path), needle: &str) {
+    let dir = scratch(test);
+    let input = dir.join("in.npy");
+    make(&input);
+    let output = dir.join("out.npy");
+    let out =
+        ferrolite(&[&"run", &examples().join("hello_world_int8.tflite"), &"--input", &input, &"--output", &output]);
+    assert_one_line_error(&out, needle);
+    assert!(stderr(&out).contains("input 0"), "{}", stderr(&out));
+    assert_eq!(leftovers(&dir, &["in.npy"]), Vec::<String>::new(), "output or temp file left behind");
+}
+
+#[test]
+fn wrong_dtype_is_a_clear_error() {
+    bad_input("dtype", |p| write_npy::<i16>(p, &[1, 1], &[3]), "dtype");
+    bad_input("dtype-f32", |p| write_npy::<f32>(p, &[1, 1], &[0.5]), "dtype");
+}
+
+#[test]
+fn wrong_shape_is_a_clear_error() {
+    bad_input("shape", |p| write_npy::<i8>(p, &[1, 2], &[3, 4]), "shape");
+    bad_input("shape-rank", |p| write_npy::<i8>(p, &[1], &[3]), "shape");
+}
+
+#[test]
+fn garbage_input_file_is_an_error() {
+    bad_input("garbage", |p| std::fs::write(p, b"not an npy file").unwrap(), "npy");
+}
+
+#[test]
+fn wrong_number_of_inputs_or_outputs_is_an_error() {
+    let dir = scratch("count");
+    let ex = examples();
+    let (model, input) = (ex.join("hello_world_int8.tflite"), ex.join("hello_world_input.npy"));
+    let (a, b) = (dir.join("a.npy"), dir.join("b.npy"));
+    let out = ferrolite(&[&"run", &model, &"--input", &input, &"--input", &input, &"--output", &a]);
+    assert_one_line_error(&out, "1 input");
+    let out = ferrolite(&[&"run", &model, &"--input", &input, &"--output", &a, &"--output", &b]);
+    assert_one_line_error(&out, "1 output");
+    assert_eq!(leftovers(&dir, &[]), Vec::<String>::new());
+}
+
+#[test]
+fn missing_model_is_an_error() {
+    let dir = scratch("missing");
+    let out = ferrolite(&[&"inspect", &dir.join("nope.tflite")]);
+    assert_one_line_error(&out, "nope.tflite");
+    let ex = examples();
+    let out = ferrolite(&[
+        &"run",
+        &dir.join("nope.tflite"),
+        &"--input",
+        &ex.join("hello_world_input.npy"),
+        &"--output",
+        &dir.join("out.npy"),
+    ]);
+    assert_one_line_error(&out, "nope.tflite");
+    assert_eq!(leftovers(&dir, &[]), Vec::<String>::new());
+}
+
+#[test]
+fn truncated_model_is_a_one_line_error() {
+    let dir = scratch("truncated");
+    let bytes = std::fs::read(examples().join("hello_world_int8.tflite")).unwrap();
+    for len in [0, 7, 100, bytes.len() / 2, bytes.len() - 1] {
+        let model = dir.join("cut.tflite");
+        std::fs::write(&model, &bytes[..len]).unwrap();
+        let out = ferrolite(&[&"inspect", &model]);
+        assert_one_line_error(&out, "cut.tflite");
+        let output = dir.join("out.npy");
+        let input = examples().join("hello_world_input.npy");
+        let out = ferrolite(&[&"run", &model, &"--input", &input, &"--output", &output]);
+        assert_one_line_error(&out, "cut.tflite");
+        assert!(!output.exists());
+    }
+}
