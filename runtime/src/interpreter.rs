@@ -16,13 +16,18 @@ use bytemuck::{Pod, Zeroable};
 /// Alignment of the arena start and of every buffer in it.
 pub const ARENA_ALIGN: usize = 16;
 
-/// How requantization rounds in FULLY_CONNECTED.
+/// Which reference the integer kernels reproduce byte for byte.
+///
+/// The two differ mainly in FULLY_CONNECTED's requantization (TFLM rounds twice, the gemmlowp
+/// way; LiteRT 2.x rounds once in 64 bits), and also in a few places where LiteRT derives
+/// multipliers in float or uses its own arithmetic (MUL/RELU multipliers, RELU6, int8
+/// LOGISTIC/TANH tables, int16 SOFTMAX, the integer LSTM). Each kernel documents its difference.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Rounding {
-    /// TensorFlow Lite Micro: gemmlowp double rounding (the default).
+    /// TensorFlow Lite Micro's reference kernels (the default).
     #[default]
     Tflm,
-    /// LiteRT 2.x reference kernels: single rounding in 64 bits.
+    /// LiteRT 2.x reference kernels (`BUILTIN_REF`).
     Litert,
 }
 

@@ -21,9 +21,10 @@ fn planned_arena_is_exact_and_beats_tflm_on_every_shared_model() {
     let mut failures = Vec::new();
     let mut storage = Vec::new();
     for name in golden_models(&shared) {
-        let meta: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(shared.join("golden").join(&name).join("meta.json")).unwrap())
-                .unwrap();
+        let meta: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(shared.join("golden").join(&name).join("meta.json")).unwrap(),
+        )
+        .unwrap();
         let tflm = meta["tflm_crosscheck"]["tflm_min_arena_bytes_x86_64"].as_u64().expect("TFLM arena figure") as usize;
         let peak = meta["arena_estimate"]["peak_live_activation_bytes"].as_u64().unwrap_or(0) as usize;
         let bytes = std::fs::read(shared.join("models").join(format!("{name}.tflite"))).unwrap();

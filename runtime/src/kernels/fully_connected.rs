@@ -141,7 +141,7 @@ fn prepare(ctx: &mut PrepareContext<'_, '_>) -> Result<()> {
 
 fn eval(ctx: &mut EvalContext<'_>) -> Result<()> {
     let mut reader = ctx.params();
-    let p: Params = reader.next();
+    let p: Params = reader.read();
     let (input, filter, bias) = (ctx.input(0), ctx.input(1), ctx.input(2));
     let (batches, depth, outputs) = (p.batches as usize, p.accum_depth as usize, p.output_depth as usize);
     if p.kind == KIND_FLOAT {
@@ -171,7 +171,9 @@ fn eval(ctx: &mut EvalContext<'_>) -> Result<()> {
             let weights = &filter[o * depth..(o + 1) * depth];
             let mut acc: i32 = 0;
             for (&x, &w) in row.iter().zip(weights) {
-                acc = acc.wrapping_add((x as i32).wrapping_add(p.input_offset).wrapping_mul((w as i32).wrapping_add(p.filter_offset)));
+                acc = acc.wrapping_add(
+                    (x as i32).wrapping_add(p.input_offset).wrapping_mul((w as i32).wrapping_add(p.filter_offset)),
+                );
             }
             if p.has_bias != 0 {
                 acc = acc.wrapping_add(read_i32(bias, o));

@@ -48,7 +48,8 @@ pub(crate) const INPUT_INTEGER_BITS: i32 = 4;
 /// TFLite's `sigmoid_table_uint16`: `sigmoid(i / 24)` in unsigned Q0.16 for `i` in `0..256`
 /// (the last entry saturated to 65535), as TFLite tabulates it. These are TFLite's own rounded
 /// values (a few differ by one from a plain rounding of the real sigmoid), kept verbatim because
-/// the int16 LOGISTIC and TANH kernels must interpolate exactly these numbers.
+/// the int16 LOGISTIC and TANH kernels must interpolate exactly these numbers (data from TensorFlow,
+/// Apache-2.0).
 #[rustfmt::skip]
 pub(crate) const SIGMOID_TABLE: [u16; 256] = [
     32768, 33451, 34133, 34813, 35493, 36169, 36843, 37513, 38180, 38841, 39498, 40149, 40794, 41432, 42064, 42688,

@@ -224,12 +224,6 @@ impl<'e> ParamReader<'e> {
         value
     }
 
-    /// Same as [`Self::read`] (kept while kernels migrate).
-    #[allow(clippy::should_implement_trait)]
-    pub fn next<T: bytemuck::Pod>(&mut self) -> T {
-        self.read()
-    }
-
     /// The next `len` i32 values as an array view.
     pub fn i32s(&mut self, len: usize) -> util::I32s<'e> {
         let start = self.pos.min(self.bytes.len());
