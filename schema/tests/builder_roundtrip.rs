@@ -294,3 +294,33 @@ fn fully_connected_model_roundtrips() {
     assert!(!fc.asymmetric_quantize_inputs());
     assert_eq!(fc.quantized_bias_type(), TensorType::FLOAT32);
 }
+
+/// Cross-check: what the flatc-generated builder writes, our own no-alloc reader reads the same.
+#[test]
+fn own_reader_reads_what_the_generated_builder_writes() {
+    use ferrolite_schema::tflite as own;
+    let bytes = build_model();
+    let model = own::Model::from_bytes(&bytes).expect("our reader accepts the file");
+    assert_eq!(model.version().unwrap(), 3);
+    let codes = model.operator_codes().unwrap().unwrap();
+    let code = own::OperatorCode(codes.get(0).unwrap());
+    assert_eq!(code.builtin_code().unwrap(), own::builtin::FULLY_CONNECTED);
+    let subgraph = own::SubGraph(model.subgraphs().unwrap().unwrap().get(0).unwrap());
+    let tensors = subgraph.tensors().unwrap().unwrap();
+    assert_eq!(tensors.len(), 4);
+    let weights = own::Tensor(tensors.get(1).unwrap());
+    assert_eq!(weights.name().unwrap(), Some("weights"));
+    assert_eq!(weights.shape().unwrap().unwrap().iter().collect::<Vec<_>>(), vec![3, 4]);
+    assert_eq!(own::TensorType::from_i8(weights.type_raw().unwrap()), Some(own::TensorType::Int8));
+    let output = own::Tensor(tensors.get(3).unwrap());
+    let q = output.quantization().unwrap().unwrap();
+    assert_eq!(q.scale().unwrap().unwrap().get(0), Some(2.0));
+    assert_eq!(q.zero_point().unwrap().unwrap().get(0), Some(1));
+    let op = own::Operator(subgraph.operators().unwrap().unwrap().get(0).unwrap());
+    assert_eq!(op.inputs().unwrap().unwrap().iter().collect::<Vec<_>>(), vec![0, 1, 2]);
+    let options = op.builtin_options(own::options_type::FULLY_CONNECTED).unwrap().expect("FC options");
+    assert_eq!(options.scalar(0, 0i8).unwrap(), 1, "fused RELU");
+    let buffers = model.buffers().unwrap().unwrap();
+    let data = own::Buffer(buffers.get(weights.buffer().unwrap() as usize).unwrap()).data().unwrap().unwrap();
+    assert_eq!(data.len(), 12);
+}
