@@ -393,6 +393,7 @@ pub(crate) fn pot_element<const SUBTRACT: bool>(p: &PotQuant, x: i32, y: i32) ->
 // ADD
 // ---------------------------------------------------------------------------------------------
 
+/// ADD's and SUB's parameter blob: the same arithmetic, `SUBTRACT` picks the sign of input 2.
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
 struct Params {
@@ -405,9 +406,19 @@ struct Params {
 }
 
 fn prepare(ctx: &mut PrepareContext<'_, '_>) -> Result<()> {
+    prepare_add_sub::<false>(ctx)
+}
+
+fn eval(ctx: &mut EvalContext<'_>) -> Result<()> {
+    eval_add_sub::<false>(ctx)
+}
+
+/// Prepare of ADD (`SUBTRACT = false`) and SUB (`SUBTRACT = true`).
+pub(crate) fn prepare_add_sub<const SUBTRACT: bool>(ctx: &mut PrepareContext<'_, '_>) -> Result<()> {
     let b = prepare_binary(ctx)?;
-    let act = fused_activation(ctx, options_type::ADD)?;
-    let pot_requested = match ctx.builtin_options(options_type::ADD)? {
+    let tag = if SUBTRACT { options_type::SUB } else { options_type::ADD };
+    let act = fused_activation(ctx, tag)?;
+    let pot_requested = match ctx.builtin_options(tag)? {
         Some(t) => t.scalar(1, true)?,
         None => true,
     };
@@ -430,11 +441,15 @@ fn prepare(ctx: &mut PrepareContext<'_, '_>) -> Result<()> {
             let range = util::quantized_activation_range(ctx, act, &b.output)?;
             let int16 = b.output.dtype == DataType::Int16;
             if int16 {
-                ctx.ensure(z1 == 0 && z2 == 0 && zo == 0, "int16 ADD needs zero points of 0")?;
+                let reason =
+                    if SUBTRACT { "int16 SUB needs zero points of 0" } else { "int16 ADD needs zero points of 0" };
+                ctx.ensure(z1 == 0 && z2 == 0 && zo == 0, reason)?;
             }
             if let Some(pot) = pot_quant(ctx, &b, range, pot_requested)? {
                 // LiteRT's power-of-two ADD has no broadcasting variant (its SUB has one).
-                ctx.ensure(b.broadcast.flat != 0, "power-of-two int16 ADD does not broadcast")?;
+                if !SUBTRACT {
+                    ctx.ensure(b.broadcast.flat != 0, "power-of-two int16 ADD does not broadcast")?;
+                }
                 params.kind = KIND_INT16_POT;
                 params.pot = pot;
             } else {
@@ -444,22 +459,28 @@ fn prepare(ctx: &mut PrepareContext<'_, '_>) -> Result<()> {
                 params.kind = if int16 { KIND_INT16 } else { KIND_INT8 };
             }
         }
-        _ => return Err(ctx.invalid("ADD supports float32, int8 and int16")),
+        _ => {
+            let reason =
+                if SUBTRACT { "SUB supports float32, int8 and int16" } else { "ADD supports float32, int8 and int16" };
+            return Err(ctx.invalid(reason));
+        }
     }
     ctx.push(&params);
     Ok(())
 }
 
-fn eval(ctx: &mut EvalContext<'_>) -> Result<()> {
+/// Eval of ADD (`SUBTRACT = false`) and SUB (`SUBTRACT = true`).
+pub(crate) fn eval_add_sub<const SUBTRACT: bool>(ctx: &mut EvalContext<'_>) -> Result<()> {
     let p: Params = ctx.params().read();
     let (in1, in2) = (ctx.input(0), ctx.input(1));
     let out = ctx.output(0);
     let q = &p.quant;
+    let float_op = |x: f32, y: f32| clamp_f32(if SUBTRACT { x - y } else { x + y }, p.float_min, p.float_max);
     match p.kind {
-        KIND_FLOAT => eval_float(&p.broadcast, in1, in2, out, |x, y| clamp_f32(x + y, p.float_min, p.float_max)),
-        KIND_INT8 => eval_quantized::<I8>(&p.broadcast, in1, in2, out, |x, y| add_sub_element::<false>(q, x, y)),
-        KIND_INT16 => eval_quantized::<I16>(&p.broadcast, in1, in2, out, |x, y| add_sub_element::<false>(q, x, y)),
-        _ => eval_quantized::<I16>(&p.broadcast, in1, in2, out, |x, y| pot_element::<false>(&p.pot, x, y)),
+        KIND_FLOAT => eval_float(&p.broadcast, in1, in2, out, float_op),
+        KIND_INT8 => eval_quantized::<I8>(&p.broadcast, in1, in2, out, |x, y| add_sub_element::<SUBTRACT>(q, x, y)),
+        KIND_INT16 => eval_quantized::<I16>(&p.broadcast, in1, in2, out, |x, y| add_sub_element::<SUBTRACT>(q, x, y)),
+        _ => eval_quantized::<I16>(&p.broadcast, in1, in2, out, |x, y| pot_element::<SUBTRACT>(&p.pot, x, y)),
     }
     Ok(())
 }
