@@ -19,7 +19,7 @@ use crate::kernels::{known_max_version, EvalContext, PrepareContext, Registratio
 use crate::tensor::{DataType, Quantization, TensorMeta};
 use bytemuck::{Pod, Zeroable};
 use ferrolite_schema::reader::Table;
-use ferrolite_schema::tflite::{builtin, options_type, Padding};
+use ferrolite_schema::tflite::{builtin, options_type, Activation, Padding};
 
 const REGISTRATION_CODE: i32 = builtin::CONV_2D;
 
@@ -288,32 +288,109 @@ pub(crate) fn requantize_i64(
     multiply_by_quantized_multiplier_i64(acc, multiplier, shift).saturating_add(output_offset).max(act_min).min(act_max)
 }
 
+pub(crate) const KIND_INT8: u32 = 0;
+pub(crate) const KIND_FLOAT: u32 = 1;
+/// int16 activations, 32-bit accumulator (int32 bias).
+pub(crate) const KIND_INT16_ACC32: u32 = 2;
+/// int16 activations, 64-bit accumulator (int64 bias or none).
+pub(crate) const KIND_INT16_ACC64: u32 = 3;
+
+/// The parameter blob of CONV_2D and DEPTHWISE_CONV_2D (followed by per-channel multipliers and
+/// shifts for integer kinds).
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+pub(crate) struct ConvParams {
+    pub window: Window,
+    pub op_index: u32,
+    pub kind: u32,
+    /// Groups for CONV_2D, depth multiplier for DEPTHWISE_CONV_2D.
+    pub channel_factor: u32,
+    pub has_bias: u32,
+    pub input_offset: i32,
+    pub output_offset: i32,
+    pub act_min: i32,
+    pub act_max: i32,
+    pub float_min: f32,
+    pub float_max: f32,
+}
+
+/// The tensors of a convolution op.
+pub(crate) struct ConvTensors<'a> {
+    pub input: TensorMeta<'a>,
+    pub filter: TensorMeta<'a>,
+    pub bias: Option<TensorMeta<'a>>,
+    pub output: TensorMeta<'a>,
+}
+
+/// What CONV_2D and DEPTHWISE_CONV_2D prepare alike once the window is known: type checks,
+/// activation quantization and range; then pushes [`ConvParams`] and, for integer kinds, the
+/// per-channel multipliers (filter scales along `quantized_dimension`). The ops accept different
+/// int16 biases, so `int16_kind` maps the bias type to the accumulator kind.
+pub(crate) fn prepare_conv_params(
+    ctx: &mut PrepareContext<'_, '_>,
+    t: &ConvTensors<'_>,
+    act: Activation,
+    window: Window,
+    channel_factor: usize,
+    quantized_dimension: usize,
+    int16_kind: fn(&PrepareContext<'_, '_>, Option<DataType>) -> Result<u32>,
+) -> Result<()> {
+    let out_c = window.out_c as usize;
+    if let Some(b) = &t.bias {
+        ctx.ensure(b.shape.elements() == out_c, "bias must have one value per output channel")?;
+    }
+    let mut params = ConvParams {
+        window,
+        op_index: ctx.op.index,
+        kind: KIND_FLOAT,
+        channel_factor: channel_factor as u32,
+        has_bias: t.bias.is_some() as u32,
+        input_offset: 0,
+        output_offset: 0,
+        act_min: 0,
+        act_max: 0,
+        float_min: 0.0,
+        float_max: 0.0,
+    };
+    match t.input.dtype {
+        DataType::Float32 => {
+            ctx.expect_type(&t.filter, DataType::Float32)?;
+            ctx.expect_type(&t.output, DataType::Float32)?;
+            if let Some(b) = &t.bias {
+                ctx.expect_type(b, DataType::Float32)?;
+            }
+            (params.float_min, params.float_max) = util::float_activation_range(ctx, act)?;
+            ctx.push(&params);
+        }
+        DataType::Int8 | DataType::Int16 => {
+            ctx.expect_type(&t.filter, DataType::Int8)?;
+            ctx.expect_type(&t.output, t.input.dtype)?;
+            let (input_scale, input_zp) = activation_quant(ctx, &t.input)?;
+            let (output_scale, output_zp) = activation_quant(ctx, &t.output)?;
+            params.kind = if t.input.dtype == DataType::Int8 {
+                if let Some(b) = &t.bias {
+                    ctx.expect_type(b, DataType::Int32)?;
+                }
+                KIND_INT8
+            } else {
+                ctx.ensure(input_zp == 0 && output_zp == 0, "int16 activations must have zero point 0")?;
+                int16_kind(ctx, t.bias.map(|b| b.dtype))?
+            };
+            let filter_q = filter_quant(ctx, &t.filter, out_c, quantized_dimension)?;
+            params.input_offset = -input_zp;
+            params.output_offset = output_zp;
+            (params.act_min, params.act_max) = util::quantized_activation_range(ctx, act, &t.output)?;
+            ctx.push(&params);
+            push_channel_multipliers(ctx, input_scale, &filter_q, output_scale, out_c);
+        }
+        _ => return Err(ctx.invalid("unsupported input type")),
+    }
+    Ok(())
+}
+
 // ---------------------------------------------------------------------------------------------
 // CONV_2D
 // ---------------------------------------------------------------------------------------------
-
-const KIND_INT8: u32 = 0;
-const KIND_FLOAT: u32 = 1;
-/// int16 activations, 32-bit accumulator (int32 bias or none).
-const KIND_INT16_ACC32: u32 = 2;
-/// int16 activations, 64-bit accumulator (int64 bias).
-const KIND_INT16_ACC64: u32 = 3;
-
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-struct Params {
-    window: Window,
-    op_index: u32,
-    kind: u32,
-    groups: u32,
-    has_bias: u32,
-    input_offset: i32,
-    output_offset: i32,
-    act_min: i32,
-    act_max: i32,
-    float_min: f32,
-    float_max: f32,
-}
 
 fn prepare(ctx: &mut PrepareContext<'_, '_>) -> Result<()> {
     ctx.expect_io(2, 3, 1)?;
@@ -342,66 +419,14 @@ fn prepare(ctx: &mut PrepareContext<'_, '_>) -> Result<()> {
     )?;
     let groups = in_c / filter_in_c;
     ctx.ensure(out_c.is_multiple_of(groups), "output depth is not a multiple of the group count")?;
-    if let Some(b) = &bias {
-        ctx.ensure(b.shape.elements() == out_c, "bias must have one value per output channel")?;
-    }
-    let mut params = Params {
-        window,
-        op_index: ctx.op.index,
-        kind: KIND_FLOAT,
-        groups: groups as u32,
-        has_bias: bias.is_some() as u32,
-        input_offset: 0,
-        output_offset: 0,
-        act_min: 0,
-        act_max: 0,
-        float_min: 0.0,
-        float_max: 0.0,
-    };
-    match input.dtype {
-        DataType::Float32 => {
-            ctx.expect_type(&filter, DataType::Float32)?;
-            ctx.expect_type(&output, DataType::Float32)?;
-            if let Some(b) = &bias {
-                ctx.expect_type(b, DataType::Float32)?;
-            }
-            (params.float_min, params.float_max) = util::float_activation_range(ctx, act)?;
-            ctx.push(&params);
-        }
-        DataType::Int8 | DataType::Int16 => {
-            let int8 = input.dtype == DataType::Int8;
-            ctx.expect_type(&filter, DataType::Int8)?;
-            ctx.expect_type(&output, input.dtype)?;
-            let (input_scale, input_zp) = activation_quant(ctx, &input)?;
-            let (output_scale, output_zp) = activation_quant(ctx, &output)?;
-            params.kind = if int8 {
-                ctx.ensure((-128..=127).contains(&input_zp), "int8 zero point out of range")?;
-                ctx.ensure((-128..=127).contains(&output_zp), "int8 zero point out of range")?;
-                if let Some(b) = &bias {
-                    ctx.expect_type(b, DataType::Int32)?;
-                }
-                KIND_INT8
-            } else {
-                ctx.ensure(input_zp == 0 && output_zp == 0, "int16 activations must have zero point 0")?;
-                // TFLM: an int32 bias selects the 32-bit accumulator, an int64 bias or none the
-                // 64-bit one (LiteRT 2.3 saturates garbage for int32 bias; not followed).
-                match bias.map(|b| b.dtype) {
-                    None => KIND_INT16_ACC64,
-                    Some(DataType::Int32) => KIND_INT16_ACC32,
-                    Some(DataType::Int64) => KIND_INT16_ACC64,
-                    Some(_) => return Err(ctx.invalid("int16 convolution needs an int32 or int64 bias")),
-                }
-            };
-            let filter_q = filter_quant(ctx, &filter, out_c, 0)?;
-            params.input_offset = -input_zp;
-            params.output_offset = output_zp;
-            (params.act_min, params.act_max) = util::quantized_activation_range(ctx, act, &output)?;
-            ctx.push(&params);
-            push_channel_multipliers(ctx, input_scale, &filter_q, output_scale, out_c);
-        }
-        _ => return Err(ctx.invalid("unsupported input type")),
-    }
-    Ok(())
+    let tensors = ConvTensors { input, filter, bias, output };
+    prepare_conv_params(ctx, &tensors, act, window, groups, 0, |ctx, bias| match bias {
+        // TFLM: an int32 bias selects the 32-bit accumulator, an int64 bias or none the 64-bit one
+        // (LiteRT 2.3 saturates garbage for int32 bias; not followed).
+        None | Some(DataType::Int64) => Ok(KIND_INT16_ACC64),
+        Some(DataType::Int32) => Ok(KIND_INT16_ACC32),
+        Some(_) => Err(ctx.invalid("int16 convolution needs an int32 or int64 bias")),
+    })
 }
 
 /// The reference convolution loop nest, generic over the arithmetic. All buffers are raw bytes:
@@ -473,11 +498,11 @@ fn conv_loops<A: Copy>(
 
 fn eval(ctx: &mut EvalContext<'_>) -> Result<()> {
     let mut reader = ctx.params();
-    let p: Params = reader.read();
+    let p: ConvParams = reader.read();
     let w = p.window;
     let (input, filter, bias) = (ctx.input(0), ctx.input(1), ctx.input(2));
     let out_c = w.out_c as usize;
-    let groups = (p.groups as usize).max(1);
+    let groups = (p.channel_factor as usize).max(1);
     let filter_elements = out_c * w.filter_h as usize * w.filter_w as usize * (w.in_c as usize / groups);
     let (in_size, filter_size, out_size, bias_size) = match p.kind {
         KIND_FLOAT => (4, 4, 4, 4),

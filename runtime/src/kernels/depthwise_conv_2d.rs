@@ -12,13 +12,12 @@
 
 use crate::error::Result;
 use crate::kernels::conv_2d::{
-    act_f32, activation_quant, buffer_mismatch, build_window, f32_le, filter_quant, i16_le, push_channel_multipliers,
-    requantize, requantize_i64, spatial_options, tap_range, Window,
+    act_f32, buffer_mismatch, build_window, f32_le, i16_le, prepare_conv_params, requantize, requantize_i64,
+    spatial_options, tap_range, ConvParams, ConvTensors, Window, KIND_FLOAT, KIND_INT16_ACC64, KIND_INT8,
 };
 use crate::kernels::util::{self, as_i8, read_f32, read_i32, read_i64, write_f32, write_i16};
 use crate::kernels::{known_max_version, EvalContext, PrepareContext, Registration};
 use crate::tensor::DataType;
-use bytemuck::{Pod, Zeroable};
 use ferrolite_schema::tflite::{builtin, options_type};
 
 const REGISTRATION_CODE: i32 = builtin::DEPTHWISE_CONV_2D;
@@ -30,26 +29,6 @@ pub static REGISTRATION: Registration = Registration {
     prepare,
     eval,
 };
-
-const KIND_INT8: u32 = 0;
-const KIND_FLOAT: u32 = 1;
-const KIND_INT16: u32 = 2;
-
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-struct Params {
-    window: Window,
-    op_index: u32,
-    kind: u32,
-    multiplier: u32,
-    has_bias: u32,
-    input_offset: i32,
-    output_offset: i32,
-    act_min: i32,
-    act_max: i32,
-    float_min: f32,
-    float_max: f32,
-}
 
 fn prepare(ctx: &mut PrepareContext<'_, '_>) -> Result<()> {
     ctx.expect_io(2, 3, 1)?;
@@ -72,61 +51,11 @@ fn prepare(ctx: &mut PrepareContext<'_, '_>) -> Result<()> {
     let in_c = window.in_c as usize;
     ctx.ensure(out_c.is_multiple_of(in_c), "output depth is not a multiple of the input depth")?;
     let multiplier = out_c / in_c;
-    if let Some(b) = &bias {
-        ctx.ensure(b.shape.elements() == out_c, "bias must have one value per output channel")?;
-    }
-    let mut params = Params {
-        window,
-        op_index: ctx.op.index,
-        kind: KIND_FLOAT,
-        multiplier: multiplier as u32,
-        has_bias: bias.is_some() as u32,
-        input_offset: 0,
-        output_offset: 0,
-        act_min: 0,
-        act_max: 0,
-        float_min: 0.0,
-        float_max: 0.0,
-    };
-    match input.dtype {
-        DataType::Float32 => {
-            ctx.expect_type(&filter, DataType::Float32)?;
-            ctx.expect_type(&output, DataType::Float32)?;
-            if let Some(b) = &bias {
-                ctx.expect_type(b, DataType::Float32)?;
-            }
-            (params.float_min, params.float_max) = util::float_activation_range(ctx, act)?;
-            ctx.push(&params);
-        }
-        DataType::Int8 | DataType::Int16 => {
-            ctx.expect_type(&filter, DataType::Int8)?;
-            ctx.expect_type(&output, input.dtype)?;
-            let (input_scale, input_zp) = activation_quant(ctx, &input)?;
-            let (output_scale, output_zp) = activation_quant(ctx, &output)?;
-            if input.dtype == DataType::Int8 {
-                ctx.ensure((-128..=127).contains(&input_zp), "int8 zero point out of range")?;
-                ctx.ensure((-128..=127).contains(&output_zp), "int8 zero point out of range")?;
-                if let Some(b) = &bias {
-                    ctx.expect_type(b, DataType::Int32)?;
-                }
-                params.kind = KIND_INT8;
-            } else {
-                ctx.ensure(input_zp == 0 && output_zp == 0, "int16 activations must have zero point 0")?;
-                if let Some(b) = &bias {
-                    ctx.expect_type(b, DataType::Int64)?;
-                }
-                params.kind = KIND_INT16;
-            }
-            let filter_q = filter_quant(ctx, &filter, out_c, 3)?;
-            params.input_offset = -input_zp;
-            params.output_offset = output_zp;
-            (params.act_min, params.act_max) = util::quantized_activation_range(ctx, act, &output)?;
-            ctx.push(&params);
-            push_channel_multipliers(ctx, input_scale, &filter_q, output_scale, out_c);
-        }
-        _ => return Err(ctx.invalid("unsupported input type")),
-    }
-    Ok(())
+    let tensors = ConvTensors { input, filter, bias, output };
+    prepare_conv_params(ctx, &tensors, act, window, multiplier, 3, |ctx, bias| match bias {
+        None | Some(DataType::Int64) => Ok(KIND_INT16_ACC64),
+        Some(_) => Err(ctx.invalid("int16 depthwise convolution needs an int64 bias")),
+    })
 }
 
 /// Output channels accumulated together per output pixel (stack accumulators).
@@ -184,11 +113,11 @@ fn depthwise_loops<A: Copy>(
 
 fn eval(ctx: &mut EvalContext<'_>) -> Result<()> {
     let mut reader = ctx.params();
-    let p: Params = reader.read();
+    let p: ConvParams = reader.read();
     let w = p.window;
     let (input, filter, bias) = (ctx.input(0), ctx.input(1), ctx.input(2));
     let out_c = w.out_c as usize;
-    let mult = (p.multiplier as usize).max(1);
+    let mult = (p.channel_factor as usize).max(1);
     let filter_elements = w.filter_h as usize * w.filter_w as usize * out_c;
     let (in_size, filter_size, out_size, bias_size) = match p.kind {
         KIND_FLOAT => (4, 4, 4, 4),
