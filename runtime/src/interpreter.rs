@@ -191,33 +191,18 @@ impl<'a> Interpreter<'a> {
         let mut tables = Tables { bytes: table_bytes, num_tensors, num_ops };
         let mut cursor = 0; // within `rest`
         for o in 0..num_ops {
-            let op = model.op(o)?;
-            let registration = resolver
-                .lookup(op.code, op.version)
-                .ok_or(Error::UnsupportedOp { code: op.code, version: op.version })?;
-            let reg = resolver
-                .registration(registration)
-                .ok_or(Error::UnsupportedOp { code: op.code, version: op.version })?;
             let free = rest.get_mut(cursor..).unwrap_or(&mut []);
-            let mut ctx = PrepareContext {
-                model: &model,
-                op,
-                options: &options,
-                params: ParamWriter::new(free),
-                scratch_bytes: 0,
-            };
-            (reg.prepare)(&mut ctx)?;
-            let params_len = ctx.params.len();
+            let prepared = prepare_op(&model, resolver, &options, o, free)?;
             let slot = OpSlot {
-                registration: to_u32(registration, "kernels")?,
+                registration: to_u32(prepared.registration, "kernels")?,
                 params_offset: to_u32(tables_len + cursor, "arena bytes")?,
-                params_len: to_u32(params_len, "arena bytes")?,
+                params_len: to_u32(prepared.params_len, "arena bytes")?,
                 scratch_offset: NOT_SET,
-                scratch_len: to_u32(align_up(ctx.scratch_bytes, ARENA_ALIGN), "arena bytes")?,
+                scratch_len: to_u32(align_up(prepared.scratch_bytes, ARENA_ALIGN), "arena bytes")?,
                 skip: 0,
             };
             tables.set_op(o, slot);
-            cursor = align_up(cursor + params_len, ARENA_ALIGN);
+            cursor = align_up(cursor + prepared.params_len, ARENA_ALIGN);
         }
         // Variable tensors persist across invokes.
         for t in 0..num_tensors {
@@ -271,14 +256,7 @@ impl<'a> Interpreter<'a> {
     ) -> Result<usize> {
         let mut total = 0;
         for o in 0..model.num_ops() {
-            let op = model.op(o)?;
-            let reg = resolver
-                .lookup(op.code, op.version)
-                .and_then(|r| resolver.registration(r))
-                .ok_or(Error::UnsupportedOp { code: op.code, version: op.version })?;
-            let mut ctx = PrepareContext { model, op, options, params: ParamWriter::new(&mut []), scratch_bytes: 0 };
-            (reg.prepare)(&mut ctx)?;
-            total += align_up(ctx.params.len(), ARENA_ALIGN);
+            total += align_up(prepare_op(model, resolver, options, o, &mut [])?.params_len, ARENA_ALIGN);
         }
         for t in 0..model.num_tensors() {
             let meta = model.tensor(t)?;
@@ -337,8 +315,7 @@ impl<'a> Interpreter<'a> {
         // Ops whose output may share input 0's memory: merge the two lifetimes into the root's.
         for o in 0..num_ops {
             let op = model.op(o)?;
-            let reg = resolver.lookup(op.code, op.version).and_then(|r| resolver.registration(r));
-            if !reg.is_some_and(|r| r.aliases_input) {
+            if !resolve(resolver, op.code, op.version)?.1.aliases_input {
                 continue;
             }
             let (Some(input), Some(output)) = (op.inputs.get(0), op.outputs.get(0)) else { continue };
@@ -541,6 +518,36 @@ impl<'a> Interpreter<'a> {
     pub fn options(&self) -> InterpreterOptions {
         self.options
     }
+}
+
+/// The resolver's kernel for an op: its index and registration.
+fn resolve(resolver: &dyn OpResolver, code: i32, version: i32) -> Result<(usize, &'static Registration)> {
+    let index = resolver.lookup(code, version).ok_or(Error::UnsupportedOp { code, version })?;
+    let registration = resolver.registration(index).ok_or(Error::UnsupportedOp { code, version })?;
+    Ok((index, registration))
+}
+
+/// What running an op's prepare produced.
+struct PreparedOp {
+    registration: usize,
+    params_len: usize,
+    scratch_bytes: usize,
+}
+
+/// Resolves op `o`'s kernel and runs its prepare, writing its parameters into `params` (an empty
+/// buffer only measures them).
+fn prepare_op(
+    model: &Model<'_>,
+    resolver: &dyn OpResolver,
+    options: &InterpreterOptions,
+    o: usize,
+    params: &mut [u8],
+) -> Result<PreparedOp> {
+    let op = model.op(o)?;
+    let (registration, reg) = resolve(resolver, op.code, op.version)?;
+    let mut ctx = PrepareContext { model, op, options, params: ParamWriter::new(params), scratch_bytes: 0 };
+    (reg.prepare)(&mut ctx)?;
+    Ok(PreparedOp { registration, params_len: ctx.params.len(), scratch_bytes: ctx.scratch_bytes })
 }
 
 fn check_type<T: Element>(meta: &TensorMeta<'_>) -> Result<()> {

@@ -266,16 +266,6 @@ impl<'a> Model<'a> {
         self.outputs.get(i).map(|t| t as usize).ok_or(Error::NoSuchTensor { index: i })
     }
 
-    /// Whether tensor `t` is one of the graph's outputs.
-    pub fn is_output(&self, t: usize) -> bool {
-        self.outputs.iter().any(|o| o as usize == t)
-    }
-
-    /// Whether tensor `t` is one of the graph's inputs.
-    pub fn is_input(&self, t: usize) -> bool {
-        self.inputs.iter().any(|o| o as usize == t)
-    }
-
     /// Total bytes of constant tensor data in the executed subgraph.
     pub fn constant_bytes(&self) -> usize {
         (0..self.num_tensors()).filter_map(|t| self.tensor(t).ok()).filter_map(|m| m.data.map(|d| d.len())).sum()

@@ -11,8 +11,9 @@ pub trait OpResolver {
     fn registration(&self, index: usize) -> Option<&'static Registration>;
 }
 
-fn find(regs: &[&'static Registration], code: i32, version: i32) -> Option<usize> {
-    regs.iter().position(|r| r.code == code && (1..=r.max_version).contains(&version))
+/// Whether a registration runs this op code and version.
+fn runs(r: &Registration, code: i32, version: i32) -> bool {
+    r.code == code && (1..=r.max_version).contains(&version)
 }
 
 /// A resolver with room for `N` kernels, filled by the application (like TFLM's
@@ -44,9 +45,7 @@ impl<const N: usize> MutableOpResolver<N> {
 
 impl<const N: usize> OpResolver for MutableOpResolver<N> {
     fn lookup(&self, code: i32, version: i32) -> Option<usize> {
-        self.regs[..self.len]
-            .iter()
-            .position(|r| r.is_some_and(|r| r.code == code && (1..=r.max_version).contains(&version)))
+        self.regs[..self.len].iter().position(|r| r.is_some_and(|r| runs(r, code, version)))
     }
     fn registration(&self, index: usize) -> Option<&'static Registration> {
         self.regs.get(index).copied().flatten()
@@ -58,7 +57,7 @@ pub struct AllOpsResolver;
 
 impl OpResolver for AllOpsResolver {
     fn lookup(&self, code: i32, version: i32) -> Option<usize> {
-        find(kernels::ALL, code, version)
+        kernels::ALL.iter().position(|r| runs(r, code, version))
     }
     fn registration(&self, index: usize) -> Option<&'static Registration> {
         kernels::ALL.get(index).copied()
