@@ -368,13 +368,14 @@ impl<'a> Interpreter<'a> {
             if slot.skip != 0 {
                 continue;
             }
-            let op = model.op(o)?;
-            let reg: &Registration = self
-                .resolver
-                .registration(slot.registration as usize)
-                .ok_or(Error::UnsupportedOp { code: op.code, version: op.version })?;
-            let invalid = |reason| Error::InvalidOp { op: o as u32, code: op.code, reason };
-            if op.inputs.len() > MAX_INPUTS {
+            let Some(reg) = self.resolver.registration(slot.registration as usize) else {
+                let op = model.op(o)?;
+                return Err(Error::UnsupportedOp { code: op.code, version: op.version });
+            };
+            // Only the tensor lists: the rest of the op was verified when the interpreter was built.
+            let (inputs, outputs) = model.op_io(o)?;
+            let invalid = |reason| Error::InvalidOp { op: o as u32, code: reg.code, reason };
+            if inputs.len() > MAX_INPUTS {
                 return Err(Error::TooMany { what: "op inputs", limit: MAX_INPUTS });
             }
             // Mutable buffers: outputs, variable inputs, scratch.
@@ -385,10 +386,10 @@ impl<'a> Interpreter<'a> {
                 n += 1;
                 Ok(())
             };
-            for t in op.outputs.iter() {
+            for t in outputs.iter() {
                 push(self.arena_range(t as usize).ok_or(invalid("output is not an activation"))?)?;
             }
-            for t in op.inputs.iter().filter(|&t| t >= 0) {
+            for t in inputs.iter().filter(|&t| t >= 0) {
                 if self.tensor_slot(t as usize).place == Place::Persistent as u32 {
                     push(self.arena_range(t as usize).ok_or(invalid("bad variable tensor"))?)?;
                 }
@@ -398,7 +399,7 @@ impl<'a> Interpreter<'a> {
             }
             // Immutable views: where each input lives.
             let mut input_ranges = [None; MAX_INPUTS];
-            for (i, t) in op.inputs.iter().enumerate() {
+            for (i, t) in inputs.iter().enumerate() {
                 if t < 0 {
                     continue;
                 }

@@ -248,6 +248,14 @@ impl<'a> Model<'a> {
         self.read_op(tflite::Operator(ops.get(o)?), o as u32, self.tensors.len())
     }
 
+    /// Input and output tensor indices of operator `o`, without re-verifying the rest of the op
+    /// (for the interpreter's hot path; `from_bytes` checked every index).
+    pub fn op_io(&self, o: usize) -> Result<(Vector<'a, i32>, Vector<'a, i32>)> {
+        let ops = required(self.operators, "operators")?;
+        let op = tflite::Operator(ops.get(o)?);
+        Ok((required(op.inputs()?, "operator inputs")?, required(op.outputs()?, "operator outputs")?))
+    }
+
     pub fn num_inputs(&self) -> usize {
         self.inputs.len()
     }
