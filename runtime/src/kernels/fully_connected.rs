@@ -5,6 +5,7 @@
 
 use crate::error::Result;
 use crate::fixedpoint::{multiply_by_quantized_multiplier, multiply_by_quantized_multiplier_single_round};
+use crate::kernels::conv_2d::push_channel_multipliers;
 use crate::kernels::util::{self, as_i8, as_i8_mut, read_f32, read_i32, write_f32};
 use crate::kernels::{known_max_version, EvalContext, PrepareContext, Registration};
 use crate::tensor::DataType;
@@ -126,13 +127,7 @@ fn prepare(ctx: &mut PrepareContext<'_, '_>) -> Result<()> {
             params.output_offset = output_zp;
             (params.act_min, params.act_max) = util::quantized_activation_range(ctx, act, &output)?;
             ctx.push(&params);
-            // Multipliers for every channel, then shifts for every channel.
-            for pick_shift in [false, true] {
-                for c in 0..channels {
-                    let (m, s) = util::conv_multiplier(input_scale, filter_q.scale(c), output_scale);
-                    ctx.push_i32(if pick_shift { s } else { m });
-                }
-            }
+            push_channel_multipliers(ctx, input_scale, &filter_q, output_scale, channels);
         }
         _ => return Err(ctx.invalid("unsupported input type")),
     }
