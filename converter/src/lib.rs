@@ -3,6 +3,8 @@
 //! model, [`npy`] maps tensors to and from `.npy` files, [`load`] reads models and sizes arenas.
 
 pub mod cli;
+pub mod graph;
+pub mod import;
 pub mod inspect;
 pub mod load;
 pub mod npy;
