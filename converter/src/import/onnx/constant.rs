@@ -75,9 +75,8 @@ impl Const {
     pub fn transposed(&self, perm: &[usize]) -> Const {
         let out_dims: Vec<usize> = perm.iter().map(|&p| self.dims[p]).collect();
         let in_strides = strides(&self.dims);
-        let indices = for_each_index(&out_dims, |index| {
-            index.iter().zip(perm).map(|(&i, &p)| i * in_strides[p]).sum::<usize>()
-        });
+        let indices =
+            for_each_index(&out_dims, |index| index.iter().zip(perm).map(|(&i, &p)| i * in_strides[p]).sum::<usize>());
         self.gather_flat(out_dims, &indices)
     }
 

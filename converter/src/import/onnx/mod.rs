@@ -39,6 +39,9 @@ struct Act {
     layout: Vec<usize>,
 }
 
+/// Largest graph input accepted, in elements.
+const MAX_INPUT_ELEMENTS: usize = 1 << 30;
+
 /// The NHWC layout of an ONNX NCHW tensor.
 const NHWC: [usize; 4] = [0, 2, 3, 1];
 
@@ -60,9 +63,11 @@ impl std::error::Error for Unsupported {}
 /// Imports an ONNX model into the float graph IR.
 pub fn import(bytes: &[u8], options: &ImportOptions) -> Result<Graph> {
     let model = proto::ModelProto::decode(bytes).map_err(|e| anyhow!("not a valid ONNX model ({e})"))?;
-    let graph = model.graph.as_ref().filter(|g| !g.output.is_empty()).ok_or_else(|| {
-        anyhow!("not a valid ONNX model (no graph with outputs; is this an .onnx file?)")
-    })?;
+    let graph = model
+        .graph
+        .as_ref()
+        .filter(|g| !g.output.is_empty())
+        .ok_or_else(|| anyhow!("not a valid ONNX model (no graph with outputs; is this an .onnx file?)"))?;
     let opset = model
         .opset_import
         .iter()
@@ -99,7 +104,10 @@ pub fn import(bytes: &[u8], options: &ImportOptions) -> Result<Graph> {
                 if float_outputs.is_empty() {
                     error
                 } else {
-                    anyhow!("{unsupported}; to import only the float outputs, pass --outputs {}", float_outputs.join(","))
+                    anyhow!(
+                        "{unsupported}; to import only the float outputs, pass --outputs {}",
+                        float_outputs.join(",")
+                    )
                 }
             }
             _ => error,
@@ -118,6 +126,29 @@ fn needed_nodes(graph: &GraphProto, wanted: &[String]) -> HashSet<usize> {
         }
     }
     needed
+}
+
+/// Whether value `name` reaches a spatial op (Conv, pools, BatchNormalization) as its data input,
+/// directly or through ops that work in any layout (Pad, activations, Identity...): then the graph
+/// input it is should be NHWC in the IR.
+fn feeds_spatial_op(graph: &GraphProto, needed: &HashSet<usize>, name: &str) -> bool {
+    let mut frontier = vec![name.to_string()];
+    let mut seen = HashSet::new();
+    while let Some(value) = frontier.pop() {
+        for (index, node) in graph.node.iter().enumerate() {
+            if !needed.contains(&index) || node.input.first() != Some(&value) || !seen.insert(index) {
+                continue;
+            }
+            match node.op_type() {
+                "Conv" | "MaxPool" | "AveragePool" | "GlobalAveragePool" | "BatchNormalization" => return true,
+                "Pad" | "Relu" | "Clip" | "Sigmoid" | "Tanh" | "Identity" | "Dropout" | "Cast" => {
+                    frontier.extend(node.output.iter().cloned())
+                }
+                _ => {}
+            }
+        }
+    }
+    false
 }
 
 fn tensor_elem_type(ty: Option<&proto::TypeProto>) -> Option<i32> {
@@ -218,14 +249,12 @@ impl Importer {
                     _ => 1,
                 })
                 .collect();
-            let spatial = graph.node.iter().enumerate().any(|(i, n)| {
-                needed.contains(&i)
-                    && n.input.first().is_some_and(|x| x == name)
-                    && matches!(
-                        n.op_type(),
-                        "Conv" | "MaxPool" | "AveragePool" | "GlobalAveragePool" | "BatchNormalization"
-                    )
-            });
+            let elements = dims.iter().try_fold(1usize, |n, &d| n.checked_mul(d));
+            ensure!(
+                elements.is_some_and(|n| n <= MAX_INPUT_ELEMENTS),
+                "graph input '{name}' has shape {dims:?}, too large"
+            );
+            let spatial = feeds_spatial_op(graph, needed, name);
             let layout: Vec<usize> = if spatial && dims.len() == 4 { NHWC.to_vec() } else { (0..dims.len()).collect() };
             let shape = layout.iter().map(|&d| dims[d]).collect();
             let id = self.graph.add_tensor(Tensor::activation(name, shape));
@@ -244,7 +273,7 @@ impl Importer {
             None => bail!("output '{name}' is not produced by any node"),
         };
         let plain: Vec<usize> = (0..act.layout.len()).collect();
-        let mut id = if act.layout == plain || act.layout == NHWC { act.id } else { self.to_layout(&act, &plain)? };
+        let mut id = if act.layout == plain || act.layout == NHWC { act.id } else { self.in_layout(&act, &plain)? };
         if self.graph.inputs.contains(&id) || self.graph.outputs.contains(&id) {
             let shape = self.graph.tensors[id].shape.clone();
             let shape_param = self.i32_const(format!("{name}/copy_shape"), &shape)?;
@@ -305,7 +334,14 @@ impl Importer {
     }
 
     /// Adds a node with one new activation output and returns that output.
-    fn emit(&mut self, node_name: &str, op: Op, inputs: Vec<Option<TensorId>>, out: &str, shape: Vec<usize>) -> TensorId {
+    fn emit(
+        &mut self,
+        node_name: &str,
+        op: Op,
+        inputs: Vec<Option<TensorId>>,
+        out: &str,
+        shape: Vec<usize>,
+    ) -> TensorId {
         let id = self.graph.add_tensor(Tensor::activation(out, shape));
         self.producer.insert(id, self.graph.nodes.len());
         self.graph.add_node(node_name, op, inputs, vec![id]);
@@ -323,7 +359,7 @@ impl Importer {
 
     /// The tensor holding `act` in layout `want`, emitting (once) the TRANSPOSE, or a RESHAPE when
     /// only size-1 dimensions move, that gets it there.
-    fn to_layout(&mut self, act: &Act, want: &[usize]) -> Result<TensorId> {
+    fn in_layout(&mut self, act: &Act, want: &[usize]) -> Result<TensorId> {
         if act.layout == want {
             return Ok(act.id);
         }
@@ -352,7 +388,7 @@ impl Importer {
     /// `act` in ONNX order.
     fn plain(&mut self, act: &Act) -> Result<TensorId> {
         let plain: Vec<usize> = (0..act.layout.len()).collect();
-        self.to_layout(act, &plain)
+        self.in_layout(act, &plain)
     }
 
     /// An ONNX constant as an IR float tensor for an op whose other input is `act`: broadcast to

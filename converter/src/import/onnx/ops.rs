@@ -56,7 +56,7 @@ fn reshape_dims(input: &[usize], shape: &[i64], allow_zero: bool) -> Result<Vec<
     }
     if let Some(i) = infer {
         let known: usize = dims.iter().product();
-        ensure!(known > 0 && total % known == 0, "cannot infer Reshape's -1 for {input:?} → {shape:?}");
+        ensure!(known > 0 && total.is_multiple_of(known), "cannot infer Reshape's -1 for {input:?} → {shape:?}");
         dims[i] = total / known;
     }
     ensure!(dims.iter().product::<usize>() == total, "cannot reshape {input:?} to {shape:?}");
@@ -83,6 +83,10 @@ fn squeeze_dims(input: &[usize], axes: Option<&[i64]>) -> Result<Vec<usize>> {
     }
     Ok(input.iter().enumerate().filter(|(i, _)| !axes.contains(i)).map(|(_, &d)| d).collect())
 }
+
+/// Largest kernel, stride, dilation or padding accepted (far beyond any real model; keeps the
+/// arithmetic on hostile files in range).
+const MAX_WINDOW: usize = 1 << 16;
 
 /// Spatial parameters of Conv and the pools, resolved against the input's height and width.
 struct Spatial {
@@ -125,6 +129,9 @@ impl Spatial {
             }
             other => bail!(unsupported(&format!("auto_pad {other}"))),
         };
+        let all = kernel.iter().chain(&stride).chain(&dilation).chain(&pads);
+        ensure!(all.clone().all(|&v| v <= MAX_WINDOW), "window parameters over {MAX_WINDOW}");
+        ensure!(kernel.iter().all(|&k| k >= 1), "empty kernel");
         Ok(Spatial { kernel, stride, dilation, pads })
     }
 
@@ -173,6 +180,12 @@ fn same_pads(input: usize, kernel: usize, stride: usize, dilation: usize) -> (us
     (total / 2, total - total / 2)
 }
 
+/// How many of the `kernel` cells starting at padded position `start` fall inside the real input
+/// (`before` padding cells precede it, it has `len` cells).
+fn valid_cells(start: usize, kernel: usize, before: usize, len: usize) -> usize {
+    (start..start + kernel).filter(|&p| p >= before && p < before + len).count()
+}
+
 impl Importer {
     /// Imports one node.
     pub(super) fn node(&mut self, node: &NodeProto) -> Result<()> {
@@ -197,7 +210,7 @@ impl Importer {
         }
         match op {
             "Identity" | "Dropout" => {
-                ensure!(node.output.iter().skip(1).all(|o| self.uses.get(o).is_none()), "Dropout's mask is used");
+                ensure!(node.output.iter().skip(1).all(|o| !self.uses.contains_key(o)), "Dropout's mask is used");
                 let value = self.input(node, 0)?.context("input 0 is missing")?.clone();
                 self.set(&node.output[0], value);
                 Ok(())
@@ -354,7 +367,12 @@ impl Importer {
             }
         };
         let (starts, ends, axes, steps) = if self.opset >= 10 {
-            (from_input(1)?.context("Slice without starts")?, from_input(2)?.context("Slice without ends")?, from_input(3)?, from_input(4)?)
+            (
+                from_input(1)?.context("Slice without starts")?,
+                from_input(2)?.context("Slice without ends")?,
+                from_input(3)?,
+                from_input(4)?,
+            )
         } else {
             (
                 attr_ints(node, "starts").context("Slice without starts")?,
@@ -366,7 +384,10 @@ impl Importer {
         let rank = data.dims.len();
         let axes = axes.unwrap_or_else(|| (0..starts.len() as i64).collect());
         let steps = steps.unwrap_or_else(|| vec![1; starts.len()]);
-        ensure!(ends.len() == starts.len() && axes.len() == starts.len() && steps.len() == starts.len(), "Slice parameter lengths differ");
+        ensure!(
+            ends.len() == starts.len() && axes.len() == starts.len() && steps.len() == starts.len(),
+            "Slice parameter lengths differ"
+        );
         let mut ranges = Vec::new();
         for k in 0..starts.len() {
             let a = axis(axes[k], rank)?;
@@ -406,7 +427,11 @@ impl Importer {
         let bias = match self.const_input(node, 2, "Gemm's C")? {
             None => None,
             Some(c) => {
-                ensure!(c.len() == out || c.len() == 1, "{}", unsupported("Gemm's C must broadcast along the outputs only"));
+                ensure!(
+                    c.len() == out || c.len() == 1,
+                    "{}",
+                    unsupported("Gemm's C must broadcast along the outputs only")
+                );
                 let values = c.to_f32();
                 Some((0..out).map(|i| beta * values[if values.len() == 1 { 0 } else { i }]).collect())
             }
@@ -424,7 +449,14 @@ impl Importer {
         self.fully_connected(node, &a, weights.dims.clone(), values, None)
     }
 
-    fn fully_connected(&mut self, node: &NodeProto, a: &Act, dims: Vec<usize>, weights: Vec<f32>, bias: Option<Vec<f32>>) -> Result<()> {
+    fn fully_connected(
+        &mut self,
+        node: &NodeProto,
+        a: &Act,
+        dims: Vec<usize>,
+        weights: Vec<f32>,
+        bias: Option<Vec<f32>>,
+    ) -> Result<()> {
         let input = self.plain(a)?;
         let mut shape = self.graph.tensors[input].shape.clone();
         let last = shape.len() - 1;
@@ -442,7 +474,10 @@ impl Importer {
     /// Add/Sub/Mul. A constant per-channel addend after a conv or FC is folded into its bias.
     fn binary(&mut self, node: &NodeProto) -> Result<()> {
         let op_type = node.op_type();
-        let (x, y) = (self.input(node, 0)?.context("input 0 is missing")?.clone(), self.input(node, 1)?.context("input 1 is missing")?.clone());
+        let (x, y) = (
+            self.input(node, 0)?.context("input 0 is missing")?.clone(),
+            self.input(node, 1)?.context("input 1 is missing")?.clone(),
+        );
         let (act, other, act_first) = match (&x, &y) {
             (Value::Act(a), other) => (a.clone(), other.clone(), true),
             (Value::Const(_), Value::Act(b)) => (b.clone(), x.clone(), false),
@@ -456,12 +491,16 @@ impl Importer {
         let (first, second, layout) = match &other {
             Value::Const(c) => {
                 let cid = self.const_for(&format!("{}/constant", node.name()), c, &act)?;
-                if act_first { (act.id, cid, act.layout.clone()) } else { (cid, act.id, act.layout.clone()) }
+                if act_first {
+                    (act.id, cid, act.layout.clone())
+                } else {
+                    (cid, act.id, act.layout.clone())
+                }
             }
             Value::Act(b) => {
                 let (xa, xb) = if act_first { (act.clone(), b.clone()) } else { (b.clone(), act.clone()) };
                 if xa.layout.len() == xb.layout.len() {
-                    let second = self.to_layout(&xb, &xa.layout)?;
+                    let second = self.in_layout(&xb, &xa.layout)?;
                     (xa.id, second, xa.layout.clone())
                 } else {
                     let (first, second) = (self.plain(&xa)?, self.plain(&xb)?);
@@ -487,7 +526,10 @@ impl Importer {
     /// `conv/fc(x) ± c` with c one value per output channel: adds c into the bias.
     fn fold_into_bias(&mut self, node: &NodeProto, act: &Act, c: &Const, negate: bool) -> Result<bool> {
         let Some(index) = self.fusable_producer(&node.input[0], act.id) else { return Ok(false) };
-        if !matches!(self.graph.nodes[index].op, Op::FullyConnected { .. } | Op::Conv2d { .. } | Op::DepthwiseConv2d { .. }) {
+        if !matches!(
+            self.graph.nodes[index].op,
+            Op::FullyConnected { .. } | Op::Conv2d { .. } | Op::DepthwiseConv2d { .. }
+        ) {
             return Ok(false);
         }
         let rank = act.layout.len();
@@ -529,12 +571,16 @@ impl Importer {
         let x = self.act_input(node, 0)?;
         let w = self.const_input(node, 1, "Conv's weights")?.context("input 1 is missing")?;
         ensure!(w.dims.len() == 4 && x.layout.len() == 4, "{}", unsupported("only 2-D convolutions are supported"));
-        let input = self.to_layout(&x, &NHWC)?;
+        let input = self.in_layout(&x, &NHWC)?;
         let in_shape = self.graph.tensors[input].shape.clone();
         let (channels, hw) = (in_shape[3], [in_shape[1], in_shape[2]]);
         let (out_ch, per_group, kh, kw) = (w.dims[0], w.dims[1], w.dims[2], w.dims[3]);
         let group = usize::try_from(attr_i(node, "group", 1)).context("negative group")?;
-        ensure!(group >= 1 && channels == per_group * group && out_ch % group == 0, "weights {:?} do not fit {channels} input channels in {group} groups", w.dims);
+        ensure!(
+            group >= 1 && channels == per_group * group && out_ch % group == 0,
+            "weights {:?} do not fit {channels} input channels in {group} groups",
+            w.dims
+        );
         if let Some(k) = attr_ints(node, "kernel_shape") {
             ensure!(k == [kh as i64, kw as i64], "kernel_shape {k:?} disagrees with the weights");
         }
@@ -554,7 +600,11 @@ impl Importer {
                     filter[k * out_ch + o] = weights[o * kh * kw + k];
                 }
             }
-            (Op::DepthwiseConv2d { window, depth_multiplier: out_ch / channels, activation }, vec![1, kh, kw, out_ch], filter)
+            (
+                Op::DepthwiseConv2d { window, depth_multiplier: out_ch / channels, activation },
+                vec![1, kh, kw, out_ch],
+                filter,
+            )
         } else {
             // OIHW → OHWI; a grouped conv becomes one conv whose filter is zero outside each group.
             let out_per_group = out_ch / group;
@@ -563,7 +613,8 @@ impl Importer {
                 let first_in = (o / out_per_group) * per_group;
                 for i in 0..per_group {
                     for k in 0..kh * kw {
-                        filter[(o * kh * kw + k) * channels + first_in + i] = weights[(o * per_group + i) * kh * kw + k];
+                        filter[(o * kh * kw + k) * channels + first_in + i] =
+                            weights[(o * per_group + i) * kh * kw + k];
                     }
                 }
             }
@@ -586,20 +637,26 @@ impl Importer {
     /// Chooses SAME/VALID for `spatial` on NHWC `input`, or emits a zero PAD and uses VALID.
     /// `zero_pad_ok` says whether padding with zeros is what the op means (not for a max pool over
     /// possibly negative values, nor an average pool that excludes padding).
-    fn apply_padding(&mut self, node: &NodeProto, input: TensorId, spatial: &Spatial, hw: [usize; 2], zero_pad_ok: bool) -> Result<(TensorId, Padding, [usize; 2])> {
+    fn apply_padding(
+        &mut self,
+        node: &NodeProto,
+        input: TensorId,
+        spatial: &Spatial,
+        hw: [usize; 2],
+        zero_pad_ok: bool,
+    ) -> Result<(TensorId, Padding, [usize; 2])> {
         if let Some(padding) = spatial.tflite_padding(hw) {
             return Ok((input, padding, hw));
         }
-        ensure!(zero_pad_ok, "{}", unsupported(&format!("pads {:?} match neither SAME nor VALID, and zero padding would change this op's result", spatial.pads)));
-        let p = spatial.pads;
-        let mut shape = self.graph.tensors[input].shape.clone();
-        shape[1] += p[0] + p[2];
-        shape[2] += p[1] + p[3];
-        let name = format!("{}/pad", node.name());
-        let paddings = [0, 0, p[0], p[2], p[1], p[3], 0, 0].iter().map(|&v| i32::try_from(v)).collect::<Result<Vec<_>, _>>()?;
-        let pid = self.graph.add_tensor(crate::graph::Tensor::constant(format!("{name}/paddings"), vec![4, 2], Data::I32(paddings)));
-        let padded = self.emit(&name, Op::Pad, vec![Some(input), Some(pid)], &name, shape.clone());
-        Ok((padded, Padding::Valid, [shape[1], shape[2]]))
+        ensure!(
+            zero_pad_ok,
+            "{}",
+            unsupported(&format!(
+                "pads {:?} match neither SAME nor VALID, and zero padding would change this op's result",
+                spatial.pads
+            ))
+        );
+        self.zero_pad(node, input, spatial.pads)
     }
 
     /// Whether `id` is known to be ≥ 0 (made by RELU/RELU6 or an op with one fused).
@@ -618,59 +675,113 @@ impl Importer {
         ensure!(x.layout.len() == 4, "{}", unsupported("only 2-D pooling is supported"));
         let kernel = to_usize(&attr_ints(node, "kernel_shape").context("no kernel_shape")?, "kernel_shape")?;
         ensure!(kernel.len() == 2, "{}", unsupported("only 2-D pooling is supported"));
-        let input = self.to_layout(&x, &NHWC)?;
+        let input = self.in_layout(&x, &NHWC)?;
         let in_shape = self.graph.tensors[input].shape.clone();
         let hw = [in_shape[1], in_shape[2]];
         let spatial = Spatial::read(node, [kernel[0], kernel[1]], hw)?;
         ensure!(spatial.dilation == [1, 1], "{}", unsupported("dilated pooling"));
         let is_max = node.op_type() == "MaxPool";
-        ensure!(!is_max || node.output.iter().skip(1).all(|o| o.is_empty() || self.uses.get(o).is_none()), "{}", unsupported("MaxPool's Indices output"));
+        ensure!(
+            !is_max || node.output.iter().skip(1).all(|o| o.is_empty() || !self.uses.contains_key(o)),
+            "{}",
+            unsupported("MaxPool's Indices output")
+        );
         // ONNX's output size, to check that ceil_mode does not add a window TFLite would not have.
-        let onnx_out: Vec<usize> = (0..2)
-            .map(|a| {
-                let span = hw[a] + spatial.pads[a] + spatial.pads[a + 2] - kernel[a];
-                if attr_i(node, "ceil_mode", 0) != 0 { span.div_ceil(spatial.stride[a]) + 1 } else { span / spatial.stride[a] + 1 }
-            })
-            .collect();
+        let ceil_mode = attr_i(node, "ceil_mode", 0) != 0;
+        let mut onnx_out = [0; 2];
+        for a in 0..2 {
+            let span = (hw[a] + spatial.pads[a] + spatial.pads[a + 2])
+                .checked_sub(kernel[a])
+                .with_context(|| format!("kernel {kernel:?} is larger than the padded input"))?;
+            onnx_out[a] = if ceil_mode { span.div_ceil(spatial.stride[a]) } else { span / spatial.stride[a] } + 1;
+        }
         let include_pad = attr_i(node, "count_include_pad", 0) != 0;
-        let (input, padding, padded_hw) = if !is_max && include_pad && spatial.pads != [0; 4] {
-            // TFLite's average pool never counts padding: pad with real zeros instead.
-            let forced = Spatial { pads: spatial.pads, kernel: spatial.kernel, stride: spatial.stride, dilation: [1, 1] };
-            let p = forced.pads;
-            let mut shape = in_shape.clone();
-            shape[1] += p[0] + p[2];
-            shape[2] += p[1] + p[3];
-            let name = format!("{}/pad", node.name());
-            let paddings = [0, 0, p[0], p[2], p[1], p[3], 0, 0].iter().map(|&v| i32::try_from(v)).collect::<Result<Vec<_>, _>>()?;
-            let pid = self.graph.add_tensor(crate::graph::Tensor::constant(format!("{name}/paddings"), vec![4, 2], Data::I32(paddings)));
-            let padded = self.emit(&name, Op::Pad, vec![Some(input), Some(pid)], &name, shape.clone());
-            (padded, Padding::Valid, [shape[1], shape[2]])
+        let same_like = spatial.tflite_padding(hw).is_some();
+        // TFLite's average pool never counts padding. To count it, pad with real zeros; to not count
+        // padding that is not SAME-like, do that too and then rescale each output position by
+        // window size / valid cells.
+        let zero_padded_average = !is_max && spatial.pads != [0; 4] && (include_pad || !same_like);
+        let (input, padding, padded_hw) = if zero_padded_average {
+            self.zero_pad(node, input, spatial.pads)?
         } else {
             let zero_pad_ok = is_max && self.non_negative(input);
             self.apply_padding(node, input, &spatial, hw, zero_pad_ok)?
         };
         let out_hw = spatial.output_hw(padded_hw, padding)?;
-        ensure!(out_hw[..] == onnx_out[..], "{}", unsupported(&format!("ceil_mode gives output {onnx_out:?}, TFLite pooling gives {out_hw:?}")));
+        ensure!(
+            out_hw[..] == onnx_out[..],
+            "{}",
+            unsupported(&format!("ceil_mode gives output {onnx_out:?}, TFLite pooling gives {out_hw:?}"))
+        );
         let filter = [kernel[0], kernel[1]];
         let window = spatial.window(padding);
         let activation = Activation::None;
-        let op = if is_max { Op::MaxPool2d { filter, window, activation } } else { Op::AveragePool2d { filter, window, activation } };
+        let op = if is_max {
+            Op::MaxPool2d { filter, window, activation }
+        } else {
+            Op::AveragePool2d { filter, window, activation }
+        };
         let shape = vec![in_shape[0], out_hw[0], out_hw[1], in_shape[3]];
-        let id = self.emit(node.name(), op, vec![Some(input)], &node.output[0], shape);
+        let mut id = self.emit(node.name(), op, vec![Some(input)], &node.output[0], shape.clone());
+        if zero_padded_average && !include_pad {
+            let mut correction = Vec::with_capacity(out_hw[0] * out_hw[1]);
+            for y in 0..out_hw[0] {
+                for x in 0..out_hw[1] {
+                    let rows = valid_cells(y * spatial.stride[0], kernel[0], spatial.pads[0], hw[0]);
+                    let cols = valid_cells(x * spatial.stride[1], kernel[1], spatial.pads[1], hw[1]);
+                    correction.push((kernel[0] * kernel[1]) as f32 / (rows * cols).max(1) as f32);
+                }
+            }
+            let name = format!("{}/exclude_padding", node.name());
+            self.graph.tensors[id].name = format!("{name}/counted");
+            let cid = self.f32_const(name.clone(), vec![out_hw[0], out_hw[1], 1], correction);
+            id = self.emit(
+                &name,
+                Op::Mul { activation: Activation::None },
+                vec![Some(id), Some(cid)],
+                &node.output[0],
+                shape,
+            );
+        }
         self.set(&node.output[0], Value::Act(Act { id, layout: NHWC.to_vec() }));
         Ok(())
+    }
+
+    /// Pads NHWC `input` with zeros (`pads` = `[top, left, bottom, right]`) for a VALID window op.
+    fn zero_pad(
+        &mut self,
+        node: &NodeProto,
+        input: TensorId,
+        pads: [usize; 4],
+    ) -> Result<(TensorId, Padding, [usize; 2])> {
+        let mut shape = self.graph.tensors[input].shape.clone();
+        shape[1] += pads[0] + pads[2];
+        shape[2] += pads[1] + pads[3];
+        let name = format!("{}/pad", node.name());
+        let paddings = [0, 0, pads[0], pads[2], pads[1], pads[3], 0, 0]
+            .iter()
+            .map(|&v| i32::try_from(v))
+            .collect::<Result<Vec<_>, _>>()?;
+        let pid = self.graph.add_tensor(crate::graph::Tensor::constant(
+            format!("{name}/paddings"),
+            vec![4, 2],
+            Data::I32(paddings),
+        ));
+        let padded = self.emit(&name, Op::Pad, vec![Some(input), Some(pid)], &name, shape.clone());
+        Ok((padded, Padding::Valid, [shape[1], shape[2]]))
     }
 
     /// GlobalAveragePool → MEAN over height and width, keeping dims.
     fn global_average_pool(&mut self, node: &NodeProto) -> Result<()> {
         let x = self.act_input(node, 0)?;
         ensure!(x.layout.len() == 4, "{}", unsupported("only 4-D GlobalAveragePool is supported"));
-        let input = self.to_layout(&x, &NHWC)?;
+        let input = self.in_layout(&x, &NHWC)?;
         let mut shape = self.graph.tensors[input].shape.clone();
         shape[1] = 1;
         shape[2] = 1;
         let axes = self.i32_const(format!("{}/axes", node.name()), &[1, 2])?;
-        let id = self.emit(node.name(), Op::Mean { keep_dims: true }, vec![Some(input), Some(axes)], &node.output[0], shape);
+        let id =
+            self.emit(node.name(), Op::Mean { keep_dims: true }, vec![Some(input), Some(axes)], &node.output[0], shape);
         self.set(&node.output[0], Value::Act(Act { id, layout: NHWC.to_vec() }));
         Ok(())
     }
@@ -698,11 +809,13 @@ impl Importer {
             (attr(node, "min").and_then(|a| a.f), attr(node, "max").and_then(|a| a.f))
         };
         let activation = match (min, max) {
-            (Some(lo), None) if lo == 0.0 => Activation::Relu,
+            (Some(0.0), None) => Activation::Relu,
             (Some(lo), Some(hi)) if lo == 0.0 && hi == 6.0 => Activation::Relu6,
             (Some(lo), Some(hi)) if lo == 0.0 && hi == f32::INFINITY => Activation::Relu,
             (Some(lo), Some(hi)) if lo == -1.0 && hi == 1.0 => Activation::ReluN1To1,
-            (lo, hi) => bail!(unsupported(&format!("Clip({lo:?}, {hi:?}): only Clip(0), Clip(0, 6) and Clip(-1, 1) map to TFLite"))),
+            (lo, hi) => bail!(unsupported(&format!(
+                "Clip({lo:?}, {hi:?}): only Clip(0), Clip(0, 6) and Clip(-1, 1) map to TFLite"
+            ))),
         };
         self.activation(node, activation)
     }
@@ -788,17 +901,33 @@ impl Importer {
             let flat = vec![dims[..a].iter().product(), dims[a..].iter().product()];
             let name = node.name().to_string();
             let shape_param = self.i32_const(format!("{name}/flat_shape"), &flat)?;
-            let flat_id = self.emit(&format!("{name}/flatten"), Op::Reshape, vec![Some(input), Some(shape_param)], &format!("{name}/flat"), flat.clone());
+            let flat_id = self.emit(
+                &format!("{name}/flatten"),
+                Op::Reshape,
+                vec![Some(input), Some(shape_param)],
+                &format!("{name}/flat"),
+                flat.clone(),
+            );
             let soft = self.emit(&name, op, vec![Some(flat_id)], &format!("{name}/flat_out"), flat);
             let back = self.i32_const(format!("{name}/shape"), &dims)?;
-            let id = self.emit(&format!("{name}/unflatten"), Op::Reshape, vec![Some(soft), Some(back)], &node.output[0], dims);
+            let id = self.emit(
+                &format!("{name}/unflatten"),
+                Op::Reshape,
+                vec![Some(soft), Some(back)],
+                &node.output[0],
+                dims,
+            );
             self.set(&node.output[0], Value::Act(Act { id, layout: (0..rank).collect() }));
             return Ok(());
         }
         let x = if x.layout[rank - 1] == a {
             x
         } else {
-            ensure!(a == rank - 1, "{}", unsupported(&format!("softmax over axis {a} of a rank-{rank} tensor (TFLite's is the last axis)")));
+            ensure!(
+                a == rank - 1,
+                "{}",
+                unsupported(&format!("softmax over axis {a} of a rank-{rank} tensor (TFLite's is the last axis)"))
+            );
             Act { id: self.plain(&x)?, layout: (0..rank).collect() }
         };
         let shape = self.graph.tensors[x.id].shape.clone();
@@ -816,7 +945,10 @@ impl Importer {
         let (gamma, beta, mean, var) = (param(1, "scale")?, param(2, "bias")?, param(3, "mean")?, param(4, "var")?);
         let eps = attr_f(node, "epsilon", 1e-5);
         let channels = gamma.len();
-        ensure!([beta.len(), mean.len(), var.len()].iter().all(|&n| n == channels), "BatchNormalization parameters differ in length");
+        ensure!(
+            [beta.len(), mean.len(), var.len()].iter().all(|&n| n == channels),
+            "BatchNormalization parameters differ in length"
+        );
         let scale: Vec<f32> = gamma.iter().zip(&var).map(|(g, v)| g / (v + eps).sqrt()).collect();
         let shift: Vec<f32> = (0..channels).map(|c| beta[c] - mean[c] * scale[c]).collect();
         let dims = self.onnx_dims(&x);
@@ -835,9 +967,21 @@ impl Importer {
         let name = node.name().to_string();
         let s = self.const_for(&format!("{name}/scale"), &Const::f32(channel_dims.clone(), scale), &x)?;
         let shape = self.graph.tensors[x.id].shape.clone();
-        let scaled = self.emit(&format!("{name}/mul"), Op::Mul { activation: Activation::None }, vec![Some(x.id), Some(s)], &format!("{name}/scaled"), shape.clone());
+        let scaled = self.emit(
+            &format!("{name}/mul"),
+            Op::Mul { activation: Activation::None },
+            vec![Some(x.id), Some(s)],
+            &format!("{name}/scaled"),
+            shape.clone(),
+        );
         let t = self.const_for(&format!("{name}/shift"), &Const::f32(channel_dims, shift), &x)?;
-        let id = self.emit(&name, Op::Add { activation: Activation::None }, vec![Some(scaled), Some(t)], &node.output[0], shape);
+        let id = self.emit(
+            &name,
+            Op::Add { activation: Activation::None },
+            vec![Some(scaled), Some(t)],
+            &node.output[0],
+            shape,
+        );
         self.set(&node.output[0], Value::Act(Act { id, layout: x.layout }));
         Ok(())
     }
@@ -870,8 +1014,13 @@ impl Importer {
     }
 
     fn concat(&mut self, node: &NodeProto) -> Result<()> {
-        let values: Vec<Value> = (0..node.input.len()).map(|i| self.input(node, i).and_then(|v| v.cloned().context("missing input"))).collect::<Result<_>>()?;
-        let first = values.iter().find_map(|v| if let Value::Act(a) = v { Some(a.clone()) } else { None }).context("no activation input")?;
+        let values: Vec<Value> = (0..node.input.len())
+            .map(|i| self.input(node, i).and_then(|v| v.cloned().context("missing input")))
+            .collect::<Result<_>>()?;
+        let first = values
+            .iter()
+            .find_map(|v| if let Value::Act(a) = v { Some(a.clone()) } else { None })
+            .context("no activation input")?;
         let rank = first.layout.len();
         let a = axis(attr_i(node, "axis", 0), rank)?;
         let mut inputs = Vec::new();
@@ -879,14 +1028,17 @@ impl Importer {
             inputs.push(Some(match v {
                 Value::Act(act) => {
                     ensure!(act.layout.len() == rank, "Concat inputs have different ranks");
-                    self.to_layout(act, &first.layout)?
+                    self.in_layout(act, &first.layout)?
                 }
                 Value::Const(c) => self.const_for(&format!("{}/constant{i}", node.name()), c, &first)?,
             }));
         }
         let ir_axis = first.layout.iter().position(|&l| l == a).context("layout mismatch")?;
         let mut shape = self.graph.tensors[first.id].shape.clone();
-        shape[ir_axis] = inputs.iter().map(|i| self.graph.tensors[i.unwrap_or_default()].shape.get(ir_axis).copied().unwrap_or(1)).sum();
+        shape[ir_axis] = inputs
+            .iter()
+            .map(|i| self.graph.tensors[i.unwrap_or_default()].shape.get(ir_axis).copied().unwrap_or(1))
+            .sum();
         let op = Op::Concatenation { axis: ir_axis as i32, activation: Activation::None };
         let id = self.emit(node.name(), op, inputs, &node.output[0], shape);
         self.set(&node.output[0], Value::Act(Act { id, layout: first.layout }));
@@ -909,6 +1061,7 @@ impl Importer {
         ensure!(value == 0.0, "{}", unsupported(&format!("Pad with value {value} (only 0)")));
         ensure!(pads.len() == 2 * rank, "pads {pads:?} do not fit rank {rank}");
         let pads = to_usize(&pads, "pads")?;
+        ensure!(pads.iter().all(|&p| p <= MAX_WINDOW), "pads over {MAX_WINDOW}");
         let mut paddings = Vec::with_capacity(2 * rank);
         let mut shape = self.graph.tensors[x.id].shape.clone();
         for (ir, &d) in x.layout.iter().enumerate() {
@@ -916,7 +1069,11 @@ impl Importer {
             shape[ir] += pads[d] + pads[d + rank];
         }
         let paddings = paddings.iter().map(|&v| i32::try_from(v)).collect::<Result<Vec<_>, _>>()?;
-        let pid = self.graph.add_tensor(crate::graph::Tensor::constant(format!("{}/paddings", node.name()), vec![rank, 2], Data::I32(paddings)));
+        let pid = self.graph.add_tensor(crate::graph::Tensor::constant(
+            format!("{}/paddings", node.name()),
+            vec![rank, 2],
+            Data::I32(paddings),
+        ));
         let id = self.emit(node.name(), Op::Pad, vec![Some(x.id), Some(pid)], &node.output[0], shape);
         self.set(&node.output[0], Value::Act(Act { id, layout: x.layout }));
         Ok(())
@@ -940,17 +1097,23 @@ impl Importer {
             _ => (0..rank).collect(),
         };
         let keep_dims = attr_i(node, "keepdims", 1) != 0;
-        let ir_axes: Vec<usize> = x.layout.iter().enumerate().filter(|(_, l)| axes.contains(l)).map(|(i, _)| i).collect();
+        let ir_axes: Vec<usize> =
+            x.layout.iter().enumerate().filter(|(_, l)| axes.contains(l)).map(|(i, _)| i).collect();
         let in_shape = self.graph.tensors[x.id].shape.clone();
         let (shape, layout) = if keep_dims {
-            (in_shape.iter().enumerate().map(|(i, &d)| if ir_axes.contains(&i) { 1 } else { d }).collect(), x.layout.clone())
+            (
+                in_shape.iter().enumerate().map(|(i, &d)| if ir_axes.contains(&i) { 1 } else { d }).collect(),
+                x.layout.clone(),
+            )
         } else {
             let kept: Vec<usize> = (0..rank).filter(|i| !ir_axes.contains(i)).collect();
-            let layout = kept.iter().map(|&i| x.layout[i] - axes.iter().filter(|&&a| a < x.layout[i]).count()).collect();
+            let layout =
+                kept.iter().map(|&i| x.layout[i] - axes.iter().filter(|&&a| a < x.layout[i]).count()).collect();
             (kept.iter().map(|&i| in_shape[i]).collect(), layout)
         };
         let axes_param = self.i32_const(format!("{}/axes", node.name()), &ir_axes)?;
-        let id = self.emit(node.name(), Op::Mean { keep_dims }, vec![Some(x.id), Some(axes_param)], &node.output[0], shape);
+        let id =
+            self.emit(node.name(), Op::Mean { keep_dims }, vec![Some(x.id), Some(axes_param)], &node.output[0], shape);
         self.set(&node.output[0], Value::Act(Act { id, layout }));
         Ok(())
     }
@@ -995,7 +1158,10 @@ pub(super) fn simplify(graph: &mut Graph) {
     while i > 0 {
         i -= 1;
         let node = &graph.nodes[i];
-        let used = node.outputs.iter().any(|&o| graph.outputs.contains(&o) || graph.nodes.iter().any(|n| n.inputs.contains(&Some(o))));
+        let used = node
+            .outputs
+            .iter()
+            .any(|&o| graph.outputs.contains(&o) || graph.nodes.iter().any(|n| n.inputs.contains(&Some(o))));
         if !used {
             graph.nodes.remove(i);
         }
