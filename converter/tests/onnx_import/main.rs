@@ -244,13 +244,17 @@ fn sklearn_label_tail_is_refused_with_an_outputs_hint() {
 fn check_fixture(name: &str) -> Graph {
     let dir = fixtures();
     let graph = import(&dir.join(format!("{name}.onnx")), None).unwrap_or_else(|e| panic!("{name}: {e:#}"));
-    let (mut input, shape) = read_npy(&dir.join(format!("{name}.input.npy")));
-    let input_shape = &graph.tensors[graph.inputs[0]].shape;
-    if input_shape[..] != shape[..] {
-        assert_eq!(input_shape[..], [shape[0], shape[2], shape[3], shape[1]], "{name}: NHWC input");
-        input = nchw_to_nhwc(&input, [shape[0], shape[1], shape[2], shape[3]]);
+    let mut inputs = Vec::new();
+    for (i, &id) in graph.inputs.iter().enumerate() {
+        let (mut input, shape) = read_npy(&dir.join(format!("{name}.input{i}.npy")));
+        let input_shape = &graph.tensors[id].shape;
+        if input_shape[..] != shape[..] {
+            assert_eq!(input_shape[..], [shape[0], shape[2], shape[3], shape[1]], "{name}: NHWC input {i}");
+            input = nchw_to_nhwc(&input, [shape[0], shape[1], shape[2], shape[3]]);
+        }
+        inputs.push(input);
     }
-    let outputs = reference::run(&graph, &[input]);
+    let outputs = reference::run(&graph, &inputs);
     for (i, ours) in outputs.iter().enumerate() {
         let (expected, shape) = read_npy(&dir.join(format!("{name}.output{i}.npy")));
         assert_eq!(graph.tensors[graph.outputs[i]].shape, shape, "{name}: output {i} shape");
@@ -339,6 +343,26 @@ fn misc_opset13_matches_onnxruntime() {
         ]
     );
     assert_eq!(graph.tensors[graph.inputs[0]].shape, [1, 10, 10, 2]);
+}
+
+#[test]
+fn gemm_opset10_matches_onnxruntime() {
+    let graph = check_fixture("gemm_opset10");
+    // Clip(-1, 1) from attributes fuses as RELU_N1_TO_1; the BatchNormalization folds into fc2, and
+    // the Relu after it fuses there too.
+    assert_eq!(op_names(&graph), ["FULLY_CONNECTED", "FULLY_CONNECTED", "SOFTMAX"]);
+    assert_eq!(activations(&graph), [Activation::ReluN1To1, Activation::Relu]);
+}
+
+#[test]
+fn two_inputs_opset17_matches_onnxruntime() {
+    let graph = check_fixture("two_inputs_opset17");
+    assert_eq!(graph.tensors[graph.inputs[0]].shape, [1, 7, 7, 3], "image becomes NHWC");
+    assert_eq!(graph.tensors[graph.inputs[1]].shape, [1, 5], "the vector keeps its shape");
+    let ops = op_names(&graph);
+    // Only the flatten of the 4x4 map needs a TRANSPOSE; the 1x1 one after the mean is a RESHAPE.
+    assert_eq!(ops.iter().filter(|&&o| o == "TRANSPOSE").count(), 1, "{ops:?}");
+    assert!(ops.contains(&"RELU") && ops.contains(&"CONCATENATION"), "{ops:?}");
 }
 
 #[test]
