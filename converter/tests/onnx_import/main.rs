@@ -357,12 +357,13 @@ fn gemm_opset10_matches_onnxruntime() {
 #[test]
 fn two_inputs_opset17_matches_onnxruntime() {
     let graph = check_fixture("two_inputs_opset17");
-    assert_eq!(graph.tensors[graph.inputs[0]].shape, [1, 7, 7, 3], "image becomes NHWC");
+    assert_eq!(graph.tensors[graph.inputs[0]].shape, [1, 8, 8, 3], "image becomes NHWC");
     assert_eq!(graph.tensors[graph.inputs[1]].shape, [1, 5], "the vector keeps its shape");
     let ops = op_names(&graph);
     // Only the flatten of the 4x4 map needs a TRANSPOSE; the 1x1 one after the mean is a RESHAPE.
     assert_eq!(ops.iter().filter(|&&o| o == "TRANSPOSE").count(), 1, "{ops:?}");
     assert!(ops.contains(&"RELU") && ops.contains(&"CONCATENATION"), "{ops:?}");
+    assert!(!ops.contains(&"PAD"), "SAME_UPPER is TFLite SAME: {ops:?}");
 }
 
 #[test]
