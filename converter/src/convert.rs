@@ -11,6 +11,7 @@ use crate::quantize::{self, IoType, QuantizeOptions, Quantized};
 use anyhow::{anyhow, bail, Context, Result};
 use ferrolite::{DataType, Interpreter, InterpreterOptions, Model, Rounding};
 use serde_json::json;
+use std::io::Write;
 use std::path::Path;
 
 /// Float-vs-int8 error of one layer's output on the calibration data.
@@ -243,9 +244,11 @@ impl From<IoTypeArg> for IoType {
 /// Runs `ferrolite convert` and prints the summary.
 pub fn convert(args: &ConvertArgs) -> Result<()> {
     let summary = convert_file(args)?;
-    print!("{}", summary.to_text());
-    println!("\nwrote {}", args.output.display());
-    Ok(())
+    let text = format!("{}\nwrote {}\n", summary.to_text(), args.output.display());
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        result => result.context("cannot print the summary"),
+    }
 }
 
 /// Whether a path's parent directory exists (for early, clear errors about output paths).

@@ -170,7 +170,7 @@ pub fn float_model(graph: &Graph, outputs: Option<&[TensorId]>) -> FlatModel {
 fn float_version(op: &Op) -> i32 {
     match op {
         Op::FullyConnected { keep_num_dims: true, .. } => 5,
-        Op::DepthwiseConv2d { window, depth_multiplier, .. } if window.dilation != [1, 1] || *depth_multiplier > 1 => 2,
+        Op::DepthwiseConv2d { window, .. } if window.dilation != [1, 1] => 2,
         _ => 1,
     }
 }

@@ -31,6 +31,18 @@ struct RawOp<'a> {
     op: tfl::Operator<'a>,
 }
 
+impl RawOp<'_> {
+    /// The inputs the import reads: RESHAPE's new shape is taken from its output's static shape, so
+    /// a shape computed at run time (SHAPE/STRIDED_SLICE/PACK for a dynamic batch) is not needed.
+    fn data_inputs(&self) -> &[i32] {
+        if self.code == builtin::RESHAPE {
+            &self.inputs[..self.inputs.len().min(1)]
+        } else {
+            &self.inputs
+        }
+    }
+}
+
 /// A tensor as stored: name, shape, type, constant bytes.
 struct RawTensor<'a> {
     name: String,
@@ -146,7 +158,7 @@ pub fn import(bytes: &[u8], options: &ImportOptions) -> Result<Graph> {
     for (o, op) in ops.iter().enumerate().rev() {
         if op.outputs.iter().any(|&t| needed_tensor[t]) {
             needed_op[o] = true;
-            for &i in op.inputs.iter().filter(|&&i| i != -1) {
+            for &i in op.data_inputs().iter().filter(|&&i| i != -1) {
                 needed_tensor[i as usize] = true;
             }
         }
@@ -260,7 +272,7 @@ impl Importer<'_, '_> {
             bail!("unsupported operator {} (output tensor {output_name:?})", op_name(raw.code));
         };
         let mut inputs = Vec::with_capacity(raw.inputs.len());
-        for &i in &raw.inputs {
+        for &i in raw.data_inputs() {
             inputs.push(if i == -1 { None } else { Some(self.tensor(i as usize)?) });
         }
         if op == Op::Reshape {
