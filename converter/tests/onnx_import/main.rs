@@ -1,11 +1,13 @@
-//! ONNX importer: the shared float models (structure, agreement with their float `.tflite` twins run
-//! in the runtime, test-set accuracy), PyTorch-style fixtures against onnxruntime's outputs, and
-//! bad input.
+//! ONNX importer: the shared float models (structure, agreement with their float `.tflite` twins,
+//! test-set accuracy), PyTorch-style fixtures against onnxruntime's outputs, and bad input.
+//!
+//! Imported graphs are executed two independent ways: written as float `.tflite` and run by the
+//! runtime's float kernels (what calibration does), and by the naive evaluator in `reference.rs`.
 
 mod reference;
 
 use ferrolite::{AllOpsResolver, Interpreter, InterpreterOptions, Model};
-use ferrolite_converter::graph::{Activation, Graph, Op};
+use ferrolite_converter::graph::{write::float_model, Activation, Graph, Op};
 use ferrolite_converter::import::{onnx, ImportOptions};
 use ferrolite_converter::{error_line, load, npy};
 use std::path::{Path, PathBuf};
@@ -177,15 +179,23 @@ fn shared_models_import_to_the_expected_ops_and_shapes() {
     }
 }
 
-/// Runs a float `.tflite` in the runtime on one sample.
-fn run_tflite(bytes: &[u8], input: &[f32]) -> Vec<f32> {
-    let model = Model::from_bytes(bytes).expect("twin loads");
+/// Runs a float `.tflite` in the runtime on one set of inputs.
+fn run_tflite(bytes: &[u8], inputs: &[Vec<f32>]) -> Vec<Vec<f32>> {
+    let model = Model::from_bytes(bytes).expect("model loads");
     let options = InterpreterOptions::default();
     let mut arena = load::Arena::new(load::arena_bytes(&model, options).expect("arena size"));
     let mut interpreter = Interpreter::new(&model, &AllOpsResolver, arena.bytes_mut(), options).expect("interpreter");
-    interpreter.input_mut::<f32>(0).expect("float input").copy_from_slice(input);
+    for (i, input) in inputs.iter().enumerate() {
+        interpreter.input_mut::<f32>(i).expect("float input").copy_from_slice(input);
+    }
     interpreter.invoke().expect("invoke");
-    interpreter.output::<f32>(0).expect("float output").to_vec()
+    (0..model.num_outputs()).map(|i| interpreter.output::<f32>(i).expect("float output").to_vec()).collect()
+}
+
+/// An imported graph as float `.tflite` bytes (validated first, as `ferrolite convert` does).
+fn float_tflite(graph: &Graph) -> Vec<u8> {
+    graph.validate().unwrap_or_else(|e| panic!("imported graph is invalid: {e:#}"));
+    float_model(graph, None).to_bytes()
 }
 
 #[test]
@@ -193,14 +203,16 @@ fn shared_models_agree_with_their_float_tflite_twins() {
     let Some(dir) = float_dir() else { return };
     for model in SHARED.iter().filter(|m| m.twin.is_some()) {
         let graph = import(&dir.join(model.onnx), model.outputs).expect("imports");
+        let ours = float_tflite(&graph);
         let twin = std::fs::read(dir.join(model.twin.unwrap_or_default())).expect("twin exists");
         let (x, shape) = read_npy(&dir.join(format!("test_{}_x.npy", model.data)));
         let size: usize = shape[1..].iter().product();
         let mut worst = 0.0f32;
-        for sample in x.chunks(size).take(50) {
-            let input: Vec<f32> = sample.iter().map(|v| v * model.scale).collect();
-            let ours = reference::run(&graph, std::slice::from_ref(&input)).remove(0);
-            worst = worst.max(max_abs_diff(&ours, &run_tflite(&twin, &input)));
+        for sample in x.chunks(size).take(200) {
+            let input = vec![sample.iter().map(|v| v * model.scale).collect::<Vec<f32>>()];
+            let expected = run_tflite(&twin, &input).remove(0);
+            worst = worst.max(max_abs_diff(&run_tflite(&ours, &input).remove(0), &expected));
+            worst = worst.max(max_abs_diff(&reference::run(&graph, &input).remove(0), &expected));
         }
         assert!(worst <= 1e-5, "{}: max |Δ| {worst} against {}", model.onnx, model.twin.unwrap_or_default());
     }
@@ -211,6 +223,7 @@ fn shared_models_reach_their_float_test_accuracy() {
     let Some(dir) = float_dir() else { return };
     for model in &SHARED {
         let graph = import(&dir.join(model.onnx), model.outputs).expect("imports");
+        let ours = float_tflite(&graph);
         let (x, shape) = read_npy(&dir.join(format!("test_{}_x.npy", model.data)));
         let (y, _) = read_npy(&dir.join(format!("test_{}_y.npy", model.data)));
         let size: usize = shape[1..].iter().product();
@@ -218,8 +231,8 @@ fn shared_models_reach_their_float_test_accuracy() {
             .chunks(size)
             .zip(&y)
             .filter(|(sample, &label)| {
-                let input: Vec<f32> = sample.iter().map(|v| v * model.scale).collect();
-                let probs = reference::run(&graph, &[input]).remove(0);
+                let input = vec![sample.iter().map(|v| v * model.scale).collect::<Vec<f32>>()];
+                let probs = run_tflite(&ours, &input).remove(0);
                 let best = (0..probs.len()).max_by(|&a, &b| probs[a].total_cmp(&probs[b])).unwrap_or_default();
                 best as f32 == label
             })
@@ -254,12 +267,15 @@ fn check_fixture(name: &str) -> Graph {
         }
         inputs.push(input);
     }
-    let outputs = reference::run(&graph, &inputs);
-    for (i, ours) in outputs.iter().enumerate() {
+    let by_runtime = run_tflite(&float_tflite(&graph), &inputs);
+    let by_reference = reference::run(&graph, &inputs);
+    for i in 0..graph.outputs.len() {
         let (expected, shape) = read_npy(&dir.join(format!("{name}.output{i}.npy")));
         assert_eq!(graph.tensors[graph.outputs[i]].shape, shape, "{name}: output {i} shape");
-        let diff = max_abs_diff(ours, &expected);
-        assert!(diff <= 1e-4, "{name}: output {i} differs from onnxruntime by {diff}");
+        for (how, ours) in [("runtime", &by_runtime[i]), ("reference", &by_reference[i])] {
+            let diff = max_abs_diff(ours, &expected);
+            assert!(diff <= 1e-4, "{name}: output {i} ({how}) differs from onnxruntime by {diff}");
+        }
     }
     graph
 }
