@@ -170,6 +170,10 @@ struct Importer {
     converted: HashMap<(TensorId, Vec<usize>), TensorId>,
     /// IR node that produced each activation tensor.
     producer: HashMap<TensorId, usize>,
+    /// ONNX values that are an NHWC map flattened in NCHW order to `[N, C*H*W]`: the NHWC tensor
+    /// and its `[C, H, W]`. A fully connected layer reading one takes the NHWC tensor directly
+    /// with its weight columns permuted, so the TRANSPOSE back to NCHW is not needed.
+    flattened_nchw: HashMap<String, (TensorId, [usize; 3])>,
 }
 
 impl Importer {
@@ -181,6 +185,7 @@ impl Importer {
             uses: HashMap::new(),
             converted: HashMap::new(),
             producer: HashMap::new(),
+            flattened_nchw: HashMap::new(),
         };
         for (index, node) in graph.node.iter().enumerate() {
             if needed.contains(&index) {

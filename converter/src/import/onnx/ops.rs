@@ -454,10 +454,29 @@ impl Importer {
         node: &NodeProto,
         a: &Act,
         dims: Vec<usize>,
-        weights: Vec<f32>,
+        mut weights: Vec<f32>,
         bias: Option<Vec<f32>>,
     ) -> Result<()> {
-        let input = self.plain(a)?;
+        let input = match self.flattened_nchw.get(&node.input[0]).copied() {
+            Some((nhwc, [c, h, w])) if self.single_use(&node.input[0]) && dims[1] == c * h * w => {
+                // Column (y*w + x)*c + ch of the new weights is ONNX's column ch*h*w + y*w + x.
+                let mut permuted = vec![0.0; weights.len()];
+                for (row_out, row_in) in permuted.chunks_mut(dims[1]).zip(weights.chunks(dims[1])) {
+                    for ch in 0..c {
+                        for pixel in 0..h * w {
+                            row_out[pixel * c + ch] = row_in[ch * h * w + pixel];
+                        }
+                    }
+                }
+                weights = permuted;
+                let batch = self.graph.tensors[nhwc].shape[0];
+                let flat = vec![batch, dims[1]];
+                let name = format!("{}/flatten_nhwc", node.name());
+                let shape_param = self.i32_const(format!("{name}/shape"), &flat)?;
+                self.emit(&name, Op::Reshape, vec![Some(nhwc), Some(shape_param)], &name, flat)
+            }
+            _ => self.plain(a)?,
+        };
         let mut shape = self.graph.tensors[input].shape.clone();
         let last = shape.len() - 1;
         ensure!(shape[last] == dims[1], "input has {} features, weights take {}", shape[last], dims[1]);
@@ -831,6 +850,10 @@ impl Importer {
 
     /// A RESHAPE of `x` (taken in ONNX order) to the ONNX dims `dims`.
     fn emit_reshape(&mut self, node: &NodeProto, x: &Act, dims: Vec<usize>) -> Result<()> {
+        let onnx = self.onnx_dims(x);
+        if x.layout == NHWC && dims.len() == 2 && dims[0] == onnx[0] {
+            self.flattened_nchw.insert(node.output[0].clone(), (x.id, [onnx[1], onnx[2], onnx[3]]));
+        }
         let input = self.plain(x)?;
         let shape_param = self.i32_const(format!("{}/shape", node.name()), &dims)?;
         let rank = dims.len();
