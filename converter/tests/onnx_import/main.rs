@@ -389,6 +389,14 @@ fn nan_weights_are_named() {
 }
 
 #[test]
+fn unsupported_attributes_name_the_node_and_op() {
+    let error = import(&fixtures().join("clip_range.onnx"), None).expect_err("Clip(0.5, 2)");
+    let line = error_line(&error);
+    assert!(line.contains("node 'clip' (Clip): Clip(min 0.5, max 2)"), "{line}");
+    assert!(!line.contains("--outputs"), "no other output to suggest: {line}");
+}
+
+#[test]
 fn truncated_or_corrupt_files_are_not_valid_onnx() {
     let bytes = std::fs::read(fixtures().join("convnet_opset11.onnx")).expect("fixture");
     for cut in [1, 10, bytes.len() / 3, bytes.len() / 2, bytes.len() - 1] {

@@ -216,7 +216,7 @@ impl Importer {
                 Ok(())
             }
             "Cast" => {
-                ensure!(attr_i(node, "to", 1) == 1, "{}", unsupported("Cast of an activation to a non-float type"));
+                ensure!(attr_i(node, "to", 1) == 1, unsupported("Cast of an activation to a non-float type"));
                 let value = self.input(node, 0)?.context("input 0 is missing")?.clone();
                 self.set(&node.output[0], value);
                 Ok(())
@@ -415,7 +415,7 @@ impl Importer {
 
     /// Gemm: `alpha * A' * B' + beta * C` with A an activation and B, C constants → FULLY_CONNECTED.
     fn gemm(&mut self, node: &NodeProto) -> Result<()> {
-        ensure!(attr_i(node, "transA", 0) == 0, "{}", unsupported("Gemm with transA=1"));
+        ensure!(attr_i(node, "transA", 0) == 0, unsupported("Gemm with transA=1"));
         let a = self.act_input(node, 0)?;
         ensure!(a.layout.len() == 2, "Gemm input A must be 2-D");
         let b = self.const_input(node, 1, "Gemm's B")?.context("input 1 is missing")?;
@@ -427,11 +427,7 @@ impl Importer {
         let bias = match self.const_input(node, 2, "Gemm's C")? {
             None => None,
             Some(c) => {
-                ensure!(
-                    c.len() == out || c.len() == 1,
-                    "{}",
-                    unsupported("Gemm's C must broadcast along the outputs only")
-                );
+                ensure!(c.len() == out || c.len() == 1, unsupported("Gemm's C must broadcast along the outputs only"));
                 let values = c.to_f32();
                 Some((0..out).map(|i| beta * values[if values.len() == 1 { 0 } else { i }]).collect())
             }
@@ -443,7 +439,7 @@ impl Importer {
     fn matmul(&mut self, node: &NodeProto) -> Result<()> {
         let a = self.act_input(node, 0)?;
         let b = self.const_input(node, 1, "MatMul's right side")?.context("input 1 is missing")?;
-        ensure!(b.dims.len() == 2, "{}", unsupported("MatMul with a right side that is not 2-D"));
+        ensure!(b.dims.len() == 2, unsupported("MatMul with a right side that is not 2-D"));
         let weights = b.transposed(&[1, 0]);
         let values = weights.to_f32();
         self.fully_connected(node, &a, weights.dims.clone(), values, None)
@@ -589,7 +585,7 @@ impl Importer {
     fn conv(&mut self, node: &NodeProto) -> Result<()> {
         let x = self.act_input(node, 0)?;
         let w = self.const_input(node, 1, "Conv's weights")?.context("input 1 is missing")?;
-        ensure!(w.dims.len() == 4 && x.layout.len() == 4, "{}", unsupported("only 2-D convolutions are supported"));
+        ensure!(w.dims.len() == 4 && x.layout.len() == 4, unsupported("only 2-D convolutions are supported"));
         let input = self.in_layout(&x, &NHWC)?;
         let in_shape = self.graph.tensors[input].shape.clone();
         let (channels, hw) = (in_shape[3], [in_shape[1], in_shape[2]]);
@@ -669,7 +665,6 @@ impl Importer {
         }
         ensure!(
             zero_pad_ok,
-            "{}",
             unsupported(&format!(
                 "pads {:?} match neither SAME nor VALID, and zero padding would change this op's result",
                 spatial.pads
@@ -691,18 +686,17 @@ impl Importer {
 
     fn pool(&mut self, node: &NodeProto) -> Result<()> {
         let x = self.act_input(node, 0)?;
-        ensure!(x.layout.len() == 4, "{}", unsupported("only 2-D pooling is supported"));
+        ensure!(x.layout.len() == 4, unsupported("only 2-D pooling is supported"));
         let kernel = to_usize(&attr_ints(node, "kernel_shape").context("no kernel_shape")?, "kernel_shape")?;
-        ensure!(kernel.len() == 2, "{}", unsupported("only 2-D pooling is supported"));
+        ensure!(kernel.len() == 2, unsupported("only 2-D pooling is supported"));
         let input = self.in_layout(&x, &NHWC)?;
         let in_shape = self.graph.tensors[input].shape.clone();
         let hw = [in_shape[1], in_shape[2]];
         let spatial = Spatial::read(node, [kernel[0], kernel[1]], hw)?;
-        ensure!(spatial.dilation == [1, 1], "{}", unsupported("dilated pooling"));
+        ensure!(spatial.dilation == [1, 1], unsupported("dilated pooling"));
         let is_max = node.op_type() == "MaxPool";
         ensure!(
             !is_max || node.output.iter().skip(1).all(|o| o.is_empty() || !self.uses.contains_key(o)),
-            "{}",
             unsupported("MaxPool's Indices output")
         );
         // ONNX's output size, to check that ceil_mode does not add a window TFLite would not have.
@@ -729,7 +723,6 @@ impl Importer {
         let out_hw = spatial.output_hw(padded_hw, padding)?;
         ensure!(
             out_hw[..] == onnx_out[..],
-            "{}",
             unsupported(&format!("ceil_mode gives output {onnx_out:?}, TFLite pooling gives {out_hw:?}"))
         );
         let filter = [kernel[0], kernel[1]];
@@ -793,7 +786,7 @@ impl Importer {
     /// GlobalAveragePool → MEAN over height and width, keeping dims.
     fn global_average_pool(&mut self, node: &NodeProto) -> Result<()> {
         let x = self.act_input(node, 0)?;
-        ensure!(x.layout.len() == 4, "{}", unsupported("only 4-D GlobalAveragePool is supported"));
+        ensure!(x.layout.len() == 4, unsupported("only 4-D GlobalAveragePool is supported"));
         let input = self.in_layout(&x, &NHWC)?;
         let mut shape = self.graph.tensors[input].shape.clone();
         shape[1] = 1;
@@ -832,9 +825,14 @@ impl Importer {
             (Some(lo), Some(hi)) if lo == 0.0 && hi == 6.0 => Activation::Relu6,
             (Some(lo), Some(hi)) if lo == 0.0 && hi == f32::INFINITY => Activation::Relu,
             (Some(lo), Some(hi)) if lo == -1.0 && hi == 1.0 => Activation::ReluN1To1,
-            (lo, hi) => bail!(unsupported(&format!(
-                "Clip({lo:?}, {hi:?}): only Clip(0), Clip(0, 6) and Clip(-1, 1) map to TFLite"
-            ))),
+            (lo, hi) => {
+                let bound = |b: Option<f32>| b.map_or("none".to_string(), |v| v.to_string());
+                bail!(unsupported(&format!(
+                    "Clip(min {}, max {}): only Clip(0), Clip(0, 6) and Clip(-1, 1) map to TFLite",
+                    bound(lo),
+                    bound(hi)
+                )))
+            }
         };
         self.activation(node, activation)
     }
@@ -948,7 +946,6 @@ impl Importer {
         } else {
             ensure!(
                 a == rank - 1,
-                "{}",
                 unsupported(&format!("softmax over axis {a} of a rank-{rank} tensor (TFLite's is the last axis)"))
             );
             Act { id: self.plain(&x)?, layout: (0..rank).collect() }
@@ -1072,16 +1069,16 @@ impl Importer {
         let x = self.act_input(node, 0)?;
         let rank = x.layout.len();
         let mode = attr_s(node, "mode").unwrap_or_else(|| "constant".to_string());
-        ensure!(mode == "constant", "{}", unsupported(&format!("Pad mode '{mode}' (only constant)")));
+        ensure!(mode == "constant", unsupported(&format!("Pad mode '{mode}' (only constant)")));
         let (pads, value) = if self.opset >= 11 {
             let pads = self.const_input(node, 1, "Pad's pads")?.context("Pad without pads")?.to_i64("pads")?;
             let value = self.const_input(node, 2, "Pad's value")?.map(|c| c.scalar_f32("Pad's value")).transpose()?;
-            ensure!(self.input(node, 3)?.is_none(), "{}", unsupported("Pad with axes"));
+            ensure!(self.input(node, 3)?.is_none(), unsupported("Pad with axes"));
             (pads, value.unwrap_or(0.0))
         } else {
             (attr_ints(node, "pads").context("Pad without pads")?, attr_f(node, "value", 0.0))
         };
-        ensure!(value == 0.0, "{}", unsupported(&format!("Pad with value {value} (only 0)")));
+        ensure!(value == 0.0, unsupported(&format!("Pad with value {value} (only 0)")));
         ensure!(pads.len() == 2 * rank, "pads {pads:?} do not fit rank {rank}");
         let pads = to_usize(&pads, "pads")?;
         ensure!(pads.iter().all(|&p| p <= MAX_WINDOW), "pads over {MAX_WINDOW}");
