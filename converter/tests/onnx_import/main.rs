@@ -6,11 +6,12 @@
 
 mod reference;
 
-use ferrolite::{AllOpsResolver, Interpreter, InterpreterOptions, Model};
+use ferrolite::{AllOpsResolver, DataType, Interpreter, InterpreterOptions, Model};
 use ferrolite_converter::graph::{write::float_model, Activation, Graph, Op};
 use ferrolite_converter::import::{onnx, ImportOptions};
 use ferrolite_converter::{error_line, load, npy};
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 /// `../shared/float`, or `None` (a loud panic under CI=true) when it is missing.
 fn float_dir() -> Option<PathBuf> {
@@ -238,6 +239,112 @@ fn shared_models_reach_their_float_test_accuracy() {
             })
             .count();
         assert_eq!(correct, model.correct, "{}: top-1 {correct}/{}", model.onnx, y.len());
+    }
+}
+
+/// Top-1 accuracy of an int8 model (int8 input and output) run by the runtime.
+fn int8_accuracy(bytes: &[u8], x: &[f32], y: &[f32]) -> f64 {
+    let model = Model::from_bytes(bytes).expect("the runtime loads the converted model");
+    let options = InterpreterOptions::default();
+    let mut arena = load::Arena::new(load::arena_bytes(&model, options).expect("arena size"));
+    let mut interpreter = Interpreter::new(&model, &AllOpsResolver, arena.bytes_mut(), options).expect("prepare");
+    let input = interpreter.input_meta(0).expect("input");
+    assert_eq!(input.dtype, DataType::Int8);
+    let (scale, zero_point) = input.scale_zero_point();
+    let mut correct = 0;
+    for (sample, &label) in x.chunks(x.len() / y.len()).zip(y) {
+        for (q, v) in interpreter.input_mut::<i8>(0).expect("int8 input").iter_mut().zip(sample) {
+            *q = ((v / scale).round() + zero_point as f32).clamp(-128.0, 127.0) as i8;
+        }
+        interpreter.invoke().expect("invoke");
+        let out = interpreter.output::<i8>(0).expect("int8 output");
+        let best = (0..out.len()).fold(0, |best, i| if out[i] > out[best] { i } else { best });
+        correct += usize::from(best as f32 == label);
+    }
+    correct as f64 / y.len() as f64
+}
+
+/// Issue 3's accuracy bar for the ONNX files: `ferrolite convert` (200 calibration samples) gives
+/// int8 top-1 at least TensorFlow's int8 top-1 from `results.json`.
+#[test]
+fn converted_onnx_models_reach_tensorflow_int8_accuracy() {
+    let Some(dir) = float_dir() else { return };
+    let results: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("results.json")).expect("results.json")).expect("json");
+    let scratch = Path::new(env!("CARGO_TARGET_TMPDIR")).join("onnx-baseline");
+    std::fs::create_dir_all(&scratch).expect("scratch dir");
+    let mut failures = Vec::new();
+    for model in &SHARED {
+        let key = model.onnx.trim_end_matches(".onnx");
+        let baseline = results[key]["tf_int8_acc"].as_f64().unwrap_or_else(|| panic!("no tf_int8_acc for {key}"));
+        // The calibration file holds the first 200 training samples; give it the model's input shape.
+        let (calibration, shape) = read_npy(&dir.join(format!("calib_{}.npy", model.data)));
+        let calibration_shape = [&shape[..1], &model.input_shape[1..]].concat();
+        let bytes: Vec<u8> = calibration.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let calibration_path = scratch.join(format!("{key}.calib.npy"));
+        let encoded = npy::encode(DataType::Float32, &calibration_shape, &bytes).expect("encode");
+        std::fs::write(&calibration_path, encoded).expect("write calibration");
+        let out = scratch.join(format!("{key}.int8.tflite"));
+        let mut command = Command::new(env!("CARGO_BIN_EXE_ferrolite"));
+        command
+            .arg("convert")
+            .arg(dir.join(model.onnx))
+            .arg("--calibration")
+            .arg(&calibration_path)
+            .arg("-o")
+            .arg(&out);
+        if let Some(outputs) = model.outputs {
+            command.arg("--outputs").arg(outputs.join(","));
+        }
+        let run = command.output().expect("spawn ferrolite");
+        assert!(run.status.success(), "{}: {}", model.onnx, String::from_utf8_lossy(&run.stderr));
+        let (x, _) = read_npy(&dir.join(format!("test_{}_x.npy", model.data)));
+        let (y, _) = read_npy(&dir.join(format!("test_{}_y.npy", model.data)));
+        let x: Vec<f32> = x.iter().map(|v| v * model.scale).collect();
+        let accuracy = int8_accuracy(&std::fs::read(&out).expect("converted model"), &x, &y);
+        eprintln!("{}: int8 {:.2}% (TensorFlow int8 {:.2}%)", model.onnx, accuracy * 100.0, baseline * 100.0);
+        if accuracy + 1e-9 < baseline {
+            failures.push(format!("{}: int8 accuracy {accuracy} is below TensorFlow's {baseline}", model.onnx));
+        }
+    }
+    assert!(failures.is_empty(), "{failures:#?}");
+}
+
+/// `ferrolite convert` on bad ONNX input: non-zero exit, one line naming the problem, no output.
+#[test]
+fn convert_refuses_bad_onnx_in_one_line_and_writes_nothing() {
+    let scratch = Path::new(env!("CARGO_TARGET_TMPDIR")).join("onnx-bad-input");
+    std::fs::create_dir_all(&scratch).expect("scratch dir");
+    let calibration = scratch.join("calib.npy");
+    let zeros = vec![0u8; 2 * 4 * 4];
+    std::fs::write(&calibration, npy::encode(DataType::Float32, &[2, 4], &zeros).expect("encode")).expect("write");
+    let fixture = std::fs::read(fixtures().join("convnet_opset11.onnx")).expect("fixture");
+    let truncated = scratch.join("truncated.onnx");
+    std::fs::write(&truncated, &fixture[..fixture.len() / 2]).expect("write");
+    let mut cases = vec![
+        (truncated, "not a valid ONNX model"),
+        (fixtures().join("nan_weights.onnx"), "NaN"),
+        (fixtures().join("clip_range.onnx"), "node 'clip' (Clip)"),
+    ];
+    if let Some(dir) = float_dir() {
+        cases.push((dir.join("digits_mlp_sklearn.onnx"), "--outputs probabilities"));
+    }
+    for (model, needle) in cases {
+        let out = scratch.join("out.tflite");
+        let run = Command::new(env!("CARGO_BIN_EXE_ferrolite"))
+            .arg("convert")
+            .arg(&model)
+            .arg("--calibration")
+            .arg(&calibration)
+            .arg("-o")
+            .arg(&out)
+            .output()
+            .expect("spawn ferrolite");
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert!(!run.status.success(), "{}: succeeded", model.display());
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{}: {stderr}", model.display());
+        assert!(stderr.contains(needle), "{}: {stderr}", model.display());
+        assert!(!out.exists(), "{}: left {}", model.display(), out.display());
     }
 }
 
