@@ -21,7 +21,7 @@
 //! `catch_unwind` and turns a panic into [`FerroliteStatus::Internal`].
 #![deny(unsafe_code)]
 
-mod ffi;
+pub mod ffi;
 
 use ferrolite::{AllOpsResolver, DataType, Error, Interpreter, InterpreterOptions, Model, Rounding, TensorMeta};
 use std::cell::RefCell;
@@ -257,12 +257,14 @@ fn interpreter_options(options: FerroliteInterpreterOptions) -> Result<Interpret
     let rounding = match options.rounding {
         FERROLITE_ROUNDING_TFLM => Rounding::Tflm,
         FERROLITE_ROUNDING_LITERT => Rounding::Litert,
-        other => return Err(Failure::new(
-            FerroliteStatus::InvalidArgument,
-            format!(
+        other => {
+            return Err(Failure::new(
+                FerroliteStatus::InvalidArgument,
+                format!(
                 "options.rounding is {other}; expected FERROLITE_ROUNDING_TFLM (0) or FERROLITE_ROUNDING_LITERT (1)"
             ),
-        )),
+            ))
+        }
     };
     Ok(InterpreterOptions { rounding })
 }
@@ -418,3 +420,39 @@ const VERSION: &std::ffi::CStr =
         Ok(version) => version,
         Err(_) => panic!("the crate version contains a NUL byte"),
     };
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::CStr;
+
+    fn last_error() -> String {
+        // SAFETY: the pointer is this thread's NUL-terminated message buffer.
+        #[allow(unsafe_code)]
+        unsafe { CStr::from_ptr(ffi::ferrolite_last_error()) }.to_str().unwrap().to_owned()
+    }
+
+    #[test]
+    fn a_panic_becomes_an_internal_error_with_a_message() {
+        let status = guard(|| panic!("kernel bug"));
+        assert_eq!(status, FerroliteStatus::Internal);
+        assert!(last_error().contains("panicked"), "{}", last_error());
+    }
+
+    #[test]
+    fn long_messages_are_cut_on_a_character_boundary_and_nul_terminated() {
+        let message = "é".repeat(MESSAGE_CAPACITY);
+        let status = guard(|| Err(Failure::new(FerroliteStatus::InvalidModel, message.clone())));
+        assert_eq!(status, FerroliteStatus::InvalidModel);
+        let text = last_error();
+        assert!(text.len() < MESSAGE_CAPACITY && message.starts_with(&text), "{} bytes", text.len());
+        assert_eq!(text.len(), MESSAGE_CAPACITY - 2);
+    }
+
+    #[test]
+    fn successes_leave_the_last_message_alone() {
+        guard(|| Err(Failure::null("data")));
+        assert_eq!(guard(|| Ok(())), FerroliteStatus::Ok);
+        assert_eq!(last_error(), "data is NULL");
+    }
+}
