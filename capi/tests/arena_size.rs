@@ -1,6 +1,5 @@
 //! `ferrolite_arena_size` is exact for every shared model in both rounding modes: an arena of
 //! that size works and one byte less fails with ARENA_TOO_SMALL. Driven through the C entry points.
-#![allow(unsafe_code)]
 
 use ferrolite_capi::ffi::*;
 use ferrolite_capi::{
