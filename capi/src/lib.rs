@@ -243,8 +243,16 @@ fn guard(call: impl FnOnce() -> Result<(), Failure>) -> FerroliteStatus {
     let failure = match catch_unwind(AssertUnwindSafe(call)) {
         Ok(Ok(())) => return FerroliteStatus::Ok,
         Ok(Err(failure)) => failure,
-        Err(_) => {
-            Failure::new(FerroliteStatus::Internal, "internal error: Ferrolite panicked (please report this bug)")
+        Err(payload) => {
+            let reason = payload
+                .downcast_ref::<&str>()
+                .copied()
+                .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+                .unwrap_or("no message");
+            Failure::new(
+                FerroliteStatus::Internal,
+                format!("internal error: Ferrolite panicked ({reason}); please report this bug"),
+            )
         }
     };
     set_last_error(&failure.message);
@@ -436,7 +444,7 @@ mod tests {
     fn a_panic_becomes_an_internal_error_with_a_message() {
         let status = guard(|| panic!("kernel bug"));
         assert_eq!(status, FerroliteStatus::Internal);
-        assert!(last_error().contains("panicked"), "{}", last_error());
+        assert!(last_error().contains("panicked (kernel bug)"), "{}", last_error());
     }
 
     #[test]
