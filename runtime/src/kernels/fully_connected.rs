@@ -150,7 +150,15 @@ fn eval(ctx: &mut EvalContext<'_>) -> Result<()> {
                 if p.has_bias != 0 {
                     total += read_f32(bias, o);
                 }
-                write_f32(output, b * outputs + o, total.clamp(p.float_min, p.float_max));
+                // Not `f32::clamp`: its panic message links float formatting into firmware.
+                let clamped = if total < p.float_min {
+                    p.float_min
+                } else if total > p.float_max {
+                    p.float_max
+                } else {
+                    total
+                };
+                write_f32(output, b * outputs + o, clamped);
             }
         }
         return Ok(());
