@@ -264,9 +264,29 @@ pub(crate) fn i16_le(b: &[u8]) -> i16 {
 
 /// `acc + sum(k * (x + offset))` in wrapping 32-bit arithmetic: the int8 kernels' inner product,
 /// written so the compiler vectorizes it.
+#[cfg(not(target_arch = "arm"))]
 #[inline(always)]
 pub(crate) fn dot_i8(acc: i32, x: &[i8], k: &[i8], offset: i32) -> i32 {
     x.iter().zip(k).fold(acc, |a, (&x, &k)| a.wrapping_add(k as i32 * (x as i32 + offset)))
+}
+
+/// `acc + sum(k * (x + offset))` in wrapping 32-bit arithmetic, unrolled by four: Cortex-M has no
+/// vector unit and size-optimized firmware does not unroll by itself. Wrapping sums do not
+/// depend on order, so this is bit-identical to the plain loop.
+#[cfg(target_arch = "arm")]
+#[inline(always)]
+pub(crate) fn dot_i8(acc: i32, x: &[i8], k: &[i8], offset: i32) -> i32 {
+    let n = x.len().min(k.len());
+    let (x, k) = (x[..n].chunks_exact(4), k[..n].chunks_exact(4));
+    let (x_tail, k_tail) = (x.remainder(), k.remainder());
+    let term = |x: i8, k: i8| k as i32 * (x as i32 + offset);
+    let acc = x.zip(k).fold(acc, |a, (x, k)| {
+        a.wrapping_add(term(x[0], k[0]))
+            .wrapping_add(term(x[1], k[1]))
+            .wrapping_add(term(x[2], k[2]))
+            .wrapping_add(term(x[3], k[3]))
+    });
+    x_tail.iter().zip(k_tail).fold(acc, |a, (&x, &k)| a.wrapping_add(term(x, k)))
 }
 
 /// Requantizes a 32-bit accumulator the TFLM way and clamps like `std::max` then `std::min`.
