@@ -39,8 +39,23 @@ pub static REGISTRATION: Registration = Registration {
     max_version: known_max_version(REGISTRATION_CODE),
     aliases_input: false,
     prepare,
-    eval,
+    eval: eval_kinds::<false>,
 };
+
+/// Runs int8 models only (prepare rejects other types), so firmware that registers it links no
+/// float or int16 code for this op.
+pub static REGISTRATION_INT8: Registration = Registration {
+    code: REGISTRATION_CODE,
+    max_version: known_max_version(REGISTRATION_CODE),
+    aliases_input: false,
+    prepare: prepare_int8,
+    eval: eval_kinds::<true>,
+};
+
+fn prepare_int8(ctx: &mut PrepareContext<'_, '_>) -> Result<()> {
+    ctx.expect_int8_io()?;
+    prepare(ctx)
+}
 
 const KIND_FLOAT: u32 = 0;
 const KIND_INT8_INT8: u32 = 1;
@@ -264,8 +279,12 @@ fn softmax_int16(p: &Params, exp_lut: &[u8], recip_lut: &[u8], input: &[u8], out
     }
 }
 
-fn eval(ctx: &mut EvalContext<'_>) -> Result<()> {
-    let p: Params = ctx.params().read();
+/// Eval; `INT8_ONLY` (after [`prepare_int8`]) compiles the int8 path alone.
+fn eval_kinds<const INT8_ONLY: bool>(ctx: &mut EvalContext<'_>) -> Result<()> {
+    let mut p: Params = ctx.params().read();
+    if INT8_ONLY {
+        p.kind = KIND_INT8_INT8;
+    }
     let blob = ctx.params;
     let input = ctx.input(0);
     let output = ctx.output(0);
