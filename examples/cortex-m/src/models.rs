@@ -21,12 +21,12 @@ pub const MODEL_NAME: &str = "tiny_vww_96_int8";
 pub fn resolver() -> Result<MutableOpResolver<6>> {
     let mut resolver = MutableOpResolver::new();
     resolver
-        .add(&kernels::conv_2d::REGISTRATION)?
-        .add(&kernels::depthwise_conv_2d::REGISTRATION)?
-        .add(&kernels::average_pool_2d::REGISTRATION)?
-        .add(&kernels::fully_connected::REGISTRATION)?
+        .add(&kernels::conv_2d::REGISTRATION_INT8)?
+        .add(&kernels::depthwise_conv_2d::REGISTRATION_INT8)?
+        .add(&kernels::average_pool_2d::REGISTRATION_INT8)?
+        .add(&kernels::fully_connected::REGISTRATION_INT8)?
         .add(&kernels::reshape::REGISTRATION)?
-        .add(&kernels::softmax::REGISTRATION)?;
+        .add(&kernels::softmax::REGISTRATION_INT8)?;
     Ok(resolver)
 }
 
@@ -34,16 +34,16 @@ pub fn resolver() -> Result<MutableOpResolver<6>> {
 pub fn resolver() -> Result<MutableOpResolver<4>> {
     let mut resolver = MutableOpResolver::new();
     resolver
-        .add(&kernels::depthwise_conv_2d::REGISTRATION)?
-        .add(&kernels::fully_connected::REGISTRATION)?
+        .add(&kernels::depthwise_conv_2d::REGISTRATION_INT8)?
+        .add(&kernels::fully_connected::REGISTRATION_INT8)?
         .add(&kernels::reshape::REGISTRATION)?
-        .add(&kernels::softmax::REGISTRATION)?;
+        .add(&kernels::softmax::REGISTRATION_INT8)?;
     Ok(resolver)
 }
 
 #[cfg(feature = "hello_world")]
 pub fn resolver() -> Result<MutableOpResolver<1>> {
     let mut resolver = MutableOpResolver::new();
-    resolver.add(&kernels::fully_connected::REGISTRATION)?;
+    resolver.add(&kernels::fully_connected::REGISTRATION_INT8)?;
     Ok(resolver)
 }
