@@ -38,7 +38,7 @@ pub static REGISTRATION: Registration = Registration {
     code: REGISTRATION_CODE,
     max_version: known_max_version(REGISTRATION_CODE),
     aliases_input: false,
-    prepare,
+    prepare: prepare_kinds::<false>,
     eval: eval_kinds::<false>,
 };
 
@@ -54,7 +54,7 @@ pub static REGISTRATION_INT8: Registration = Registration {
 
 fn prepare_int8(ctx: &mut PrepareContext<'_, '_>) -> Result<()> {
     ctx.expect_int8_io()?;
-    prepare(ctx)
+    prepare_kinds::<true>(ctx)
 }
 
 const KIND_FLOAT: u32 = 0;
@@ -100,7 +100,8 @@ pub(crate) fn rows(
     Ok((outer as u32, depth as u32))
 }
 
-fn prepare(ctx: &mut PrepareContext<'_, '_>) -> Result<()> {
+/// Prepare; `INT8_ONLY` (after [`PrepareContext::expect_int8_io`]) compiles the int8 path alone.
+fn prepare_kinds<const INT8_ONLY: bool>(ctx: &mut PrepareContext<'_, '_>) -> Result<()> {
     ctx.expect_io(1, 1, 1)?;
     let input = ctx.input(0)?;
     let output = ctx.output(0)?;
@@ -111,12 +112,13 @@ fn prepare(ctx: &mut PrepareContext<'_, '_>) -> Result<()> {
     let (outer, depth) = rows(ctx, &input, &output)?;
     let mut params =
         Params { kind: KIND_FLOAT, outer, depth, input_multiplier: 0, input_left_shift: 0, diff_min: 0, beta };
-    match (input.dtype, output.dtype) {
+    let types = if INT8_ONLY { (DataType::Int8, DataType::Int8) } else { (input.dtype, output.dtype) };
+    match types {
         (DataType::Float32, DataType::Float32) => {}
         (DataType::Int8, DataType::Int8 | DataType::Int16) => {
             let (input_scale, _) = checked_quant(ctx, &input)?;
             let (output_scale, output_zp) = checked_quant(ctx, &output)?;
-            if output.dtype == DataType::Int8 {
+            if types.1 == DataType::Int8 {
                 ctx.ensure(
                     output_zp == -128 && output_scale == 1.0 / 256.0,
                     "int8 SOFTMAX output must be 1/256, -128",
