@@ -60,6 +60,7 @@ fn main() -> ! {
         if check("output", interpreter.output_bytes(0)) != expected {
             print("sample ");
             print_number(k as u64);
+            print(": ");
             fail("output differs from TFLite Micro's");
         }
     }
