@@ -32,6 +32,7 @@ extern "C" {
     static _stack_start: u32;
 }
 
+/// Writes text to the host's stdout (semihosting).
 pub fn print(text: &str) {
     if let Ok(mut out) = hio::hstdout() {
         let _ = out.write_all(text.as_bytes());
@@ -114,6 +115,7 @@ pub fn stack_peak() -> usize {
     top - at
 }
 
+/// Starts counting core clock ticks from zero, with wraps counted in the SysTick handler.
 pub fn start_systick(syst: &mut SYST) {
     SYSTICK_WRAPS.store(0, Ordering::Relaxed);
     syst.set_clock_source(SystClkSource::Core);
@@ -148,7 +150,7 @@ pub fn succeed() -> ! {
 
 #[exception]
 fn SysTick() {
-    // Only this handler writes the counter (thumbv6m has no atomic read-modify-write).
+    // While SysTick runs only this handler writes the counter (thumbv6m has no atomic add).
     SYSTICK_WRAPS.store(SYSTICK_WRAPS.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
 }
 
