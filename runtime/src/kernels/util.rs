@@ -110,9 +110,9 @@ pub fn float_activation_range(ctx: &PrepareContext<'_, '_>, act: Activation) -> 
     })
 }
 
-/// Q31 multiplier and shift for `input_scale * filter_scale / output_scale`, computed in double
-/// as TFLite's `GetQuantizedConvolutionMultipler` does.
+/// Q31 multiplier and shift for `input_scale * filter_scale / output_scale`, bit-identical to
+/// TFLite's `GetQuantizedConvolutionMultipler` in double, in integer arithmetic (see
+/// [`fixedpoint::quantize_scale_ratio`]), so firmware links no double soft-float.
 pub fn conv_multiplier(input_scale: f32, filter_scale: f32, output_scale: f32) -> (i32, i32) {
-    let real = input_scale as f64 * filter_scale as f64 / output_scale as f64;
-    fixedpoint::quantize_multiplier(real)
+    fixedpoint::quantize_scale_ratio(input_scale, filter_scale, output_scale)
 }
