@@ -12,7 +12,7 @@
 //! Also home of helpers shared by DEPTHWISE_CONV_2D and the pools: window geometry (TFLite's
 //! `ComputePaddingHeightWidth`), in-bounds tap ranges, filter quantization checks.
 
-use crate::error::{Error, Result};
+use crate::error::{self, Error, Result};
 use crate::fixedpoint::{multiply_by_quantized_multiplier, multiply_by_quantized_multiplier_i64};
 use crate::kernels::util::{self, as_i8, read_f32, read_i32, read_i64, write_f32, write_i16};
 use crate::kernels::{known_max_version, EvalContext, PrepareContext, Registration};
@@ -249,7 +249,7 @@ pub(crate) fn push_channel_multipliers(
 /// The error eval returns when its buffers do not have the sizes prepare planned (which the
 /// interpreter rules out): a kernel never indexes out of bounds.
 pub(crate) fn buffer_mismatch(op: u32, code: i32) -> Error {
-    Error::InvalidOp { op, code, reason: "tensor buffers differ from the prepared shapes" }
+    Error::InvalidOp { op, code, reason: error::text("tensor buffers differ from the prepared shapes") }
 }
 
 /// TFLite's `ActivationFunctionWithMinMax` for floats: `min(max(x, lo), hi)` with C++'s

@@ -2,7 +2,7 @@
 //! everything (quantized multipliers, shapes) into a parameter blob kept in the arena; `eval` runs
 //! the hot loop with nothing left to check.
 
-use crate::error::{Error, Result};
+use crate::error::{self, Error, Result};
 use crate::model::{Model, OpView};
 use crate::tensor::{DataType, TensorMeta};
 use crate::InterpreterOptions;
@@ -118,7 +118,7 @@ pub struct PrepareContext<'a, 'p> {
 impl<'a> PrepareContext<'a, '_> {
     /// An [`Error::InvalidOp`] for this op.
     pub fn invalid(&self, reason: &'static str) -> Error {
-        Error::InvalidOp { op: self.op.index, code: self.op.code, reason }
+        Error::InvalidOp { op: self.op.index, code: self.op.code, reason: error::text(reason) }
     }
 
     /// `Ok` when `cond` holds, else [`Self::invalid`].
