@@ -63,7 +63,7 @@ pub const fn count_leading_sign_bits_i32(x: i32) -> i32 {
 /// Why it matters: this is the "high half" step of every double-rounding requantization, and
 /// its tie rule (up, not away from zero) is one of the two roundings that make TFLM's outputs
 /// differ from a single exact rounding.
-#[inline]
+#[inline(always)]
 pub const fn saturating_rounding_doubling_high_mul(a: i32, b: i32) -> i32 {
     if a == b && a == i32::MIN {
         return i32::MAX;
@@ -93,7 +93,7 @@ pub const fn saturating_rounding_doubling_high_mul_i16(a: i16, b: i16) -> i16 {
 /// Contract (gemmlowp asserts): `exponent` in `0..=31`. Outside it: a negative exponent is
 /// treated as 0 (identity); exponents above 31 give the exact mathematical extension of the
 /// same rounding rule (0, except `i32::MIN / 2^32 = -0.5` which rounds to `-1`).
-#[inline]
+#[inline(always)]
 pub const fn rounding_divide_by_pot(x: i32, exponent: i32) -> i32 {
     if exponent <= 0 {
         return x;
@@ -202,7 +202,7 @@ pub const fn rounding_half_sum_i16(a: i16, b: i16) -> i16 {
 /// `x * 2^n` with two's-complement wrap-around: what the C expression `x * (1 << n)` computes
 /// on the targets TFLite runs on (the overflow itself is UB in C and out of TFLite's
 /// contract). `n >= 32` shifts every bit out.
-#[inline]
+#[inline(always)]
 const fn shl_wrapping(x: i32, n: i32) -> i32 {
     if n <= 0 {
         x
@@ -225,7 +225,7 @@ const fn shl_wrapping(x: i32, n: i32) -> i32 {
 /// Contract: `x * 2^left_shift` fits in `i32` and `shift >= -31`. Outside it: the left shift
 /// wraps as in C on real hardware; `shift < -31` uses the exact extension of
 /// [`rounding_divide_by_pot`].
-#[inline]
+#[inline(always)]
 pub fn multiply_by_quantized_multiplier(x: i32, quantized_multiplier: i32, shift: i32) -> i32 {
     let left_shift = if shift > 0 { shift } else { 0 };
     let right_shift = if shift > 0 { 0 } else { shift.saturating_neg() };
@@ -244,7 +244,7 @@ pub fn multiply_by_quantized_multiplier(x: i32, quantized_multiplier: i32, shift
 /// possible for any `x` and `M`. Outside it (cold path): `shift > 30` computes the exact product
 /// `x * M * 2^(shift-31)` truncated to 32 bits, `shift < -31` keeps the same rounding formula
 /// evaluated exactly in 128 bits.
-#[inline]
+#[inline(always)]
 pub fn multiply_by_quantized_multiplier_single_round(x: i32, quantized_multiplier: i32, shift: i32) -> i32 {
     if (-31..=30).contains(&shift) {
         let total_shift = 31 - shift; // 1..=62
