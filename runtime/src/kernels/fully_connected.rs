@@ -206,7 +206,7 @@ fn eval_kinds<const INT8_ONLY: bool>(ctx: &mut EvalContext<'_>) -> Result<()> {
             } else {
                 multiply_by_quantized_multiplier(acc, multipliers.get(c), shifts.get(c))
             };
-            output[b * outputs + o] = scaled.saturating_add(p.output_offset).clamp(p.act_min, p.act_max) as i8;
+            output[b * outputs + o] = scaled.saturating_add(p.output_offset).max(p.act_min).min(p.act_max) as i8;
         }
     }
     Ok(())
