@@ -34,7 +34,6 @@ pub struct Model<'a> {
     outputs: Vector<'a, i32>,
 }
 
-#[inline(always)]
 fn required<T>(value: Option<T>, what: &'static str) -> Result<T> {
     value.ok_or(Error::MissingField(error::text(what)))
 }
