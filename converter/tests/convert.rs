@@ -6,7 +6,7 @@
 //! not committed.
 
 use ferrolite::{AllOpsResolver, DataType, Interpreter, InterpreterOptions, Model};
-use ferrolite_converter::graph::{write, Activation, Data, Graph, Op, Tensor};
+use ferrolite_converter::graph::{write, Activation, Data, Graph, Op, Padding, Tensor, Window};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -439,4 +439,141 @@ fn unwritable_output_path() {
     let keep = [TINY, &["taken"]].concat();
     assert_convert_fails(&dir, &model, &calib, &dir.join("taken"), &["cannot write"], &keep);
     assert_eq!(std::fs::read_dir(dir.join("taken")).unwrap().count(), 0);
+}
+
+/// Deterministic pseudo-random values in [-scale, scale].
+fn noise(n: usize, seed: u32, scale: f32) -> Vec<f32> {
+    let mut state = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
+    (0..n)
+        .map(|_| {
+            state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            ((state >> 8) as f32 / (1u32 << 24) as f32 * 2.0 - 1.0) * scale
+        })
+        .collect()
+}
+
+/// One graph with every supported op: PAD, CONV_2D (RELU6), DEPTHWISE_CONV_2D (x2, RELU), MAX_POOL_2D,
+/// AVERAGE_POOL_2D, LOGISTIC, TANH, CONCATENATION (of fixed-param and free inputs), ADD/SUB with
+/// constants, MUL, RELU, RELU6, TRANSPOSE, MEAN, RESHAPE, FULLY_CONNECTED, SOFTMAX, LOG_SOFTMAX.
+fn every_op_graph() -> Graph {
+    let mut g = Graph::default();
+    let act = |g: &mut Graph, name: &str, shape: &[usize]| g.add_tensor(Tensor::activation(name, shape.to_vec()));
+    let konst = |g: &mut Graph, name: &str, shape: &[usize], seed: u32, scale: f32| {
+        let n = shape.iter().product();
+        g.add_tensor(Tensor::constant(name, shape.to_vec(), Data::F32(noise(n, seed, scale))))
+    };
+    let ints = |g: &mut Graph, name: &str, values: Vec<i32>| {
+        g.add_tensor(Tensor::constant(name, vec![values.len()], Data::I32(values)))
+    };
+    let window = |stride, padding| Window { stride: [stride, stride], dilation: [1, 1], padding };
+    let x = act(&mut g, "x", &[1, 8, 8, 2]);
+    let paddings = g.add_tensor(Tensor::constant("paddings", vec![4, 2], Data::I32(vec![0, 0, 1, 1, 1, 1, 0, 0])));
+    let p = act(&mut g, "pad", &[1, 10, 10, 2]);
+    g.add_node("pad", Op::Pad, vec![Some(x), Some(paddings)], vec![p]);
+    let (w, b) = (konst(&mut g, "conv/w", &[4, 3, 3, 2], 1, 0.5), konst(&mut g, "conv/b", &[4], 2, 0.2));
+    let c = act(&mut g, "conv", &[1, 8, 8, 4]);
+    let op = Op::Conv2d { window: window(1, Padding::Valid), activation: Activation::Relu6 };
+    g.add_node("conv", op, vec![Some(p), Some(w), Some(b)], vec![c]);
+    let (w, b) = (konst(&mut g, "dw/w", &[1, 3, 3, 8], 3, 0.5), konst(&mut g, "dw/b", &[8], 4, 0.2));
+    let d = act(&mut g, "dw", &[1, 8, 8, 8]);
+    let op =
+        Op::DepthwiseConv2d { window: window(1, Padding::Same), depth_multiplier: 2, activation: Activation::Relu };
+    g.add_node("dw", op, vec![Some(c), Some(w), Some(b)], vec![d]);
+    let m = act(&mut g, "maxpool", &[1, 4, 4, 8]);
+    let op = Op::MaxPool2d { filter: [2, 2], window: window(2, Padding::Valid), activation: Activation::None };
+    g.add_node("maxpool", op, vec![Some(d)], vec![m]);
+    let a = act(&mut g, "avgpool", &[1, 4, 4, 8]);
+    let op = Op::AveragePool2d { filter: [2, 2], window: window(1, Padding::Same), activation: Activation::None };
+    g.add_node("avgpool", op, vec![Some(m)], vec![a]);
+    let l = act(&mut g, "logistic", &[1, 4, 4, 8]);
+    g.add_node("logistic", Op::Logistic, vec![Some(a)], vec![l]);
+    let t = act(&mut g, "tanh", &[1, 4, 4, 8]);
+    g.add_node("tanh", Op::Tanh, vec![Some(a)], vec![t]);
+    let k = act(&mut g, "concat", &[1, 4, 4, 24]);
+    let op = Op::Concatenation { axis: -1, activation: Activation::None };
+    g.add_node("concat", op, vec![Some(l), Some(t), Some(m)], vec![k]);
+    let bias = konst(&mut g, "add/c", &[24], 5, 1.0);
+    let s = act(&mut g, "add", &[1, 4, 4, 24]);
+    g.add_node("add", Op::Add { activation: Activation::None }, vec![Some(k), Some(bias)], vec![s]);
+    let shift = konst(&mut g, "sub/c", &[1], 6, 1.0);
+    let u = act(&mut g, "sub", &[1, 4, 4, 24]);
+    g.add_node("sub", Op::Sub { activation: Activation::None }, vec![Some(s), Some(shift)], vec![u]);
+    let v = act(&mut g, "mul", &[1, 4, 4, 24]);
+    g.add_node("mul", Op::Mul { activation: Activation::None }, vec![Some(u), Some(k)], vec![v]);
+    let r = act(&mut g, "relu", &[1, 4, 4, 24]);
+    g.add_node("relu", Op::Relu, vec![Some(v)], vec![r]);
+    let r6 = act(&mut g, "relu6", &[1, 4, 4, 24]);
+    g.add_node("relu6", Op::Relu6, vec![Some(r)], vec![r6]);
+    let perm = ints(&mut g, "perm", vec![0, 3, 1, 2]);
+    let tr = act(&mut g, "transpose", &[1, 24, 4, 4]);
+    g.add_node("transpose", Op::Transpose, vec![Some(r6), Some(perm)], vec![tr]);
+    let axes = ints(&mut g, "axes", vec![2, 3]);
+    let me = act(&mut g, "mean", &[1, 24]);
+    g.add_node("mean", Op::Mean { keep_dims: false }, vec![Some(tr), Some(axes)], vec![me]);
+    let shape = ints(&mut g, "shape", vec![1, 1, 24]);
+    let rs = act(&mut g, "reshape", &[1, 1, 24]);
+    g.add_node("reshape", Op::Reshape, vec![Some(me), Some(shape)], vec![rs]);
+    let (w, b) = (konst(&mut g, "fc/w", &[10, 24], 7, 1.0), konst(&mut g, "fc/b", &[10], 8, 0.3));
+    let fc = act(&mut g, "fc", &[1, 10]);
+    let op = Op::FullyConnected { activation: Activation::None, keep_num_dims: false };
+    g.add_node("fc", op, vec![Some(rs), Some(w), Some(b)], vec![fc]);
+    let sm = act(&mut g, "softmax", &[1, 10]);
+    g.add_node("softmax", Op::Softmax { beta: 1.0 }, vec![Some(fc)], vec![sm]);
+    let ls = act(&mut g, "log_softmax", &[1, 10]);
+    g.add_node("log_softmax", Op::LogSoftmax, vec![Some(fc)], vec![ls]);
+    g.inputs = vec![x];
+    g.outputs = vec![sm, ls];
+    g
+}
+
+#[test]
+fn every_supported_op_converts_and_stays_close_to_float() {
+    let dir = scratch("every-op");
+    let graph = every_op_graph();
+    graph.validate().unwrap();
+    let float_bytes = write::float_model(&graph, None).to_bytes();
+    std::fs::write(dir.join("every.tflite"), &float_bytes).unwrap();
+    let calib = noise(32 * 128, 9, 1.0);
+    write_npy(&dir.join("calib.npy"), &[32, 8, 8, 2], &calib);
+    let (model, out, report) = (dir.join("every.tflite"), dir.join("int8.tflite"), dir.join("report.json"));
+    let run =
+        ferrolite(&[&"convert", &model, &"--calibration", &dir.join("calib.npy"), &"-o", &out, &"--report", &report]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    let summary: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let ops: Vec<&str> = summary["ops"].as_array().unwrap().iter().map(|o| o.as_str().unwrap()).collect();
+    assert_eq!(
+        ops.iter().filter(|&&o| o == "QUANTIZE").count(),
+        2,
+        "LOGISTIC and TANH outputs are requantized: {ops:?}"
+    );
+    for layer in summary["layers"].as_array().unwrap() {
+        let db = layer["sqnr_db"].as_f64().unwrap_or(f64::INFINITY);
+        assert!(db > 15.0, "{layer}");
+    }
+
+    // Dequantized int8 outputs against the float model, both run by the runtime, on fresh inputs.
+    let int8_bytes = std::fs::read(&out).unwrap();
+    let (float_model, int8_model) = (Model::from_bytes(&float_bytes).unwrap(), Model::from_bytes(&int8_bytes).unwrap());
+    let (mut float_arena, mut int8_arena) = (vec![0u8; 1 << 20], vec![0u8; 1 << 20]);
+    let options = InterpreterOptions::default();
+    let mut float = Interpreter::new(&float_model, &AllOpsResolver, &mut float_arena, options).unwrap();
+    let mut int8 = Interpreter::new(&int8_model, &AllOpsResolver, &mut int8_arena, options).unwrap();
+    let (scale, zero_point) = int8.input_meta(0).unwrap().scale_zero_point();
+    for sample in 0..4 {
+        let x = noise(128, 100 + sample, 1.0);
+        float.input_mut::<f32>(0).unwrap().copy_from_slice(&x);
+        for (q, v) in int8.input_mut::<i8>(0).unwrap().iter_mut().zip(&x) {
+            *q = ((v / scale).round() + zero_point as f32).clamp(-128.0, 127.0) as i8;
+        }
+        float.invoke().unwrap();
+        int8.invoke().unwrap();
+        for (o, tolerance) in [(0, 0.02), (1, 0.3)] {
+            let (s, z) = int8.output_meta(o).unwrap().scale_zero_point();
+            let expected = float.output::<f32>(o).unwrap();
+            let got: Vec<f32> = int8.output::<i8>(o).unwrap().iter().map(|&q| s * (f32::from(q) - z as f32)).collect();
+            for (g, e) in got.iter().zip(expected) {
+                assert!((g - e).abs() <= tolerance, "output {o}: int8 {got:?} vs float {expected:?}");
+            }
+        }
+    }
 }

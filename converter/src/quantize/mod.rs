@@ -6,7 +6,8 @@
 //!   point nudged onto the integer grid as TensorFlow does);
 //! - fixed output params where the spec fixes them (SOFTMAX, LOGISTIC, TANH, LOG_SOFTMAX);
 //! - ops that only move data (RESHAPE, pools, PAD, TRANSPOSE) and CONCATENATION use one set of params
-//!   for all their activation inputs and outputs;
+//!   for all their activation inputs and outputs (a CONCATENATION input whose params are fixed gets
+//!   requantized by an int8 -> int8 QUANTIZE op, as TensorFlow does);
 //! - optional float32 model edges through QUANTIZE / DEQUANTIZE ops.
 
 use crate::calibrate::{Range, Ranges};
@@ -84,17 +85,9 @@ fn fixed_output(op: &Op) -> Option<Params> {
     }
 }
 
-/// Ops whose activation inputs and output must share one set of params.
-fn shares_params(op: &Op) -> bool {
-    matches!(
-        op,
-        Op::Reshape
-            | Op::MaxPool2d { .. }
-            | Op::AveragePool2d { .. }
-            | Op::Pad
-            | Op::Transpose
-            | Op::Concatenation { .. }
-    )
+/// Ops that only move data: their output takes the params of their (first) input.
+fn moves_data(op: &Op) -> bool {
+    matches!(op, Op::Reshape | Op::MaxPool2d { .. } | Op::AveragePool2d { .. } | Op::Pad | Op::Transpose)
 }
 
 /// Union-find over tensor ids.
@@ -115,61 +108,82 @@ impl Classes {
     }
 }
 
-/// Params of every activation tensor (and of constants that share a class with activations).
-pub fn activation_params(graph: &Graph, ranges: &Ranges) -> Result<Vec<Option<Params>>> {
+/// The int8 params of a graph's activations.
+#[derive(Clone, Debug)]
+pub struct ActivationParams {
+    /// Per tensor id: activations, and constants that are CONCATENATION operands.
+    pub params: Vec<Option<Params>>,
+    /// (node index, input slot) of CONCATENATION inputs whose params are fixed by their producer
+    /// (e.g. a LOGISTIC output) and so are requantized to the output's params by a QUANTIZE op.
+    pub requantize: Vec<(usize, usize)>,
+}
+
+/// Chooses every activation's params: data-moving ops share one set between input and output,
+/// CONCATENATION shares one set between its inputs and output (inputs with fixed params are
+/// requantized instead), ops the spec fixes get their fixed params, the rest come from the
+/// calibrated ranges (a shared set covers the union of its members' ranges).
+pub fn activation_params(graph: &Graph, ranges: &Ranges) -> Result<ActivationParams> {
     let n = graph.tensors.len();
     let mut classes = Classes((0..n).collect());
-    let mut fixed: Vec<Option<(Params, &str)>> = vec![None; n];
-    let mut shared = vec![false; n];
+    let mut fixed: Vec<Option<Params>> = vec![None; n];
     for node in &graph.nodes {
-        if shares_params(&node.op) {
-            let data_inputs = if matches!(node.op, Op::Concatenation { .. }) { node.inputs.len() } else { 1 };
-            for input in node.inputs.iter().take(data_inputs).flatten() {
-                classes.join(node.outputs[0], *input);
-                shared[*input] = true;
-            }
+        if let (true, Some(input)) = (moves_data(&node.op), node.inputs.first().copied().flatten()) {
+            classes.join(input, node.outputs[0]);
         }
         if let Some(params) = fixed_output(&node.op) {
-            fixed[node.outputs[0]] = Some((params, node.op.name()));
+            fixed[node.outputs[0]] = Some(params);
         }
     }
-    // Per class: the fixed params of a member, else params for the union of the members' ranges
-    // (a constant joins a class only as a concatenation operand).
-    let mut class_fixed: Vec<Option<(Params, &str)>> = vec![None; n];
+    // Fixed params per class (a data-moving op never has fixed params, so a class has at most one).
+    let mut class_fixed: Vec<Option<Params>> = vec![None; n];
+    for (t, params) in fixed.iter().enumerate() {
+        if params.is_some() {
+            let root = classes.root(t);
+            class_fixed[root] = *params;
+        }
+    }
+    let mut concat_constant = vec![false; n];
+    let mut requantize = Vec::new();
+    for (index, node) in graph.nodes.iter().enumerate() {
+        if !matches!(node.op, Op::Concatenation { .. }) {
+            continue;
+        }
+        for (slot, input) in node.inputs.iter().enumerate() {
+            let Some(input) = *input else { continue };
+            let root = classes.root(input);
+            if class_fixed[root].is_some() {
+                requantize.push((index, slot));
+                continue;
+            }
+            concat_constant[input] |= graph.tensors[input].is_constant();
+            classes.join(node.outputs[0], input);
+        }
+    }
     let mut class_range: Vec<Option<Range>> = vec![None; n];
     for t in 0..n {
-        let root = classes.root(t);
-        if let Some((params, op)) = fixed[t] {
-            match class_fixed[root] {
-                Some((other, other_op)) if other != params => bail!(
-                    "tensor {:?} needs the fixed int8 params of {op} and of {other_op} at once",
-                    graph.tensors[t].name
-                ),
-                _ => class_fixed[root] = Some((params, op)),
-            }
-        }
         let range = match &graph.tensors[t].data {
-            Some(Data::F32(values)) if shared[t] => Range::of(values),
+            Some(Data::F32(values)) if concat_constant[t] => Range::of(values),
             Some(_) => None,
             None => ranges.get(t).copied().flatten(),
         };
         if let Some(range) = range {
+            let root = classes.root(t);
             class_range[root] = Some(class_range[root].map_or(range, |r| r.union(range)));
         }
     }
     let mut params = vec![None; n];
     for (t, slot) in params.iter_mut().enumerate() {
-        if graph.tensors[t].is_constant() && !shared[t] {
+        if graph.tensors[t].is_constant() && !concat_constant[t] {
             continue;
         }
         let root = classes.root(t);
         *slot = match (class_fixed[root], class_range[root]) {
-            (Some((p, _)), _) => Some(p),
+            (Some(p), _) => Some(p),
             (None, Some(range)) => Some(Params::from_range(range)),
             (None, None) => bail!("tensor {:?} was never observed during calibration", graph.tensors[t].name),
         };
     }
-    Ok(params)
+    Ok(ActivationParams { params, requantize })
 }
 
 /// Symmetric int8 weights: one scale per slice along `axis` (or one for all), values in [-127, 127].
@@ -213,7 +227,7 @@ fn quantize_with(values: &[f32], p: Params) -> Vec<u8> {
 
 /// Builds the int8 model of a calibrated graph.
 pub fn quantize(graph: &Graph, ranges: &Ranges, options: &QuantizeOptions) -> Result<Quantized> {
-    let params = activation_params(graph, ranges)?;
+    let ActivationParams { params, requantize } = activation_params(graph, ranges)?;
     let mut model = FlatModel {
         description: "ferrolite int8".into(),
         min_runtime_version: Some("1.14.0".into()),
@@ -251,7 +265,7 @@ pub fn quantize(graph: &Graph, ranges: &Ranges, options: &QuantizeOptions) -> Re
         }
     }
 
-    for node in &graph.nodes {
+    for (index, node) in graph.nodes.iter().enumerate() {
         let mut inputs = Vec::with_capacity(node.inputs.len());
         for (slot, input) in node.inputs.iter().enumerate() {
             let Some(t) = *input else {
@@ -310,6 +324,21 @@ pub fn quantize(graph: &Graph, ranges: &Ranges, options: &QuantizeOptions) -> Re
                         }
                     }
                 }
+            };
+            let flat = if requantize.contains(&(index, slot)) {
+                let output = params_of(node.outputs[0])?;
+                let name = format!("{}_requantized", tensor.name);
+                let requantized = push(&mut model, &name, &tensor.shape, DType::I8, None, Some(output.quantization()));
+                let op = FlatOp::Quantize;
+                model.operators.push(FlatOperator {
+                    version: 2,
+                    op,
+                    inputs: vec![Some(flat)],
+                    outputs: vec![requantized],
+                });
+                requantized
+            } else {
+                flat
             };
             inputs.push(Some(flat));
         }
