@@ -160,8 +160,8 @@ pub fn activation_params(graph: &Graph, ranges: &Ranges) -> Result<ActivationPar
         }
     }
     let mut class_range: Vec<Option<Range>> = vec![None; n];
-    for t in 0..n {
-        let range = match &graph.tensors[t].data {
+    for (t, tensor) in graph.tensors.iter().enumerate() {
+        let range = match &tensor.data {
             Some(Data::F32(values)) if concat_constant[t] => Range::of(values),
             Some(_) => None,
             None => ranges.get(t).copied().flatten(),
