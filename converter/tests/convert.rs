@@ -577,3 +577,41 @@ fn every_supported_op_converts_and_stays_close_to_float() {
         }
     }
 }
+
+#[test]
+fn outputs_option_keeps_only_the_named_outputs() {
+    let dir = scratch("outputs");
+    std::fs::write(dir.join("every.tflite"), write::float_model(&every_op_graph(), None).to_bytes()).unwrap();
+    write_npy(&dir.join("calib.npy"), &[8, 8, 8, 2], &noise(8 * 128, 3, 1.0));
+    let (model, calib, out) = (dir.join("every.tflite"), dir.join("calib.npy"), dir.join("out.tflite"));
+    let report = dir.join("report.json");
+    let run = ferrolite(&[
+        &"convert",
+        &model,
+        &"--calibration",
+        &calib,
+        &"-o",
+        &out,
+        &"--outputs",
+        &"log_softmax",
+        &"--report",
+        &report,
+    ]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    let summary: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let ops: Vec<&str> = summary["ops"].as_array().unwrap().iter().map(|o| o.as_str().unwrap()).collect();
+    assert_eq!(ops.last(), Some(&"LOG_SOFTMAX"));
+    assert!(!ops.contains(&"SOFTMAX"), "{ops:?}");
+    std::fs::remove_file(&report).unwrap();
+    let bytes = std::fs::read(&out).unwrap();
+    let converted = Model::from_bytes(&bytes).unwrap();
+    assert_eq!(converted.num_outputs(), 1);
+    assert_eq!(converted.tensor(converted.output_tensor(0).unwrap()).unwrap().name, "log_softmax");
+    std::fs::remove_file(&out).unwrap();
+    let keep = ["every.tflite", "calib.npy"];
+    let run = ferrolite(&[&"convert", &model, &"--calibration", &calib, &"-o", &out, &"--outputs", &"label"]);
+    assert!(!run.status.success());
+    assert_eq!(stderr(&run).lines().count(), 1, "{}", stderr(&run));
+    assert!(stderr(&run).contains("no output named \"label\""), "{}", stderr(&run));
+    assert!(!out.exists() && std::fs::read_dir(&dir).unwrap().count() == keep.len());
+}
