@@ -495,7 +495,7 @@ fn every_op_graph() -> Graph {
     let bias = konst(&mut g, "add/c", &[24], 5, 1.0);
     let s = act(&mut g, "add", &[1, 4, 4, 24]);
     g.add_node("add", Op::Add { activation: Activation::None }, vec![Some(k), Some(bias)], vec![s]);
-    let shift = konst(&mut g, "sub/c", &[1], 6, 1.0);
+    let shift = konst(&mut g, "sub/c", &[], 6, 1.0);
     let u = act(&mut g, "sub", &[1, 4, 4, 24]);
     g.add_node("sub", Op::Sub { activation: Activation::None }, vec![Some(s), Some(shift)], vec![u]);
     let v = act(&mut g, "mul", &[1, 4, 4, 24]);
