@@ -76,12 +76,11 @@ impl Summary {
             "calibration     {} samples\n\nper-layer float vs int8 (SQNR on the calibration data)\n",
             self.calibration_samples
         );
-        let width = self.layers.iter().map(|l| l.tensor.len()).max().unwrap_or(0).max(6);
         let op_width = self.layers.iter().map(|l| l.op.len()).max().unwrap_or(0).max(2);
-        s += &format!("  {:op_width$}  {:width$}  SQNR dB\n", "op", "tensor");
+        s += &format!("  {:op_width$}  {:>7}  tensor\n", "op", "SQNR dB");
         for l in &self.layers {
             let db = l.sqnr_db.map_or_else(|| "exact".to_string(), |db| format!("{db:.1}"));
-            s += &format!("  {:op_width$}  {:width$}  {db:>7}\n", l.op, l.tensor);
+            s += &format!("  {:op_width$}  {db:>7}  {}\n", l.op, l.tensor);
         }
         s
     }
@@ -183,20 +182,21 @@ pub fn layer_errors(graph: &Graph, quantized: &Quantized, samples: &Samples) -> 
         })
     })?;
     bar.finish_and_clear();
-    let producer = |t: TensorId| graph.nodes.iter().find(|n| n.outputs.contains(&t)).map_or("", |n| n.op.name());
-    let mut layers: Vec<LayerError> = observed
-        .iter()
-        .enumerate()
-        .map(|(o, &t)| LayerError {
-            op: producer(t),
-            tensor: graph.tensors[t].name.clone(),
-            sqnr_db: (noise[o] > 0.0).then(|| 10.0 * (signal[o] / noise[o]).log10()),
+    // In execution order (the observed list starts with the graph outputs).
+    let producer = |t: TensorId| graph.nodes.iter().position(|n| n.outputs.contains(&t));
+    let mut order: Vec<usize> = (0..observed.len()).collect();
+    order.sort_by_key(|&o| producer(observed[o]));
+    let layers = order
+        .into_iter()
+        .map(|o| {
+            let t = observed[o];
+            LayerError {
+                op: producer(t).map_or("", |n| graph.nodes[n].op.name()),
+                tensor: graph.tensors[t].name.clone(),
+                sqnr_db: (noise[o] > 0.0).then(|| 10.0 * (signal[o] / noise[o]).log10()),
+            }
         })
         .collect();
-    // Execution order, not output-list order.
-    let position =
-        |name: &str| graph.nodes.iter().position(|n| n.outputs.iter().any(|&t| graph.tensors[t].name == name));
-    layers.sort_by_key(|l| position(&l.tensor));
     Ok(layers)
 }
 
