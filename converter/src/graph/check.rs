@@ -5,12 +5,22 @@
 use super::{Data, Graph, Node, Op, Padding, TensorId, Window};
 use anyhow::{anyhow, bail, ensure, Context, Result};
 
+/// The most elements one tensor may have (its float32 bytes must fit in an `i32`-indexed buffer).
+pub const MAX_ELEMENTS: usize = (i32::MAX / 4) as usize;
+
 impl Graph {
     /// Checks the whole graph; the error names the offending tensor or node.
     pub fn validate(&self) -> Result<()> {
         ensure!(!self.inputs.is_empty(), "the model has no inputs");
         ensure!(!self.outputs.is_empty(), "the model has no outputs");
         for tensor in &self.tensors {
+            let elements = tensor.shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d));
+            ensure!(
+                elements.is_some_and(|n| n <= MAX_ELEMENTS),
+                "tensor {:?} of shape {:?} is too large",
+                tensor.name,
+                tensor.shape
+            );
             if let Some(data) = &tensor.data {
                 ensure!(
                     data.len() == tensor.elements(),
