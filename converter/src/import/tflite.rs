@@ -80,7 +80,7 @@ pub fn import(bytes: &[u8], options: &ImportOptions) -> Result<Graph> {
             None => Vec::new(),
         };
         let elements = shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d));
-        if !elements.is_some_and(|n| n <= MAX_ELEMENTS) {
+        if elements.is_none_or(|n| n > MAX_ELEMENTS) {
             bail!("tensor {name:?} of shape {shape:?} is too large");
         }
         let buffer = tensor.buffer().malformed()? as usize;
