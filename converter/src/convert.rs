@@ -5,11 +5,10 @@ use crate::calibrate::{self, with_interpreter, Samples};
 use crate::cli::{ConvertArgs, IoTypeArg};
 use crate::graph::{write, Graph, TensorId};
 use crate::import::{self, ImportOptions};
-use crate::load;
 use crate::npy;
 use crate::quantize::{self, IoType, QuantizeOptions, Quantized};
-use anyhow::{anyhow, bail, Context, Result};
-use ferrolite::{DataType, Interpreter, InterpreterOptions, Model, Rounding};
+use anyhow::{anyhow, bail, ensure, Context, Result};
+use ferrolite::{DataType, Interpreter, Rounding};
 use serde_json::json;
 use std::io::Write;
 use std::path::Path;
@@ -115,20 +114,19 @@ pub fn convert_graph(graph: &Graph, samples: &Samples, options: &QuantizeOptions
 /// Loads the model with the runtime's full verification, invokes it once on the first sample and
 /// returns the arena bytes it needs.
 fn verify(bytes: &[u8], samples: &Samples) -> Result<usize> {
-    let model =
-        Model::from_bytes(bytes).map_err(|e| anyhow!("internal error: the runtime rejects the int8 model: {e}"))?;
-    let arena = load::arena_bytes(&model, InterpreterOptions::default())
-        .map_err(|e| anyhow!("internal error: the runtime cannot prepare the int8 model: {e}"))?;
     with_interpreter(bytes, Rounding::Tflm, |interpreter| {
         set_input(interpreter, samples.sample(0))?;
-        interpreter.invoke().map_err(|e| anyhow!("internal error: the int8 model fails to run: {e}"))
-    })?;
-    Ok(arena)
+        interpreter.invoke().map_err(|e| anyhow!("the int8 model fails to run: {e}"))?;
+        Ok(interpreter.arena_used())
+    })
+    .context("internal error: the runtime does not accept the int8 model")
 }
 
 /// Writes one float sample into input 0, quantizing it with the input's params when it is int8.
 fn set_input(interpreter: &mut Interpreter<'_>, sample: &[f32]) -> Result<()> {
     let meta = interpreter.input_meta(0).map_err(|e| anyhow!("input: {e}"))?;
+    let elements = meta.shape.dims().iter().product::<usize>();
+    ensure!(elements == sample.len(), "the input holds {elements} values, a sample {}", sample.len());
     match meta.dtype {
         DataType::Float32 => {
             interpreter.input_mut::<f32>(0).map_err(|e| anyhow!("input: {e}"))?.copy_from_slice(sample);
