@@ -544,32 +544,28 @@ fn every_op_graph() -> Graph {
     g
 }
 
-#[test]
-fn every_supported_op_converts_and_stays_close_to_float() {
-    let dir = scratch("every-op");
-    let graph = every_op_graph();
+/// Writes `graph` as a float `.tflite`, converts it (calibrating on 32 noise samples), checks every
+/// layer's SQNR, and compares each dequantized int8 output with the float model's (both run by the
+/// runtime) on fresh inputs, within `tolerances[output]`. Returns the int8 model's op names and bytes.
+fn convert_and_compare(test: &str, graph: &Graph, tolerances: &[f32]) -> (Vec<String>, Vec<u8>) {
+    let dir = scratch(test);
     graph.validate().unwrap();
-    let float_bytes = write::float_model(&graph, None).to_bytes();
-    std::fs::write(dir.join("every.tflite"), &float_bytes).unwrap();
-    let calib = noise(32 * 128, 9, 1.0);
-    write_npy(&dir.join("calib.npy"), &[32, 8, 8, 2], &calib);
-    let (model, out, report) = (dir.join("every.tflite"), dir.join("int8.tflite"), dir.join("report.json"));
+    let float_bytes = write::float_model(graph, None).to_bytes();
+    std::fs::write(dir.join("float.tflite"), &float_bytes).unwrap();
+    let input_shape = &graph.tensors[graph.inputs[0]].shape;
+    let per_sample: usize = input_shape.iter().product();
+    let calib_shape: Vec<u64> = std::iter::once(32).chain(input_shape[1..].iter().map(|&d| d as u64)).collect();
+    write_npy(&dir.join("calib.npy"), &calib_shape, &noise(32 * per_sample, 9, 1.0));
+    let (model, out, report) = (dir.join("float.tflite"), dir.join("int8.tflite"), dir.join("report.json"));
     let run =
         ferrolite(&[&"convert", &model, &"--calibration", &dir.join("calib.npy"), &"-o", &out, &"--report", &report]);
     assert!(run.status.success(), "{}", stderr(&run));
     let summary: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
-    let ops: Vec<&str> = summary["ops"].as_array().unwrap().iter().map(|o| o.as_str().unwrap()).collect();
-    assert_eq!(
-        ops.iter().filter(|&&o| o == "QUANTIZE").count(),
-        2,
-        "LOGISTIC and TANH outputs are requantized: {ops:?}"
-    );
     for layer in summary["layers"].as_array().unwrap() {
         let db = layer["sqnr_db"].as_f64().unwrap_or(f64::INFINITY);
         assert!(db > 15.0, "{layer}");
     }
 
-    // Dequantized int8 outputs against the float model, both run by the runtime, on fresh inputs.
     let int8_bytes = std::fs::read(&out).unwrap();
     let (float_model, int8_model) = (Model::from_bytes(&float_bytes).unwrap(), Model::from_bytes(&int8_bytes).unwrap());
     let (mut float_arena, mut int8_arena) = (vec![0u8; 1 << 20], vec![0u8; 1 << 20]);
@@ -578,22 +574,59 @@ fn every_supported_op_converts_and_stays_close_to_float() {
     let mut int8 = Interpreter::new(&int8_model, &AllOpsResolver, &mut int8_arena, options).unwrap();
     let (scale, zero_point) = int8.input_meta(0).unwrap().scale_zero_point();
     for sample in 0..4 {
-        let x = noise(128, 100 + sample, 1.0);
+        let x = noise(per_sample, 100 + sample, 1.0);
         float.input_mut::<f32>(0).unwrap().copy_from_slice(&x);
         for (q, v) in int8.input_mut::<i8>(0).unwrap().iter_mut().zip(&x) {
             *q = ((v / scale).round() + zero_point as f32).clamp(-128.0, 127.0) as i8;
         }
         float.invoke().unwrap();
         int8.invoke().unwrap();
-        for (o, tolerance) in [(0, 0.02), (1, 0.3)] {
+        for (o, tolerance) in tolerances.iter().enumerate() {
             let (s, z) = int8.output_meta(o).unwrap().scale_zero_point();
             let expected = float.output::<f32>(o).unwrap();
             let got: Vec<f32> = int8.output::<i8>(o).unwrap().iter().map(|&q| s * (f32::from(q) - z as f32)).collect();
             for (g, e) in got.iter().zip(expected) {
-                assert!((g - e).abs() <= tolerance, "output {o}: int8 {got:?} vs float {expected:?}");
+                assert!((g - e).abs() <= *tolerance, "output {o}: int8 {got:?} vs float {expected:?}");
             }
         }
     }
+    let ops = summary["ops"].as_array().unwrap().iter().map(|o| o.as_str().unwrap().to_string()).collect();
+    (ops, int8_bytes)
+}
+
+#[test]
+fn every_supported_op_converts_and_stays_close_to_float() {
+    let (ops, _) = convert_and_compare("every-op", &every_op_graph(), &[0.02, 0.3]);
+    assert_eq!(
+        ops.iter().filter(|o| *o == "QUANTIZE").count(),
+        2,
+        "LOGISTIC and TANH outputs are requantized: {ops:?}"
+    );
+}
+
+#[test]
+fn dilated_convolution_and_keep_num_dims_convert() {
+    let mut g = Graph::default();
+    let x = g.add_tensor(Tensor::activation("x", vec![1, 7, 7, 2]));
+    let w = g.add_tensor(Tensor::constant("conv/w", vec![3, 3, 3, 2], Data::F32(noise(54, 1, 0.5))));
+    let c = g.add_tensor(Tensor::activation("conv", vec![1, 3, 3, 3]));
+    let window = Window { stride: [1, 1], dilation: [2, 2], padding: Padding::Valid };
+    g.add_node("conv", Op::Conv2d { window, activation: Activation::None }, vec![Some(x), Some(w), None], vec![c]);
+    let fw = g.add_tensor(Tensor::constant("fc/w", vec![5, 3], Data::F32(noise(15, 2, 1.0))));
+    let fb = g.add_tensor(Tensor::constant("fc/b", vec![5], Data::F32(noise(5, 3, 0.5))));
+    let y = g.add_tensor(Tensor::activation("fc", vec![1, 3, 3, 5]));
+    let fc = Op::FullyConnected { activation: Activation::Relu, keep_num_dims: true };
+    g.add_node("fc", fc, vec![Some(c), Some(fw), Some(fb)], vec![y]);
+    g.inputs = vec![x];
+    g.outputs = vec![y];
+    let (ops, bytes) = convert_and_compare("dilated", &g, &[0.05]);
+    assert_eq!(ops, ["CONV_2D", "FULLY_CONNECTED"]);
+    // The int8 CONV_2D gets a zero bias: LiteRT's int8 convolution requires one.
+    let model = Model::from_bytes(&bytes).unwrap();
+    let (inputs, _) = model.op_io(0).unwrap();
+    let bias = model.tensor(inputs.get(2).unwrap() as usize).unwrap();
+    assert_eq!((bias.dtype, bias.shape.dims()), (DataType::Int32, &[3][..]));
+    assert!(bias.data.unwrap().iter().all(|&b| b == 0));
 }
 
 #[test]

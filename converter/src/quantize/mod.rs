@@ -12,7 +12,7 @@
 
 use crate::calibrate::{Range, Ranges};
 use crate::graph::write::{int8_version, DType, FlatModel, FlatOp, FlatOperator, FlatTensor, Quantization};
-use crate::graph::{Data, Graph, Op, TensorId};
+use crate::graph::{Data, Graph, Node, Op, TensorId};
 use anyhow::{anyhow, bail, Result};
 
 /// Type of the model's inputs or outputs.
@@ -334,6 +334,10 @@ pub fn quantize(graph: &Graph, ranges: &Ranges, options: &QuantizeOptions) -> Re
             };
             inputs.push(Some(flat));
         }
+        if let Some(bias) = missing_bias(&mut model, node, &inputs, &params_of)? {
+            inputs.resize(2, None);
+            inputs.push(Some(bias));
+        }
         let outputs = node.outputs.iter().map(|&o| activations[o].expect("outputs are activations")).collect();
         let op = FlatOp::Graph(node.op.clone());
         model.operators.push(FlatOperator { version: int8_version(&op), op, inputs, outputs });
@@ -358,6 +362,33 @@ pub fn quantize(graph: &Graph, ranges: &Ranges, options: &QuantizeOptions) -> Re
         }
     }
     Ok(Quantized { model, activations })
+}
+
+/// A zero int32 bias for a CONV_2D / DEPTHWISE_CONV_2D / FULLY_CONNECTED without one, as the
+/// model's last tensor (LiteRT's int8 convolutions require the bias input).
+fn missing_bias(
+    model: &mut FlatModel,
+    node: &Node,
+    inputs: &[Option<usize>],
+    params_of: &dyn Fn(TensorId) -> Result<Params>,
+) -> Result<Option<usize>> {
+    let channel_axis = match node.op {
+        Op::Conv2d { .. } | Op::FullyConnected { .. } => 0,
+        Op::DepthwiseConv2d { .. } => 3,
+        _ => return Ok(None),
+    };
+    if inputs.get(2).copied().flatten().is_some() {
+        return Ok(None);
+    }
+    let weights = inputs.get(1).copied().flatten().ok_or_else(|| anyhow!("node {:?} has no weights", node.name))?;
+    let channels = model.tensors[weights].shape[channel_axis];
+    let weight_scales = model.tensors[weights].quantization.as_ref().map(|q| q.scale.clone()).unwrap_or_default();
+    let x = node.inputs[0].ok_or_else(|| anyhow!("node {:?} has no input", node.name))?;
+    let (q, scales) = quantize_bias(&vec![0.0; channels], params_of(x)?.scale, &weight_scales);
+    let quantization = Quantization { zero_point: vec![0; scales.len()], scale: scales, dimension: 0 };
+    let bytes = q.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let name = format!("{}_bias", node.name);
+    Ok(Some(push(model, &name, &[channels], DType::I32, Some(bytes), Some(quantization))))
 }
 
 /// What a float constant is to the op that reads it.
