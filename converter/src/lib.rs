@@ -3,6 +3,7 @@
 //! model, [`npy`] maps tensors to and from `.npy` files, [`load`] reads models and sizes arenas.
 
 pub mod cli;
+pub mod eval;
 pub mod graph;
 pub mod import;
 pub mod inspect;
@@ -17,6 +18,7 @@ pub fn execute(cli: &Cli) -> anyhow::Result<()> {
     match &cli.command {
         Command::Run(args) => run::run(args),
         Command::Inspect(args) => inspect::inspect(args),
+        Command::Eval(args) => eval::eval(args),
     }
 }
 
