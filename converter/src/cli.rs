@@ -19,6 +19,42 @@ pub enum Command {
     Inspect(InspectArgs),
     /// Top-1 accuracy of a classifier on labelled .npy data.
     Eval(EvalArgs),
+    /// Convert a float .tflite or .onnx model to an int8 .tflite, calibrated on sample inputs.
+    Convert(ConvertArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ConvertArgs {
+    /// The float model (.tflite or .onnx).
+    pub model: PathBuf,
+    /// Calibration inputs: float32 .npy of shape [N, ...input shape], preprocessed like real inputs.
+    #[arg(long, value_name = "CALIB.npy")]
+    pub calibration: PathBuf,
+    /// Where to write the int8 .tflite (atomically).
+    #[arg(short, long, value_name = "OUT.tflite")]
+    pub output: PathBuf,
+    /// One weight scale per tensor instead of one per output channel.
+    #[arg(long)]
+    pub per_tensor: bool,
+    /// Type of the converted model's input (float32 adds a QUANTIZE op).
+    #[arg(long, value_enum, default_value_t = IoTypeArg::Int8)]
+    pub input_type: IoTypeArg,
+    /// Type of the converted model's outputs (float32 adds DEQUANTIZE ops).
+    #[arg(long, value_enum, default_value_t = IoTypeArg::Int8)]
+    pub output_type: IoTypeArg,
+    /// Keep only these model outputs (comma-separated names), dropping what only feeds the others.
+    #[arg(long, value_delimiter = ',', value_name = "NAME,...")]
+    pub outputs: Option<Vec<String>>,
+    /// Also write the summary as JSON.
+    #[arg(long, value_name = "REPORT.json")]
+    pub report: Option<PathBuf>,
+}
+
+/// `--input-type` / `--output-type` values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum IoTypeArg {
+    Int8,
+    Float32,
 }
 
 #[derive(Debug, Args)]

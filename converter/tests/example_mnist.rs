@@ -26,7 +26,8 @@ fn example(file: &str) -> PathBuf {
 /// `ferrolite eval --json` on the example's test images: (correct, total).
 fn eval(model: &Path) -> (u64, u64) {
     let (x, y) = (example("test_x.npy"), example("test_y.npy"));
-    let out = ferrolite(&[&"eval", &model, &"--data", &x, &"--labels", &y, &"--scale", &"0.00392156862745098", &"--json"]);
+    let out =
+        ferrolite(&[&"eval", &model, &"--data", &x, &"--labels", &y, &"--scale", &"0.00392156862745098", &"--json"]);
     let json: serde_json::Value = serde_json::from_str(&succeeded(out)).expect("JSON");
     (json["correct"].as_u64().unwrap(), json["total"].as_u64().unwrap())
 }
