@@ -29,7 +29,7 @@ import time
 
 import numpy as np
 
-SHARED_FLOAT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "float")
+SHARED_FLOAT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "float"))
 
 # Float models to convert: file, data set, calibration sample shape, extra convert arguments.
 FLOAT_MODELS = [
