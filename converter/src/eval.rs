@@ -29,7 +29,7 @@ pub struct Accuracy {
 }
 
 impl Accuracy {
-    /// `correct / total`, 0 for an empty data set.
+    /// `correct / total` (0 for an empty data set, which [`evaluate`] refuses).
     pub fn fraction(&self) -> f64 {
         if self.total == 0 {
             0.0
@@ -124,6 +124,9 @@ fn sample_count(data: &npy::Array, sample_len: usize, input: &TensorMeta<'_>) ->
     }
     if sample_len == 0 {
         bail!("the model's input {:?} has no elements", input.shape.dims());
+    }
+    if n == 0 {
+        bail!("the data has no samples (shape {:?})", data.shape);
     }
     usize::try_from(n).map_err(|_| anyhow!("the data has too many samples ({n})"))
 }

@@ -125,6 +125,10 @@ fn bad_data_and_labels_are_one_line_errors() {
     write_npy(&scalar, &[], &[1.0f32]);
     assert_eval_fails(&mlp, &scalar, &y, "scalar");
 
+    let empty = dir.join("empty.npy");
+    write_npy(&empty, &[0, 8, 8], &[0u8; 0]);
+    assert_eval_fails(&mlp, &empty, &y, "no samples");
+
     let four_labels = dir.join("four_labels.npy");
     write_npy(&four_labels, &[4], &[1u8, 2, 3, 4]);
     assert_eval_fails(&mlp, &x, &four_labels, "360 samples but the labels file has 4 labels");
