@@ -117,7 +117,7 @@ pub(crate) fn window_dim(
 
 /// Filter taps `lo..hi` whose input coordinate `origin + dilation * tap` lies in `0..size`:
 /// exactly the taps TFLite's reference kernels do not skip. Always `lo <= hi <= filter`.
-#[inline(always)]
+#[inline]
 pub(crate) fn tap_range(origin: i32, dilation: i32, size: u32, filter: u32) -> (usize, usize) {
     let (o, d, s, f) = (origin as i64, dilation.max(1) as i64, size as i64, filter as i64);
     let lo = if o >= 0 { 0 } else { ((d - 1 - o) / d).min(f) };
