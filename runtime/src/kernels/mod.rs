@@ -148,7 +148,10 @@ impl<'a> PrepareContext<'a, '_> {
 
     /// Input `i`; an error naming the op when it is missing.
     pub fn input(&self, i: usize) -> Result<TensorMeta<'a>> {
-        self.optional_input(i)?.ok_or(self.invalid("a required input is missing"))
+        match self.op.inputs.get(i) {
+            Some(t) if t >= 0 => self.model.tensor(t as usize),
+            _ => Err(self.invalid("a required input is missing")),
+        }
     }
 
     /// Output `i`; an error naming the op when it is missing.
