@@ -5,6 +5,7 @@
 pub mod calibrate;
 pub mod cli;
 pub mod convert;
+pub mod eval;
 pub mod graph;
 pub mod import;
 pub mod inspect;
@@ -20,6 +21,7 @@ pub fn execute(cli: &Cli) -> anyhow::Result<()> {
     match &cli.command {
         Command::Run(args) => run::run(args),
         Command::Inspect(args) => inspect::inspect(args),
+        Command::Eval(args) => eval::eval(args),
         Command::Convert(args) => convert::convert(args),
     }
 }
