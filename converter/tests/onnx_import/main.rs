@@ -647,13 +647,14 @@ fn nchw_rgb_classifier_converts_to_an_int8_model_with_the_onnx_input() {
 
 /// A 1-channel NCHW input keeps its `[1, 1, H, W]` shape too; reaching NHWC only moves the size-1
 /// channel dim, so it is a RESHAPE (aliased by the runtime), and the flatten before the FC permutes
-/// the FC's weight columns instead of transposing back.
+/// the FC's weight columns instead of transposing back. The 4-D feature-map output is transposed
+/// back to NCHW (`check_fixture` checks its shape and values).
 #[test]
 fn nchw_gray_input_is_reshaped_not_transposed() {
     let name = "gray_convnet_opset13";
     let graph = check_fixture(name);
     let ops = op_names(&graph);
-    assert_eq!(ops, ["RESHAPE", "CONV_2D", "MAX_POOL_2D", "RESHAPE", "FULLY_CONNECTED"], "{ops:?}");
+    assert_eq!(ops, ["RESHAPE", "CONV_2D", "MAX_POOL_2D", "RESHAPE", "FULLY_CONNECTED", "TRANSPOSE"], "{ops:?}");
     let int8 = int8_against_onnxruntime(name);
     assert_eq!(int8.input_shape, [1, 1, 8, 8]);
     assert!(int8.top1_agree * 10 >= int8.samples * 9, "top-1 agreement {}/{}", int8.top1_agree, int8.samples);
