@@ -660,3 +660,13 @@ fn nchw_gray_input_is_reshaped_not_transposed() {
     assert!(int8.top1_agree * 10 >= int8.samples * 9, "top-1 agreement {}/{}", int8.top1_agree, int8.samples);
     assert!(int8.max_abs_diff <= 0.05 * int8.output_range, "max |Δ| {} over {}", int8.max_abs_diff, int8.output_range);
 }
+
+/// The Concat of a Sigmoid and a Tanh output (each with TFLite's fixed int8 params) converts, and
+/// the int8 model's outputs (means of softmax probabilities, ~0.125) stay within two steps of the
+/// int8 SOFTMAX output (1/256) of onnxruntime's.
+#[test]
+fn misc_opset13_converts_to_int8() {
+    let int8 = int8_against_onnxruntime("misc_opset13");
+    assert_eq!(int8.input_shape, [1, 2, 10, 10]);
+    assert!(int8.max_abs_diff <= 2.0 / 256.0, "max |Δ| {} (output step {})", int8.max_abs_diff, int8.output_scale);
+}
