@@ -13,6 +13,7 @@
 #![no_std]
 #![forbid(unsafe_code)]
 
+#[macro_use]
 pub mod error;
 pub mod fixedpoint;
 pub mod interpreter;

@@ -84,8 +84,8 @@ pub(crate) fn prepare_pool(ctx: &mut PrepareContext<'_, '_>) -> Result<()> {
         None => (0, 0, 0),
     };
     let act = util::activation(ctx, act)?;
-    ctx.ensure(filter_w > 0 && filter_h > 0, "filter sizes must be positive")?;
-    ctx.ensure(input.shape.rank() == 4, "input must be 4-D")?;
+    ctx.ensure(filter_w > 0 && filter_h > 0, reason!("filter sizes must be positive"))?;
+    ctx.ensure(input.shape.rank() == 4, reason!("input must be 4-D"))?;
     let channels = input.shape.dim(3);
     let window = build_window(ctx, &input, &output, filter_h as usize, filter_w as usize, channels, &options)?;
     ctx.expect_type(&output, input.dtype)?;
@@ -106,12 +106,12 @@ pub(crate) fn prepare_pool(ctx: &mut PrepareContext<'_, '_>) -> Result<()> {
             // Pools move values without requantizing, so both sides must share their params.
             ctx.ensure(
                 (input_scale - output_scale).abs() <= MAX_SCALE_DIFFERENCE && input_zp == output_zp,
-                "input and output quantization must be equal",
+                reason!("input and output quantization must be equal"),
             )?;
             params.kind = if input.dtype == DataType::Int8 { KIND_INT8 } else { KIND_INT16 };
             (params.act_min, params.act_max) = util::quantized_activation_range(ctx, act, &output)?;
         }
-        _ => return Err(ctx.invalid("unsupported input type")),
+        _ => return Err(ctx.invalid(reason!("unsupported input type"))),
     }
     ctx.push(&params);
     Ok(())

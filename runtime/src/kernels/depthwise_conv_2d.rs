@@ -60,16 +60,16 @@ fn prepare(ctx: &mut PrepareContext<'_, '_>) -> Result<()> {
             None => 0,
         },
     )?;
-    ctx.ensure(filter.shape.rank() == 4 && filter.shape.dim(0) == 1, "filter must be [1, H, W, channels]")?;
+    ctx.ensure(filter.shape.rank() == 4 && filter.shape.dim(0) == 1, reason!("filter must be [1, H, W, channels]"))?;
     let (filter_h, filter_w, out_c) = (filter.shape.dim(1), filter.shape.dim(2), filter.shape.dim(3));
     let window = build_window(ctx, &input, &output, filter_h, filter_w, out_c, &options)?;
     let in_c = window.in_c as usize;
-    ctx.ensure(out_c.is_multiple_of(in_c), "output depth is not a multiple of the input depth")?;
+    ctx.ensure(out_c.is_multiple_of(in_c), reason!("output depth is not a multiple of the input depth"))?;
     let multiplier = out_c / in_c;
     let tensors = ConvTensors { input, filter, bias, output };
     prepare_conv_params(ctx, &tensors, act, window, multiplier, 3, |ctx, bias| match bias {
         None | Some(DataType::Int64) => Ok(KIND_INT16_ACC64),
-        Some(_) => Err(ctx.invalid("int16 depthwise convolution needs an int64 bias")),
+        Some(_) => Err(ctx.invalid(reason!("int16 depthwise convolution needs an int64 bias"))),
     })
 }
 

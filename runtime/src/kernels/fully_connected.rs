@@ -79,19 +79,19 @@ fn prepare(ctx: &mut PrepareContext<'_, '_>) -> Result<()> {
         Some(t) => t.scalar(1, 0i8)?,
         None => 0,
     };
-    ctx.ensure(weights_format == 0, "shuffled weights are not supported")?;
-    ctx.ensure(filter.shape.rank() == 2 && filter.is_constant(), "filter must be a constant 2-D tensor")?;
-    ctx.ensure(output.shape.rank() >= 1, "output must have rank >= 1")?;
+    ctx.ensure(weights_format == 0, reason!("shuffled weights are not supported"))?;
+    ctx.ensure(filter.shape.rank() == 2 && filter.is_constant(), reason!("filter must be a constant 2-D tensor"))?;
+    ctx.ensure(output.shape.rank() >= 1, reason!("output must have rank >= 1"))?;
     let output_depth = filter.shape.dim(0);
     let accum_depth = filter.shape.dim(1);
     let out_rank = output.shape.rank();
-    ctx.ensure(output.shape.dim(out_rank - 1) == output_depth, "output depth differs from filter rows")?;
+    ctx.ensure(output.shape.dim(out_rank - 1) == output_depth, reason!("output depth differs from filter rows"))?;
     let batches = output.shape.elements_in(0..out_rank - 1);
-    ctx.ensure(input.shape.elements() == batches * accum_depth, "input size is not batches x filter columns")?;
+    ctx.ensure(input.shape.elements() == batches * accum_depth, reason!("input size is not batches x filter columns"))?;
     if let Some(b) = &bias {
         ctx.ensure(
             b.shape.elements() == output_depth && b.is_constant(),
-            "bias must be constant with one value per output",
+            reason!("bias must be constant with one value per output"),
         )?;
     }
     let mut params = Params {
@@ -129,11 +129,11 @@ fn prepare(ctx: &mut PrepareContext<'_, '_>) -> Result<()> {
             }
             let (input_scale, input_zp) = ctx.quant(&input)?;
             let (output_scale, output_zp) = ctx.quant(&output)?;
-            let filter_q = filter.quantization.ok_or(ctx.invalid("filter is not quantized"))?;
+            let filter_q = filter.quantization.ok_or(ctx.invalid(reason!("filter is not quantized")))?;
             let channels = filter_q.len();
             ctx.ensure(
                 channels == 1 || channels == output_depth,
-                "filter scales must be per-tensor or per output channel",
+                reason!("filter scales must be per-tensor or per output channel"),
             )?;
             params.kind = KIND_INT8;
             params.per_channel = (channels > 1) as u32;
@@ -144,7 +144,7 @@ fn prepare(ctx: &mut PrepareContext<'_, '_>) -> Result<()> {
             ctx.push(&params);
             push_channel_multipliers(ctx, input_scale, &filter_q, output_scale, channels);
         }
-        _ => return Err(ctx.invalid("unsupported input type")),
+        _ => return Err(ctx.invalid(reason!("unsupported input type"))),
     }
     Ok(())
 }

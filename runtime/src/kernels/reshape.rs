@@ -40,10 +40,13 @@ pub(crate) fn prepare_copy(
     input: &TensorMeta<'_>,
     output: &TensorMeta<'_>,
 ) -> Result<()> {
-    ctx.ensure(input.dtype == output.dtype, "input and output types differ")?;
-    ctx.ensure(input.dtype.element_size().is_some(), "unsupported tensor type for this op")?;
-    ctx.ensure(input.shape.elements() == output.shape.elements(), "output element count differs from the input's")?;
-    ctx.ensure(input.byte_len() == output.byte_len(), "output byte size differs from the input's")?;
+    ctx.ensure(input.dtype == output.dtype, reason!("input and output types differ"))?;
+    ctx.ensure(input.dtype.element_size().is_some(), reason!("unsupported tensor type for this op"))?;
+    ctx.ensure(
+        input.shape.elements() == output.shape.elements(),
+        reason!("output element count differs from the input's"),
+    )?;
+    ctx.ensure(input.byte_len() == output.byte_len(), reason!("output byte size differs from the input's"))?;
     ctx.push(&CopyParams { input_is_variable: input.is_variable as u32 });
     Ok(())
 }
@@ -95,7 +98,7 @@ fn prepare(ctx: &mut PrepareContext<'_, '_>) -> Result<()> {
             if let Some(data) = s.data {
                 let n = s.shape.elements();
                 let target = (0..n).map(|i| read_i32(data, i));
-                ctx.ensure(shape_matches(n, target, dims), "output shape differs from the shape input")?;
+                ctx.ensure(shape_matches(n, target, dims), reason!("output shape differs from the shape input"))?;
             }
         }
         Some(_) => {}
@@ -106,7 +109,7 @@ fn prepare(ctx: &mut PrepareContext<'_, '_>) -> Result<()> {
                 if !new_shape.is_empty() {
                     ctx.ensure(
                         shape_matches(new_shape.len(), new_shape.iter(), dims),
-                        "output shape differs from new_shape",
+                        reason!("output shape differs from new_shape"),
                     )?;
                 }
             }

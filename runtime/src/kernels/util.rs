@@ -68,7 +68,7 @@ pub fn as_i8_mut(bytes: &mut [u8]) -> &mut [i8] {
 
 /// Reads the fused activation byte of an options table field.
 pub fn activation(ctx: &PrepareContext<'_, '_>, raw: i8) -> Result<Activation> {
-    Activation::from_i8(raw).ok_or(ctx.invalid("unknown fused activation"))
+    Activation::from_i8(raw).ok_or(ctx.invalid(reason!("unknown fused activation")))
 }
 
 /// Clamp range of a quantized output after a fused activation (TFLite
@@ -83,7 +83,7 @@ pub fn quantized_activation_range(
         DataType::Int8 => (i8::MIN as i32, i8::MAX as i32),
         DataType::UInt8 => (0, u8::MAX as i32),
         DataType::Int16 => (i16::MIN as i32, i16::MAX as i32),
-        _ => return Err(ctx.invalid("unsupported output type")),
+        _ => return Err(ctx.invalid(reason!("unsupported output type"))),
     };
     let (scale, zero_point) = ctx.quant(output)?;
     let quantize = |x: f32| -> i32 { zero_point.saturating_add(libm::roundf(x / scale) as i32) };
@@ -92,10 +92,10 @@ pub fn quantized_activation_range(
         Activation::Relu => (qmin.max(quantize(0.0)), qmax),
         Activation::Relu6 => (qmin.max(quantize(0.0)), qmax.min(quantize(6.0))),
         Activation::ReluN1To1 => (qmin.max(quantize(-1.0)), qmax.min(quantize(1.0))),
-        _ => return Err(ctx.invalid("unsupported fused activation")),
+        _ => return Err(ctx.invalid(reason!("unsupported fused activation"))),
     };
     // An empty range (e.g. RELU6 with a zero point above 6/scale) would make clamping panic.
-    ctx.ensure(lo <= hi, "fused activation range is empty for the output's quantization")?;
+    ctx.ensure(lo <= hi, reason!("fused activation range is empty for the output's quantization"))?;
     Ok((lo, hi))
 }
 
@@ -106,7 +106,7 @@ pub fn float_activation_range(ctx: &PrepareContext<'_, '_>, act: Activation) -> 
         Activation::Relu => (0.0, f32::MAX),
         Activation::Relu6 => (0.0, 6.0),
         Activation::ReluN1To1 => (-1.0, 1.0),
-        _ => return Err(ctx.invalid("unsupported fused activation")),
+        _ => return Err(ctx.invalid(reason!("unsupported fused activation"))),
     })
 }
 
