@@ -64,7 +64,7 @@ pub struct Report {
     pub ops: Vec<OpInfo>,
 }
 
-fn tensor_info(index: usize, tensor: usize, meta: &TensorMeta<'_>) -> TensorInfo {
+fn tensor_info(index: usize, tensor: usize, name: &str, meta: &TensorMeta<'_>) -> TensorInfo {
     let quantization = match &meta.quantization {
         None => QuantInfo::None,
         Some(q) if q.len() == 1 => QuantInfo::PerTensor { scale: q.scale(0), zero_point: q.zero_point(0) },
@@ -73,7 +73,7 @@ fn tensor_info(index: usize, tensor: usize, meta: &TensorMeta<'_>) -> TensorInfo
     TensorInfo {
         index,
         tensor,
-        name: meta.name.to_string(),
+        name: name.to_string(),
         shape: meta.shape.dims().to_vec(),
         dtype: meta.dtype.name(),
         quantization,
@@ -87,7 +87,8 @@ pub fn report(model: &Model<'_>) -> Result<Report> {
             .map(|i| {
                 let t = tensor_of(i).map_err(|e| anyhow!("{kind} {i}: {e}"))?;
                 let meta = model.tensor(t).map_err(|e| anyhow!("{kind} {i}: {e}"))?;
-                Ok(tensor_info(i, t, &meta))
+                let name = model.tensor_name(t).map_err(|e| anyhow!("{kind} {i}: {e}"))?;
+                Ok(tensor_info(i, t, name, &meta))
             })
             .collect::<Result<Vec<_>>>()
     };

@@ -4,15 +4,14 @@ use crate::cli::RunArgs;
 use crate::load::{self, Arena};
 use crate::npy;
 use anyhow::{anyhow, bail, Context, Result};
-use ferrolite::{AllOpsResolver, Interpreter, InterpreterOptions, TensorMeta};
+use ferrolite::{AllOpsResolver, Interpreter, InterpreterOptions, Model, TensorMeta};
 use std::path::Path;
 
 /// A tensor's label for messages: `input 0 ("serving_default_x:0")`.
-fn label(kind: &str, i: usize, meta: &TensorMeta<'_>) -> String {
-    if meta.name.is_empty() {
-        format!("{kind} {i}")
-    } else {
-        format!("{kind} {i} ({:?})", meta.name)
+fn label(kind: &str, i: usize, model: &Model<'_>, meta: &TensorMeta<'_>) -> String {
+    match model.tensor_name(meta.index as usize) {
+        Ok(name) if !name.is_empty() => format!("{kind} {i} ({name:?})"),
+        _ => format!("{kind} {i}"),
     }
 }
 
@@ -40,7 +39,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
     let mut arrays = Vec::with_capacity(n_in);
     for (i, path) in args.inputs.iter().enumerate() {
         let meta = model.input_tensor(i).and_then(|t| model.tensor(t)).map_err(|e| anyhow!("input {i}: {e}"))?;
-        arrays.push(check_input(i, &meta, path, args.batch)?);
+        arrays.push(check_input(i, &model, &meta, path, args.batch)?);
     }
     let samples = if args.batch { batch_size(&arrays)? } else { 1 };
     let options = InterpreterOptions { rounding: args.rounding.into() };
@@ -75,7 +74,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
             shape.insert(0, samples);
         }
         let encoded = npy::encode(meta.dtype, &shape, data)
-            .with_context(|| format!("{} cannot be saved", label("output", i, &meta)))?;
+            .with_context(|| format!("{} cannot be saved", label("output", i, &model, &meta)))?;
         files.push((path.as_path(), encoded));
     }
     npy::write_files_atomically(&files)
@@ -95,8 +94,8 @@ fn batch_size(arrays: &[npy::Array]) -> Result<usize> {
 
 /// Reads input `i`'s file and checks it holds exactly the tensor's dtype and shape (with a
 /// leading sample dimension when `batch`).
-fn check_input(i: usize, meta: &TensorMeta<'_>, path: &Path, batch: bool) -> Result<npy::Array> {
-    let what = label("input", i, meta);
+fn check_input(i: usize, model: &Model<'_>, meta: &TensorMeta<'_>, path: &Path, batch: bool) -> Result<npy::Array> {
+    let what = label("input", i, model, meta);
     let Some(expected) = npy::descr(meta.dtype) else {
         bail!("{what} has type {}, which .npy inputs cannot provide", meta.dtype.name());
     };

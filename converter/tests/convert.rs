@@ -657,7 +657,7 @@ fn outputs_option_keeps_only_the_named_outputs() {
     let bytes = std::fs::read(&out).unwrap();
     let converted = Model::from_bytes(&bytes).unwrap();
     assert_eq!(converted.num_outputs(), 1);
-    assert_eq!(converted.tensor(converted.output_tensor(0).unwrap()).unwrap().name, "log_softmax");
+    assert_eq!(converted.tensor_name(converted.output_tensor(0).unwrap()).unwrap(), "log_softmax");
     std::fs::remove_file(&out).unwrap();
     let keep = ["every.tflite", "calib.npy"];
     let run = ferrolite(&[&"convert", &model, &"--calibration", &calib, &"-o", &out, &"--outputs", &"label"]);

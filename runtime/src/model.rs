@@ -48,7 +48,8 @@ fn out_of_range(what: Indexed, index: i64) -> Error {
 }
 
 impl<'a> Model<'a> {
-    /// Verifies the whole model and returns a view of it.
+    /// Verifies the whole model and returns a view of it. Strings (names, custom op codes) are
+    /// left out: the runtime never reads them, and [`Model::tensor_name`] checks on access.
     pub fn from_bytes(bytes: &'a [u8]) -> Result<Self> {
         let root = tflite::Model::from_bytes(bytes)?;
         let version = root.version()?;
@@ -73,7 +74,6 @@ impl<'a> Model<'a> {
             let code = tflite::OperatorCode(required(opcodes, reason!("operator_codes"))?.get(i)?);
             code.builtin_code()?;
             code.version()?;
-            code.custom_code()?;
         }
         let main = tflite::SubGraph(subgraphs.get(0)?);
         let tensors = required(main.tensors()?, reason!("subgraph tensors"))?;
@@ -98,7 +98,6 @@ impl<'a> Model<'a> {
         for t in 0..tensors.len() {
             self.read_tensor(tensors, t)?;
         }
-        sg.name()?;
         for io in
             [required(sg.inputs()?, reason!("subgraph inputs"))?, required(sg.outputs()?, reason!("subgraph outputs"))?]
         {
@@ -197,15 +196,7 @@ impl<'a> Model<'a> {
             }
             None => None,
         };
-        Ok(TensorMeta {
-            index,
-            dtype,
-            shape,
-            quantization,
-            data,
-            is_variable: table.is_variable()?,
-            name: table.name()?.unwrap_or(""),
-        })
+        Ok(TensorMeta { index, dtype, shape, quantization, data, is_variable: table.is_variable()? })
     }
 
     /// Constant data of buffer `i`, or `None` for an empty buffer (activations).
@@ -238,6 +229,14 @@ impl<'a> Model<'a> {
     pub fn tensor(&self, t: usize) -> Result<TensorMeta<'a>> {
         check_index(t as i64, self.tensors.len(), Indexed::Tensor)?;
         self.read_tensor(self.tensors, t)
+    }
+
+    /// Name of tensor `t` of the executed subgraph (`""` when unnamed). Names are read, and checked
+    /// to be UTF-8, only here: the runtime itself never needs them, so firmware does not link
+    /// UTF-8 validation.
+    pub fn tensor_name(&self, t: usize) -> Result<&'a str> {
+        let index = check_index(t as i64, self.tensors.len(), Indexed::Tensor)?;
+        Ok(tflite::Tensor(self.tensors.get(index)?).name()?.unwrap_or(""))
     }
 
     pub fn num_ops(&self) -> usize {
