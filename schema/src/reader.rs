@@ -197,7 +197,7 @@ impl<'a> Table<'a> {
         match self.reference(id)? {
             Some(at) => {
                 let offsets = Vector::<u32>::at(self.buf, at)?;
-                Ok(Some(TableVector { buf: self.buf, offsets }))
+                Ok(Some(TableVector { buf: self.buf, start: at + 4, offsets }))
             }
             None => Ok(None),
         }
@@ -205,21 +205,20 @@ impl<'a> Table<'a> {
 
     /// A string field.
     pub fn string(&self, id: u16) -> Result<Option<&'a str>> {
-        match self.vector::<u8>(id)? {
-            Some(v) => core::str::from_utf8(v.as_bytes())
+        match self.reference(id)? {
+            Some(at) => core::str::from_utf8(Vector::<u8>::at(self.buf, at)?.as_bytes())
                 .map(Some)
-                .map_err(|_| ReadError::BadUtf8 { offset: offset32(v.start) }),
+                .map_err(|_| ReadError::BadUtf8 { offset: offset32(at + 4) }),
             None => Ok(None),
         }
     }
 }
 
-/// A vector of scalars whose whole extent was checked to lie in the buffer.
+/// A vector of scalars whose whole extent was checked to lie in the buffer. Just the bytes (two
+/// words on 32-bit targets): the length follows from them.
 #[derive(Clone, Copy, Debug)]
 pub struct Vector<'a, T: Scalar> {
     bytes: &'a [u8],
-    start: usize,
-    len: usize,
     _marker: core::marker::PhantomData<T>,
 }
 
@@ -229,21 +228,21 @@ impl<'a, T: Scalar> Vector<'a, T> {
         let start = pos + 4;
         let byte_len = len.checked_mul(T::SIZE).ok_or_else(|| out_of_bounds(start))?;
         let bytes = bytes_at(buf, start, byte_len)?;
-        Ok(Vector { bytes, start, len, _marker: core::marker::PhantomData })
+        Ok(Vector { bytes, _marker: core::marker::PhantomData })
     }
 
     pub fn len(&self) -> usize {
-        self.len
+        self.bytes.len() / T::SIZE
     }
 
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.bytes.is_empty()
     }
 
     /// Element `i`, or `None` past the end.
     #[inline]
     pub fn get(&self, i: usize) -> Option<T> {
-        if i < self.len {
+        if i < self.len() {
             Some(T::from_le(&self.bytes[i * T::SIZE..]))
         } else {
             None
@@ -259,17 +258,14 @@ impl<'a, T: Scalar> Vector<'a, T> {
     pub fn as_bytes(&self) -> &'a [u8] {
         self.bytes
     }
-
-    /// Offset of the first element within the whole buffer.
-    pub fn offset_in_buffer(&self) -> usize {
-        self.start
-    }
 }
 
 /// A vector of tables; each element is validated when it is fetched.
 #[derive(Clone, Copy, Debug)]
 pub struct TableVector<'a> {
     buf: &'a [u8],
+    /// Position of the first offset in `buf`.
+    start: usize,
     offsets: Vector<'a, u32>,
 }
 
@@ -285,9 +281,9 @@ impl<'a> TableVector<'a> {
     /// Table `i`; `Err` when `i` is out of range or the table is malformed.
     pub fn get(&self, i: usize) -> Result<Table<'a>> {
         if i >= self.offsets.len() {
-            return Err(out_of_bounds(self.offsets.start));
+            return Err(out_of_bounds(self.start));
         }
-        let slot = self.offsets.start + 4 * i;
+        let slot = self.start + 4 * i;
         Table::at(self.buf, follow_uoffset(self.buf, slot)?)
     }
 }
