@@ -476,8 +476,12 @@ impl<'a> Interpreter<'a> {
         self.tensor_bytes(t).ok_or(Error::NoSuchTensor { index: i })
     }
 
-    /// Bytes of any tensor (activations are only meaningful while no later op reused them).
+    /// Bytes of any tensor (activations are only meaningful while no later op reused them);
+    /// `None` for an index past the model's tensors.
     pub fn tensor_bytes(&self, t: usize) -> Option<&[u8]> {
+        if t >= self.model.num_tensors() {
+            return None;
+        }
         let s = self.tensor_slot(t);
         if s.place == Place::Model as u32 {
             return self.model.bytes().get(s.offset as usize..(s.offset + s.len) as usize);
