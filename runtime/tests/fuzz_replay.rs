@@ -1,0 +1,67 @@
+//! Replays the `model` fuzz target's minimized corpus and every crash input it ever found
+//! (`fuzz/corpus/model/`, `fuzz/regressions/model/`) through the target's own harness, on stable
+//! Rust without libFuzzer: `fuzz/src/model.rs` is compiled into this test as it is.
+
+#[path = "../../fuzz/src/model.rs"]
+#[allow(dead_code)]
+mod harness;
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+
+fn fuzz_dir(sub: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz").join(sub)
+}
+
+/// Every file in a folder of the repository (which must exist and hold some).
+fn inputs(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.expect("read dir entry").path())
+        .filter(|p| p.is_file())
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "{} holds no inputs", dir.display());
+    files
+}
+
+/// Runs every input; fails naming each one that panicked.
+fn replay(dir: &Path) {
+    let mut failures = Vec::new();
+    let files = inputs(dir);
+    for path in &files {
+        let bytes = std::fs::read(path).expect("read input");
+        if catch_unwind(AssertUnwindSafe(|| harness::run(&bytes))).is_err() {
+            failures.push(path.display().to_string());
+        }
+    }
+    eprintln!("replayed {} inputs from {}", files.len(), dir.display());
+    assert!(failures.is_empty(), "the model harness panicked on:\n{}", failures.join("\n"));
+}
+
+#[test]
+fn model_regressions_replay_cleanly() {
+    replay(&fuzz_dir("regressions/model"));
+}
+
+#[test]
+fn model_corpus_replays_cleanly() {
+    replay(&fuzz_dir("corpus/model"));
+}
+
+/// The first fuzzing bug: `tensor_bytes` indexed the arena's tables with any tensor index and
+/// panicked (or read an op's bookkeeping as a tensor) past the model's tensors.
+#[test]
+fn tensor_bytes_past_the_last_tensor_is_none() {
+    use ferrolite::{AllOpsResolver, Interpreter, InterpreterOptions, Model};
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/models/hello_world_int8.tflite");
+    let bytes = std::fs::read(path).expect("example model");
+    let model = Model::from_bytes(&bytes).expect("load");
+    let mut arena = vec![0u8; 64 * 1024];
+    let it = Interpreter::new(&model, &AllOpsResolver, &mut arena, InterpreterOptions::default()).expect("prepare");
+    let n = model.num_tensors();
+    assert!(it.tensor_bytes(n - 1).is_some());
+    for t in [n, n + 1, 1 << 20, usize::MAX / 24, usize::MAX] {
+        assert_eq!(it.tensor_bytes(t), None, "tensor {t} of {n}");
+    }
+}
