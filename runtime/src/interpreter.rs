@@ -229,7 +229,8 @@ impl<'a> Interpreter<'a> {
         }
         Self::trace_lifetimes(&model, resolver, &mut tables)?;
         let activations = tables_len + cursor;
-        let plan_len = planner::plan_best(&mut tables, ARENA_ALIGN);
+        let plan_len = planner::plan_best(&mut tables, ARENA_ALIGN)
+            .ok_or(Error::TooMany { what: "memory planner steps", limit: planner::MAX_STEPS })?;
         // Aliased tensors take their root's offset.
         for t in 0..num_tensors {
             let mut slot = tables.tensor(t);

@@ -65,3 +65,20 @@ fn tensor_bytes_past_the_last_tensor_is_none() {
         assert_eq!(it.tensor_bytes(t), None, "tensor {t} of {n}");
     }
 }
+
+/// Found checking "bounded work": 1000 graph inputs, all alive at once, made the greedy planner
+/// rescan the placed buffers after every bump, cubic in their number (an 88 KB model took
+/// minutes per `Interpreter::new`). The planner now gives up with a typed error past a fixed
+/// number of steps, far above what real models need.
+#[test]
+fn a_plan_with_a_thousand_live_buffers_is_refused_not_ground_through() {
+    use ferrolite::{AllOpsResolver, Error, Interpreter, InterpreterOptions, Model};
+    let bytes = std::fs::read(fuzz_dir("regressions/model/planner-cubic-1000-live-inputs.tflite")).expect("input");
+    let model = Model::from_bytes(&bytes).expect("a well-formed model");
+    assert_eq!(model.num_inputs(), 1002);
+    let mut arena = vec![0u8; 1 << 20];
+    let started = std::time::Instant::now();
+    let result = Interpreter::new(&model, &AllOpsResolver, &mut arena, InterpreterOptions::default()).map(|_| ());
+    assert_eq!(result, Err(Error::TooMany { what: "memory planner steps", limit: ferrolite::planner::MAX_STEPS }));
+    eprintln!("refused in {:?}", started.elapsed());
+}
