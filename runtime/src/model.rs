@@ -38,6 +38,20 @@ fn required<T>(value: Option<T>, what: &'static str) -> Result<T> {
     value.ok_or(Error::MissingField(what))
 }
 
+/// Elements verification may still visit (see [`Model::from_bytes`]).
+struct Budget {
+    left: usize,
+    limit: usize,
+}
+
+impl Budget {
+    fn spend(&mut self, n: usize) -> Result<()> {
+        self.left =
+            self.left.checked_sub(n).ok_or(Error::TooMany { what: "elements (shared tables)", limit: self.limit })?;
+        Ok(())
+    }
+}
+
 fn check_index(index: i64, len: usize, what: &'static str) -> Result<usize> {
     usize::try_from(index).ok().filter(|&i| i < len).ok_or(Error::IndexOutOfRange { what, index, len })
 }
@@ -82,16 +96,23 @@ impl<'a> Model<'a> {
             inputs: required(main.inputs()?, "subgraph inputs")?,
             outputs: required(main.outputs()?, "subgraph outputs")?,
         };
+        // Flatbuffer tables can be shared: a vector may point at one subgraph, tensor or operator
+        // many times, so a small file could make verification visit billions of elements. In a
+        // file without sharing every element visited below takes at least 4 bytes of its own, so
+        // one visit per byte is a generous budget that only shared structures exceed.
+        let mut budget = Budget { left: bytes.len(), limit: bytes.len() };
         for i in 0..subgraphs.len() {
-            model.verify_subgraph(tflite::SubGraph(subgraphs.get(i)?), i == 0)?;
+            model.verify_subgraph(tflite::SubGraph(subgraphs.get(i)?), i == 0, &mut budget)?;
         }
         Ok(model)
     }
 
-    fn verify_subgraph(&self, sg: tflite::SubGraph<'a>, executed: bool) -> Result<()> {
+    fn verify_subgraph(&self, sg: tflite::SubGraph<'a>, executed: bool, budget: &mut Budget) -> Result<()> {
         let tensors = required(sg.tensors()?, "subgraph tensors")?;
+        budget.spend(1)?;
         for t in 0..tensors.len() {
-            self.read_tensor(tensors, t)?;
+            let meta = self.read_tensor(tensors, t)?;
+            budget.spend(1 + meta.shape.rank() + meta.quantization.as_ref().map_or(0, |q| 2 * q.len()))?;
         }
         sg.name()?;
         for io in [required(sg.inputs()?, "subgraph inputs")?, required(sg.outputs()?, "subgraph outputs")?] {
@@ -102,6 +123,8 @@ impl<'a> Model<'a> {
         let Some(operators) = sg.operators()? else { return Ok(()) };
         for o in 0..operators.len() {
             let op = self.read_op(tflite::Operator(operators.get(o)?), o as u32, tensors.len())?;
+            let intermediates = op.table.intermediates()?.map_or(0, |v| v.len());
+            budget.spend(1 + op.inputs.len() + op.outputs.len() + intermediates)?;
             if executed && !kernels::is_known(op.code, op.version) {
                 return Err(Error::UnsupportedOp { code: op.code, version: op.version });
             }

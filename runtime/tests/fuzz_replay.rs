@@ -82,3 +82,17 @@ fn a_plan_with_a_thousand_live_buffers_is_refused_not_ground_through() {
     assert_eq!(result, Err(Error::TooMany { what: "memory planner steps", limit: ferrolite::planner::MAX_STEPS }));
     eprintln!("refused in {:?}", started.elapsed());
 }
+
+/// Found checking "bounded work": 8000 subgraph entries pointing at one subgraph whose 8000
+/// tensor entries point at one tensor table. Verification visited 64 million tensors for a 64 KB
+/// file (minutes). It now stops, with a typed error, after one element per byte of the file.
+#[test]
+fn shared_flatbuffer_tables_cannot_multiply_verification_work() {
+    use ferrolite::{Error, Model};
+    let path = fuzz_dir("regressions/model/shared-subgraph-and-tensor-tables-8000x8000.tflite");
+    let bytes = std::fs::read(path).expect("input");
+    let started = std::time::Instant::now();
+    let result = Model::from_bytes(&bytes).map(|_| ());
+    assert_eq!(result, Err(Error::TooMany { what: "elements (shared tables)", limit: bytes.len() }));
+    eprintln!("refused in {:?}", started.elapsed());
+}
