@@ -73,3 +73,17 @@ fn an_npy_header_length_past_the_end_is_an_error_not_an_allocation() {
         assert!(ferrolite_converter::npy::parse(&v).is_err(), "version {version}");
     }
 }
+
+/// The second `.npy` bug: npyz's header parser backtracks exponentially in bracket nesting, so
+/// this 160-byte file with 31 nested braces never finished parsing. Deep nesting is now refused
+/// before npyz sees it; the nesting numpy itself writes still parses.
+#[test]
+fn deeply_nested_npy_headers_are_refused_quickly() {
+    let bytes = std::fs::read(fuzz_dir("regressions/npy/header-31-nested-braces.npy")).expect("input");
+    let started = std::time::Instant::now();
+    let err = ferrolite_converter::npy::parse(&bytes).expect_err("31 nested braces");
+    assert!(format!("{err:#}").contains("nested more than"), "{err:#}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(1));
+    let file = ferrolite_converter::npy::encode(ferrolite::DataType::Int8, &[1, 2, 3, 4], &[0; 24]).unwrap();
+    assert_eq!(ferrolite_converter::npy::parse(&file).unwrap().shape, [1, 2, 3, 4]);
+}
