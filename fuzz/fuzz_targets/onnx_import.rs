@@ -3,4 +3,6 @@
 
 use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|bytes: &[u8]| ferrolite_fuzz::convert::onnx_import(bytes));
+fuzz_target!(|bytes: &[u8]| {
+    ferrolite_fuzz::convert::onnx_import(bytes);
+});

@@ -4,7 +4,9 @@
 
 use libfuzzer_sys::{fuzz_mutator, fuzz_target, fuzzer_mutate};
 
-fuzz_target!(|bytes: &[u8]| ferrolite_fuzz::convert::tflite_import(bytes));
+fuzz_target!(|bytes: &[u8]| {
+    ferrolite_fuzz::convert::tflite_import(bytes);
+});
 
 fuzz_mutator!(|data: &mut [u8], size: usize, max_size: usize, seed: u32| {
     if seed % 2 == 0 && ferrolite_fuzz::mutate::mutate_tflite(&mut data[..size], seed as u64) {
