@@ -95,3 +95,11 @@ fn deeply_nested_npy_headers_are_refused_quickly() {
     let file = ferrolite_converter::npy::encode(ferrolite::DataType::Int8, &[1, 2, 3, 4], &[0; 24]).unwrap();
     assert_eq!(ferrolite_converter::npy::parse(&file).unwrap().shape, [1, 2, 3, 4]);
 }
+
+/// The first ONNX importer bug: a Reshape whose constant shape multiplies past `usize::MAX`
+/// overflowed while inferring its `-1` (a panic with overflow checks, a wrong shape without).
+#[test]
+fn an_onnx_reshape_to_an_overflowing_shape_is_an_error() {
+    let bytes = std::fs::read(fuzz_dir("regressions/onnx_import/reshape-shape-product-overflows.onnx")).expect("input");
+    assert!(!harness::onnx_import(&bytes), "imported a graph with an overflowing shape");
+}
