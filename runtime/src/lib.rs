@@ -11,7 +11,13 @@
 //! let scores = it.output::<i8>(0)?;
 //! ```
 #![no_std]
-#![forbid(unsafe_code)]
+// Only the SIMD modules (`kernels::fast::{x86, neon}`) may opt in, each `unsafe` block with a
+// `// SAFETY:` comment.
+#![deny(unsafe_code)]
+
+// Run-time CPU feature detection (and the unit tests) need the standard library.
+#[cfg(any(test, feature = "std"))]
+extern crate std;
 
 pub mod error;
 pub mod fixedpoint;

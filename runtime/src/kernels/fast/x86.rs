@@ -1,0 +1,370 @@
+//! AVX2 kernels. Dot products: int8 weights sign-extended to 16 bits, `vpmaddwd` against a 16-bit
+//! patch (offset already added), 32-bit lanes summed at the end. Requantization: TFLM's
+//! `MultiplyByQuantizedMultiplier` on eight lanes:
+//! - `SaturatingRoundingDoublingHighMul(a, b)`: gemmlowp adds `2^30` (or `1 - 2^30` when `a * b`
+//!   is negative) and divides by `2^31` truncating; both cases equal `floor((a * b + 2^30) / 2^31)`,
+//!   whose low 32 bits are bits 31..62 of the 64-bit sum, i.e. a logical 64-bit shift by 31;
+//!   `i32::MIN * i32::MIN` saturates to `i32::MAX` as in gemmlowp.
+//! - `RoundingDivideByPOT(x, e)` for `e` in `0..=31` with the same mask/threshold formula as the
+//!   scalar code, per lane (`e = 0` gives a zero mask and leaves `x` unchanged).
+
+use super::{add_element, build_patch, pixel_coords, scalar_channel, AddInt8, Channels, ConvInt8, MAX_PATCH};
+use crate::kernels::conv_2d::requantize;
+use core::arch::x86_64::*;
+
+/// `SaturatingRoundingDoublingHighMul` on eight lanes.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn doubling_high_mul(a: __m256i, b: __m256i) -> __m256i {
+    let nudge = _mm256_set1_epi64x(1 << 30);
+    let even = _mm256_srli_epi64::<31>(_mm256_add_epi64(_mm256_mul_epi32(a, b), nudge));
+    let odd_products = _mm256_mul_epi32(_mm256_srli_epi64::<32>(a), _mm256_srli_epi64::<32>(b));
+    let odd = _mm256_srli_epi64::<31>(_mm256_add_epi64(odd_products, nudge));
+    let high = _mm256_blend_epi32::<0b1010_1010>(even, _mm256_slli_epi64::<32>(odd));
+    let min = _mm256_set1_epi32(i32::MIN);
+    let both_min = _mm256_and_si256(_mm256_cmpeq_epi32(a, min), _mm256_cmpeq_epi32(b, min));
+    _mm256_blendv_epi8(high, _mm256_set1_epi32(i32::MAX), both_min)
+}
+
+/// `RoundingDivideByPOT(x, e)` on eight lanes, `e` in `0..=31`.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn rounding_divide_by_pot(x: __m256i, exponent: __m256i) -> __m256i {
+    let one = _mm256_set1_epi32(1);
+    let mask = _mm256_sub_epi32(_mm256_sllv_epi32(one, exponent), one);
+    let remainder = _mm256_and_si256(x, mask);
+    // `cmpgt` gives -1 where true: subtracting it adds one.
+    let negative = _mm256_cmpgt_epi32(_mm256_setzero_si256(), x);
+    let threshold = _mm256_sub_epi32(_mm256_srai_epi32::<1>(mask), negative);
+    _mm256_sub_epi32(_mm256_srav_epi32(x, exponent), _mm256_cmpgt_epi32(remainder, threshold))
+}
+
+/// TFLM's `MultiplyByQuantizedMultiplier(x, m, shift)` on eight lanes, shifts in `-31..=31`.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn multiply_by_quantized_multiplier(x: __m256i, m: __m256i, shift: __m256i) -> __m256i {
+    let zero = _mm256_setzero_si256();
+    let left = _mm256_max_epi32(shift, zero);
+    let right = _mm256_max_epi32(_mm256_sub_epi32(zero, shift), zero);
+    // `sllv` gives 0 for counts of 32 and more, like the scalar wrapping shift.
+    rounding_divide_by_pot(doubling_high_mul(_mm256_sllv_epi32(x, left), m), right)
+}
+
+/// `a.saturating_add(b)` on eight lanes.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn saturating_add(a: __m256i, b: __m256i) -> __m256i {
+    let sum = _mm256_add_epi32(a, b);
+    let overflow = _mm256_and_si256(_mm256_xor_si256(a, sum), _mm256_xor_si256(b, sum));
+    let saturated = _mm256_xor_si256(_mm256_srai_epi32::<31>(a), _mm256_set1_epi32(i32::MAX));
+    _mm256_blendv_epi8(sum, saturated, _mm256_srai_epi32::<31>(overflow))
+}
+
+/// Loads eight `i32` from `v[at..at + 8]`.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn load8(v: &[i32], at: usize) -> __m256i {
+    let s = &v[at..at + 8];
+    // SAFETY: `s` holds exactly eight i32 (32 bytes); `loadu` has no alignment requirement.
+    unsafe { _mm256_loadu_si256(s.as_ptr().cast()) }
+}
+
+/// Stores eight lanes already within `i8` range as bytes into `out[at..at + 8]`.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn store8(out: &mut [i8], at: usize, v: __m256i) {
+    let words = _mm256_packs_epi32(v, v);
+    let bytes = _mm256_packs_epi16(words, words);
+    let packed = _mm_unpacklo_epi32(_mm256_castsi256_si128(bytes), _mm256_extracti128_si256::<1>(bytes));
+    let dst = &mut out[at..at + 8];
+    // SAFETY: `dst` is exactly eight bytes; `storel_epi64` writes the low eight bytes, unaligned.
+    unsafe { _mm_storel_epi64(dst.as_mut_ptr().cast(), packed) }
+}
+
+/// Requantizes eight channel sums starting at channel `oc` (bias added here) and stores them.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn requantize_store(a: &mut ConvInt8<'_>, ch: &Channels, oc: usize, sums: __m256i, at: usize) {
+    let acc = _mm256_add_epi32(sums, load8(&ch.bias, oc));
+    let scaled = multiply_by_quantized_multiplier(acc, load8(&ch.multiplier, oc), load8(&ch.shift, oc));
+    let out = saturating_add(scaled, _mm256_set1_epi32(a.output_offset));
+    let out = _mm256_min_epi32(_mm256_max_epi32(out, _mm256_set1_epi32(a.act_min)), _mm256_set1_epi32(a.act_max));
+    store8(a.output, at, out);
+}
+
+/// Sums each 32-bit vector's lanes: `[sum(v0), sum(v1), sum(v2), sum(v3)]`.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn horizontal_sums(v: [__m256i; 4]) -> __m128i {
+    let t = _mm256_hadd_epi32(_mm256_hadd_epi32(v[0], v[1]), _mm256_hadd_epi32(v[2], v[3]));
+    _mm_add_epi32(_mm256_castsi256_si128(t), _mm256_extracti128_si256::<1>(t))
+}
+
+/// Dot products of two 16-bit patches with four int8 filter rows of length `k` (`rows` holds
+/// them back to back). Patches are zero-padded to a multiple of 16 elements.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn dot4x2(x0: &[i16], x1: &[i16], rows: &[i8], k: usize) -> (__m128i, __m128i) {
+    let padded = k.next_multiple_of(16);
+    assert!(x0.len() >= padded && x1.len() >= padded && rows.len() >= 4 * k);
+    let full = k / 16 * 16;
+    let mut acc0 = [_mm256_setzero_si256(); 4];
+    let mut acc1 = [_mm256_setzero_si256(); 4];
+    let (p0, p1, w) = (x0.as_ptr(), x1.as_ptr(), rows.as_ptr());
+    let mut i = 0;
+    while i < full {
+        // SAFETY: `i + 16 <= full <= padded <= x0.len(), x1.len()` (16 i16 read each), and
+        // `r * k + i + 16 <= r * k + k <= 4 * k <= rows.len()` (16 bytes per row read).
+        unsafe {
+            let a = _mm256_loadu_si256(p0.add(i).cast());
+            let b = _mm256_loadu_si256(p1.add(i).cast());
+            for r in 0..4 {
+                let wv = _mm256_cvtepi8_epi16(_mm_loadu_si128(w.add(r * k + i).cast()));
+                acc0[r] = _mm256_add_epi32(acc0[r], _mm256_madd_epi16(a, wv));
+                acc1[r] = _mm256_add_epi32(acc1[r], _mm256_madd_epi16(b, wv));
+            }
+        }
+        i += 16;
+    }
+    if full < k {
+        // The patches are zero past `k`; the rows are not padded, so copy their tails.
+        let a = load16(&x0[full..padded]);
+        let b = load16(&x1[full..padded]);
+        for r in 0..4 {
+            let mut tail = [0i8; 16];
+            tail[..k - full].copy_from_slice(&rows[r * k + full..r * k + k]);
+            // SAFETY: `tail` is 16 bytes.
+            let wv = _mm256_cvtepi8_epi16(unsafe { _mm_loadu_si128(tail.as_ptr().cast()) });
+            acc0[r] = _mm256_add_epi32(acc0[r], _mm256_madd_epi16(a, wv));
+            acc1[r] = _mm256_add_epi32(acc1[r], _mm256_madd_epi16(b, wv));
+        }
+    }
+    (horizontal_sums(acc0), horizontal_sums(acc1))
+}
+
+/// Loads sixteen `i16` (`v.len() == 16`).
+#[inline]
+#[target_feature(enable = "avx2")]
+fn load16(v: &[i16]) -> __m256i {
+    assert!(v.len() == 16);
+    // SAFETY: sixteen i16 are 32 bytes; unaligned load.
+    unsafe { _mm256_loadu_si256(v.as_ptr().cast()) }
+}
+
+/// CONV_2D: two output pixels at a time, eight output channels at a time.
+pub(super) fn conv(a: &mut ConvInt8<'_>, ch: &Channels) -> bool {
+    // SAFETY: only reached at `Level::Avx2`, which was detected (or compiled in).
+    unsafe { conv_avx2(a, ch) }
+    true
+}
+
+#[target_feature(enable = "avx2")]
+fn conv_avx2(a: &mut ConvInt8<'_>, ch: &Channels) {
+    let w = *a.window;
+    let k = w.filter_h as usize * w.filter_w as usize * w.in_c as usize;
+    let padded = k.next_multiple_of(16);
+    let out_c = w.out_c as usize;
+    let pixels = w.batches as usize * w.out_h as usize * w.out_w as usize;
+    let offset = a.input_offset as i16;
+    let mut patch0 = [0i16; MAX_PATCH];
+    let mut patch1 = [0i16; MAX_PATCH];
+    let mut p = 0;
+    while p < pixels {
+        let pair = p + 1 < pixels;
+        let (b, oy, ox) = pixel_coords(&w, p);
+        build_patch(&w, a.input, offset, b, oy, ox, &mut patch0[..k]);
+        if pair {
+            let (b, oy, ox) = pixel_coords(&w, p + 1);
+            build_patch(&w, a.input, offset, b, oy, ox, &mut patch1[..k]);
+        }
+        let x0 = &patch0[..padded];
+        let x1 = if pair { &patch1[..padded] } else { x0 };
+        let mut oc = 0;
+        while oc + 8 <= out_c {
+            let (lo0, lo1) = dot4x2(x0, x1, &a.filter[oc * k..(oc + 4) * k], k);
+            let (hi0, hi1) = dot4x2(x0, x1, &a.filter[(oc + 4) * k..(oc + 8) * k], k);
+            requantize_store(a, ch, oc, _mm256_set_m128i(hi0, lo0), p * out_c + oc);
+            if pair {
+                requantize_store(a, ch, oc, _mm256_set_m128i(hi1, lo1), (p + 1) * out_c + oc);
+            }
+            oc += 8;
+        }
+        for oc in oc..out_c {
+            let row = &a.filter[oc * k..(oc + 1) * k];
+            a.output[p * out_c + oc] = scalar_channel(a, ch, &x0[..k], row, oc);
+            if pair {
+                a.output[(p + 1) * out_c + oc] = scalar_channel(a, ch, &x1[..k], row, oc);
+            }
+        }
+        p += if pair { 2 } else { 1 };
+    }
+}
+
+/// FULLY_CONNECTED: `out[o] = dot(row, filter[o])` for every output, `row` zero-padded to a
+/// multiple of 16.
+pub(super) fn dot_rows(row: &[i16], filter: &[i8], depth: usize, out: &mut [i32]) {
+    // SAFETY: only reached at `Level::Avx2`, which was detected (or compiled in).
+    unsafe { dot_rows_avx2(row, filter, depth, out) }
+}
+
+#[target_feature(enable = "avx2")]
+fn dot_rows_avx2(row: &[i16], filter: &[i8], depth: usize, out: &mut [i32]) {
+    let outputs = out.len();
+    let mut o = 0;
+    while o + 4 <= outputs {
+        let (sums, _) = dot4x2(row, row, &filter[o * depth..(o + 4) * depth], depth);
+        let dst = &mut out[o..o + 4];
+        // SAFETY: `dst` is four i32 (16 bytes); unaligned store.
+        unsafe { _mm_storeu_si128(dst.as_mut_ptr().cast(), sums) };
+        o += 4;
+    }
+    for (o, s) in out.iter_mut().enumerate().skip(o) {
+        let r = &filter[o * depth..(o + 1) * depth];
+        *s = row.iter().zip(r).fold(0i32, |acc, (&x, &k)| acc.wrapping_add(x as i32 * k as i32));
+    }
+}
+
+/// DEPTHWISE_CONV_2D with one filter per channel: sixteen channels at a time.
+pub(super) fn depthwise(a: &mut ConvInt8<'_>, ch: &Channels) -> bool {
+    // SAFETY: only reached at `Level::Avx2`, which was detected (or compiled in).
+    unsafe { depthwise_avx2(a, ch) }
+    true
+}
+
+/// Loads eight int8 as 16-bit lanes plus `offset` (a 128-bit vector).
+#[inline]
+#[target_feature(enable = "avx2")]
+fn load8_i16(v: &[i8], offset: __m128i) -> __m128i {
+    let s = &v[..8];
+    // SAFETY: `s` is eight bytes; `loadl_epi64` reads exactly eight, unaligned.
+    _mm_add_epi16(_mm_cvtepi8_epi16(unsafe { _mm_loadl_epi64(s.as_ptr().cast()) }), offset)
+}
+
+/// Loads sixteen int8 as 16-bit lanes plus `offset`.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn load16_i16(v: &[i8], offset: __m256i) -> __m256i {
+    let s = &v[..16];
+    // SAFETY: `s` is sixteen bytes; unaligned load.
+    _mm256_add_epi16(_mm256_cvtepi8_epi16(unsafe { _mm_loadu_si128(s.as_ptr().cast()) }), offset)
+}
+
+#[target_feature(enable = "avx2")]
+fn depthwise_avx2(a: &mut ConvInt8<'_>, ch: &Channels) {
+    let w = *a.window;
+    let (in_h, in_w, c) = (w.in_h as usize, w.in_w as usize, w.in_c as usize);
+    let filter_w = w.filter_w as usize;
+    let pixels = w.batches as usize * w.out_h as usize * w.out_w as usize;
+    let offset16 = _mm256_set1_epi16(a.input_offset as i16);
+    let offset8 = _mm_set1_epi16(a.input_offset as i16);
+    let zero8 = _mm_setzero_si128();
+    let input = a.input;
+    let filter = a.filter;
+    for p in 0..pixels {
+        let (b, oy, ox) = pixel_coords(&w, p);
+        let iy0 = oy as i32 * w.stride_h - w.pad_h;
+        let ix0 = ox as i32 * w.stride_w - w.pad_w;
+        let (fy_lo, fy_hi) = crate::kernels::conv_2d::tap_range(iy0, w.dil_h, w.in_h, w.filter_h);
+        let (fx_lo, fx_hi) = crate::kernels::conv_2d::tap_range(ix0, w.dil_w, w.in_w, w.filter_w);
+        let pixel_at = |fy: usize, fx: usize| {
+            let iy = (iy0 + w.dil_h * fy as i32) as usize;
+            let ix = (ix0 + w.dil_w * fx as i32) as usize;
+            ((b * in_h + iy) * in_w + ix) * c
+        };
+        let mut c0 = 0;
+        while c0 + 16 <= c {
+            let mut lo = load8(&ch.bias, c0);
+            let mut hi = load8(&ch.bias, c0 + 8);
+            for fy in fy_lo..fy_hi {
+                for fx in fx_lo..fx_hi {
+                    let x = load16_i16(&input[pixel_at(fy, fx) + c0..], offset16);
+                    let k = load16_i16(&filter[(fy * filter_w + fx) * c + c0..], _mm256_setzero_si256());
+                    // |x| <= 255 and |k| <= 128: the 16-bit product is exact.
+                    let prod = _mm256_mullo_epi16(x, k);
+                    lo = _mm256_add_epi32(lo, _mm256_cvtepi16_epi32(_mm256_castsi256_si128(prod)));
+                    hi = _mm256_add_epi32(hi, _mm256_cvtepi16_epi32(_mm256_extracti128_si256::<1>(prod)));
+                }
+            }
+            finish8(a, ch, c0, lo, p * c + c0);
+            finish8(a, ch, c0 + 8, hi, p * c + c0 + 8);
+            c0 += 16;
+        }
+        if c0 + 8 <= c {
+            let mut acc = load8(&ch.bias, c0);
+            for fy in fy_lo..fy_hi {
+                for fx in fx_lo..fx_hi {
+                    let x = load8_i16(&input[pixel_at(fy, fx) + c0..], offset8);
+                    let k = load8_i16(&filter[(fy * filter_w + fx) * c + c0..], zero8);
+                    acc = _mm256_add_epi32(acc, _mm256_cvtepi16_epi32(_mm_mullo_epi16(x, k)));
+                }
+            }
+            finish8(a, ch, c0, acc, p * c + c0);
+            c0 += 8;
+        }
+        for ci in c0..c {
+            let mut acc = ch.bias[ci];
+            for fy in fy_lo..fy_hi {
+                for fx in fx_lo..fx_hi {
+                    let x = input[pixel_at(fy, fx) + ci] as i32 + a.input_offset;
+                    acc = acc.wrapping_add(x * filter[(fy * filter_w + fx) * c + ci] as i32);
+                }
+            }
+            a.output[p * c + ci] =
+                requantize(acc, ch.multiplier[ci], ch.shift[ci], a.output_offset, a.act_min, a.act_max) as i8;
+        }
+    }
+}
+
+/// Requantizes eight accumulators (bias included) of channels `oc..oc + 8` and stores them.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn finish8(a: &mut ConvInt8<'_>, ch: &Channels, oc: usize, acc: __m256i, at: usize) {
+    let scaled = multiply_by_quantized_multiplier(acc, load8(&ch.multiplier, oc), load8(&ch.shift, oc));
+    let out = saturating_add(scaled, _mm256_set1_epi32(a.output_offset));
+    let out = _mm256_min_epi32(_mm256_max_epi32(out, _mm256_set1_epi32(a.act_min)), _mm256_set1_epi32(a.act_max));
+    store8(a.output, at, out);
+}
+
+/// Element-wise int8 ADD/SUB.
+pub(super) fn add(q: &AddInt8, in1: &[i8], in2: &[i8], out: &mut [i8]) -> bool {
+    // SAFETY: only reached at `Level::Avx2`, which was detected (or compiled in).
+    unsafe { add_avx2(q, in1, in2, out) }
+    true
+}
+
+/// Eight int8 as 32-bit lanes.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn load8_i32(v: &[i8]) -> __m256i {
+    let s = &v[..8];
+    // SAFETY: `s` is eight bytes; `loadl_epi64` reads exactly eight, unaligned.
+    _mm256_cvtepi8_epi32(unsafe { _mm_loadl_epi64(s.as_ptr().cast()) })
+}
+
+#[target_feature(enable = "avx2")]
+fn add_avx2(q: &AddInt8, in1: &[i8], in2: &[i8], out: &mut [i8]) {
+    let subtract = q.subtract;
+    let q = &q.quant;
+    let set = _mm256_set1_epi32;
+    let pot = set(1i32.wrapping_shl(q.left_shift as u32));
+    let (off1, m1, s1) = (set(q.input1_offset), set(q.input1_multiplier), set(q.input1_shift));
+    let (off2, m2, s2) = (set(q.input2_offset), set(q.input2_multiplier), set(q.input2_shift));
+    let (off_out, m_out, s_out) = (set(q.output_offset), set(q.output_multiplier), set(q.output_shift));
+    let (lo, hi) = (set(q.act_min), set(q.act_max));
+    let n = out.len();
+    let mut i = 0;
+    while i + 8 <= n {
+        let x = _mm256_mullo_epi32(_mm256_add_epi32(load8_i32(&in1[i..]), off1), pot);
+        let y = _mm256_mullo_epi32(_mm256_add_epi32(load8_i32(&in2[i..]), off2), pot);
+        let x = multiply_by_quantized_multiplier(x, m1, s1);
+        let y = multiply_by_quantized_multiplier(y, m2, s2);
+        let raw = if subtract { _mm256_sub_epi32(x, y) } else { _mm256_add_epi32(x, y) };
+        let r = _mm256_add_epi32(multiply_by_quantized_multiplier(raw, m_out, s_out), off_out);
+        store8(out, i, _mm256_min_epi32(_mm256_max_epi32(r, lo), hi));
+        i += 8;
+    }
+    let q = AddInt8 { subtract, quant: *q };
+    for j in i..n {
+        out[j] = add_element(&q, in1[j] as i32, in2[j] as i32) as i8;
+    }
+}
