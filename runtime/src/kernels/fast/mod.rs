@@ -22,6 +22,8 @@ use crate::kernels::add::AddSubQuant;
 use crate::kernels::conv_2d::Window;
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 use crate::kernels::conv_2d::{requantize, tap_range};
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+use crate::kernels::util::read_i32;
 use crate::kernels::util::I32s;
 
 #[cfg(target_arch = "aarch64")]
@@ -135,29 +137,57 @@ pub(crate) struct ConvInt8<'a> {
 }
 
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
-/// Per-output-channel bias, multiplier and shift, decoded from the parameter blob into arrays the
-/// vector loads can read.
-pub(crate) struct Channels {
-    pub bias: [i32; MAX_CHANNELS],
-    pub multiplier: [i32; MAX_CHANNELS],
-    pub shift: [i32; MAX_CHANNELS],
+/// Per-output-channel bias, multiplier and shift as little-endian `i32` bytes straight from the
+/// parameter blob and the bias tensor (vector loads need no alignment), each at least
+/// `4 * channels` long.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+pub(crate) struct Channels<'a> {
+    pub bias: &'a [u8],
+    pub multiplier: &'a [u8],
+    pub shift: &'a [u8],
+    /// The activation range minus the output zero point: clamping to it and then adding the zero
+    /// point equals the reference's saturating add and clamp.
+    pub shifted_min: i32,
+    pub shifted_max: i32,
 }
 
+/// The bias of an op without one.
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
-impl Channels {
-    /// `None` when there are too many channels or a shift is outside what the vector
-    /// requantization reproduces (`-31..=31`; TFLite's multipliers use `-31..=30`).
-    fn decode(a: &ConvInt8<'_>, channels: usize) -> Option<Channels> {
-        if channels > MAX_CHANNELS {
-            return None;
-        }
-        let mut c = Channels { bias: [0; MAX_CHANNELS], multiplier: [0; MAX_CHANNELS], shift: [0; MAX_CHANNELS] };
-        for i in 0..channels {
-            c.bias[i] = a.bias.map_or(0, |b| b.get(i));
-            c.multiplier[i] = a.multipliers.get(i);
-            c.shift[i] = a.shifts.get(i);
-        }
-        c.shift[..channels].iter().all(|s| (-31..=31).contains(s)).then_some(c)
+static ZERO_BIAS: [u8; 4 * MAX_CHANNELS] = [0; 4 * MAX_CHANNELS];
+
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+impl<'a> Channels<'a> {
+    /// `None` when there are too many channels, a buffer is short, or a multiplier or shift is
+    /// outside what the vector requantization reproduces: shifts in `-31..=31` (TFLite's are in
+    /// `-31..=30`), multipliers other than `i32::MIN` (TFLite's are positive), activation bounds
+    /// within `i16` of the output zero point.
+    fn decode(a: &ConvInt8<'a>, channels: usize) -> Option<Channels<'a>> {
+        let bias = a.bias.map_or(&ZERO_BIAS[..], |b| b.bytes());
+        let shifted = |bound: i32| i16::try_from(bound as i64 - a.output_offset as i64).ok();
+        let (shifted_min, shifted_max) = (shifted(a.act_min)?, shifted(a.act_max)?);
+        let c = Channels {
+            bias,
+            multiplier: a.multipliers.bytes(),
+            shift: a.shifts.bytes(),
+            shifted_min: shifted_min as i32,
+            shifted_max: shifted_max as i32,
+        };
+        let long_enough = [c.bias, c.multiplier, c.shift].iter().all(|b| b.len() >= 4 * channels);
+        let params_ok =
+            (0..channels).all(|i| (-31..=31).contains(&a.shifts.get(i)) && a.multipliers.get(i) != i32::MIN);
+        (channels <= MAX_CHANNELS && long_enough && params_ok && a.act_min <= a.act_max).then_some(c)
+    }
+
+    pub fn bias_at(&self, i: usize) -> i32 {
+        read_i32(self.bias, i)
+    }
+
+    pub fn multiplier_at(&self, i: usize) -> i32 {
+        read_i32(self.multiplier, i)
+    }
+
+    pub fn shift_at(&self, i: usize) -> i32 {
+        read_i32(self.shift, i)
     }
 }
 
@@ -322,7 +352,8 @@ pub(crate) fn add_element(q: &AddInt8, x: i32, y: i32) -> i32 {
 /// handled.
 pub(crate) fn add_int8_at(level: Level, q: &AddInt8, in1: &[i8], in2: &[i8], out: &mut [i8]) -> bool {
     let shifts = [q.quant.input1_shift, q.quant.input2_shift, q.quant.output_shift];
-    let shifts_ok = shifts.iter().all(|s| (-31..=31).contains(s));
+    let multipliers = [q.quant.input1_multiplier, q.quant.input2_multiplier, q.quant.output_multiplier];
+    let shifts_ok = shifts.iter().all(|s| (-31..=31).contains(s)) && !multipliers.contains(&i32::MIN);
     if level == Level::Scalar || !shifts_ok || in1.len() != out.len() || in2.len() != out.len() {
         return false;
     }
@@ -404,6 +435,113 @@ pub(crate) fn pixel_coords(w: &Window, p: usize) -> (usize, usize, usize) {
 /// requantization.
 #[inline(always)]
 pub(crate) fn scalar_channel(a: &ConvInt8<'_>, ch: &Channels, patch: &[i16], row: &[i8], oc: usize) -> i8 {
-    let acc = patch.iter().zip(row).fold(ch.bias[oc], |s, (&x, &k)| s.wrapping_add(x as i32 * k as i32));
-    requantize(acc, ch.multiplier[oc], ch.shift[oc], a.output_offset, a.act_min, a.act_max) as i8
+    let acc = patch.iter().zip(row).fold(ch.bias_at(oc), |s, (&x, &k)| s.wrapping_add(x as i32 * k as i32));
+    requantize(acc, ch.multiplier_at(oc), ch.shift_at(oc), a.output_offset, a.act_min, a.act_max) as i8
+}
+
+/// Single int8 convolutions outside a model, for the per-kernel benchmarks (`benches/`): the
+/// geometry of one layer, random-free (the caller fills the buffers), run with the fast kernels
+/// of a given level or with the reference loops.
+#[doc(hidden)]
+pub mod bench_api {
+    use super::*;
+    use crate::kernels::conv_2d::{conv_int8_reference, window_dim};
+    use crate::kernels::depthwise_conv_2d::depthwise_int8_reference;
+    use ferrolite_schema::tflite::Padding;
+
+    /// One layer: NHWC input `1 x in_h x in_w x in_c`, square stride, SAME or VALID padding.
+    #[derive(Clone, Copy, Debug)]
+    pub struct Layer {
+        pub in_h: usize,
+        pub in_w: usize,
+        pub in_c: usize,
+        /// Output channels (ignored for depthwise, which has `in_c`).
+        pub out_c: usize,
+        pub filter: usize,
+        pub stride: i32,
+        pub same: bool,
+        pub depthwise: bool,
+    }
+
+    impl Layer {
+        /// Output elements (`None` when the geometry has no output).
+        pub fn output_len(&self) -> Option<usize> {
+            self.window().map(|w| w.output_elements())
+        }
+
+        /// Filter elements.
+        pub fn filter_len(&self) -> usize {
+            let per_tap = if self.depthwise { self.in_c } else { self.in_c * self.out_c };
+            self.filter * self.filter * per_tap
+        }
+
+        fn window(&self) -> Option<Window> {
+            let padding = if self.same { Padding::Same } else { Padding::Valid };
+            let (out_h, pad_h) = window_dim(padding, self.in_h, self.filter, self.stride, 1)?;
+            let (out_w, pad_w) = window_dim(padding, self.in_w, self.filter, self.stride, 1)?;
+            let out_c = if self.depthwise { self.in_c } else { self.out_c };
+            Some(Window {
+                batches: 1,
+                in_h: self.in_h as u32,
+                in_w: self.in_w as u32,
+                in_c: self.in_c as u32,
+                out_h: out_h as u32,
+                out_w: out_w as u32,
+                out_c: out_c as u32,
+                filter_h: self.filter as u32,
+                filter_w: self.filter as u32,
+                stride_h: self.stride,
+                stride_w: self.stride,
+                dil_h: 1,
+                dil_w: 1,
+                pad_h,
+                pad_w,
+            })
+        }
+
+        /// Runs the layer with per-channel `multipliers`/`shifts` (little-endian i32 bytes, one
+        /// per output channel) on `level`, or on the reference loops for [`Level::Scalar`].
+        /// `false` when the geometry or buffers do not fit.
+        #[allow(clippy::too_many_arguments)]
+        pub fn run(
+            &self,
+            level: Level,
+            input: &[i8],
+            filter: &[i8],
+            multipliers: &[u8],
+            shifts: &[u8],
+            input_offset: i32,
+            output: &mut [i8],
+        ) -> bool {
+            let Some(w) = self.window() else { return false };
+            let sizes_ok = input.len() == w.input_elements()
+                && filter.len() == self.filter_len()
+                && output.len() == w.output_elements()
+                && multipliers.len() == 4 * w.out_c as usize
+                && shifts.len() == 4 * w.out_c as usize;
+            if !sizes_ok {
+                return false;
+            }
+            let mut a = ConvInt8 {
+                window: &w,
+                input,
+                filter,
+                bias: None,
+                multipliers: I32s::new(multipliers),
+                shifts: I32s::new(shifts),
+                input_offset,
+                output_offset: 0,
+                act_min: -128,
+                act_max: 127,
+                output,
+            };
+            match (self.depthwise, level) {
+                (false, Level::Scalar) => conv_int8_reference(&mut a, 1),
+                (true, Level::Scalar) => depthwise_int8_reference(&mut a, 1),
+                (false, _) => return conv_int8_at(level, &mut a, 1),
+                (true, _) => return depthwise_int8_at(level, &mut a, 1),
+            }
+            true
+        }
+    }
 }

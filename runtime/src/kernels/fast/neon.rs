@@ -24,25 +24,26 @@ fn multiply_by_quantized_multiplier(x: int32x4_t, m: int32x4_t, shift: int32x4_t
     vrshlq_s32(vqaddq_s32(high, fixup), right)
 }
 
-/// Four `i32` from `v[at..at + 4]`.
+/// Little-endian `i32` elements `at..at + 4` of `v`.
 #[inline]
 #[target_feature(enable = "neon")]
-fn load4(v: &[i32], at: usize) -> int32x4_t {
-    let s = &v[at..at + 4];
-    // SAFETY: `s` holds exactly four i32; `vld1q` has no alignment requirement beyond the element.
-    unsafe { vld1q_s32(s.as_ptr()) }
+fn load4(v: &[u8], at: usize) -> int32x4_t {
+    let s = &v[4 * at..4 * at + 16];
+    // SAFETY: `s` is exactly 16 bytes; loaded as bytes (no alignment needed) and reinterpreted,
+    // which is little-endian `i32` on little-endian aarch64.
+    vreinterpretq_s32_s8(unsafe { vld1q_s8(s.as_ptr().cast()) })
 }
 
 /// Requantizes eight accumulators (bias included) of channels `oc..oc + 8`, stores the bytes.
 #[inline]
 #[target_feature(enable = "neon")]
-fn finish8(a: &mut ConvInt8<'_>, ch: &Channels, oc: usize, acc: [int32x4_t; 2], at: usize) {
+fn finish8(a: &mut ConvInt8<'_>, ch: &Channels<'_>, oc: usize, acc: [int32x4_t; 2], at: usize) {
     let mut halves = [vdup_n_s16(0); 2];
     for (h, (half, &acc)) in halves.iter_mut().zip(&acc).enumerate() {
         let c = oc + 4 * h;
-        let scaled = multiply_by_quantized_multiplier(acc, load4(&ch.multiplier, c), load4(&ch.shift, c));
-        let out = vqaddq_s32(scaled, vdupq_n_s32(a.output_offset));
-        let out = vminq_s32(vmaxq_s32(out, vdupq_n_s32(a.act_min)), vdupq_n_s32(a.act_max));
+        let scaled = multiply_by_quantized_multiplier(acc, load4(ch.multiplier, c), load4(ch.shift, c));
+        let (lo, hi) = (vdupq_n_s32(ch.shifted_min), vdupq_n_s32(ch.shifted_max));
+        let out = vaddq_s32(vminq_s32(vmaxq_s32(scaled, lo), hi), vdupq_n_s32(a.output_offset));
         *half = vqmovn_s32(out);
     }
     let bytes = vqmovn_s16(vcombine_s16(halves[0], halves[1]));
@@ -106,7 +107,7 @@ fn dot4x2(x0: &[i16], x1: &[i16], rows: &[i8], k: usize) -> (int32x4_t, int32x4_
 
 /// CONV_2D: two output pixels at a time, eight output channels at a time.
 #[target_feature(enable = "neon")]
-fn conv_neon(a: &mut ConvInt8<'_>, ch: &Channels, dotprod: bool) -> bool {
+fn conv_neon(a: &mut ConvInt8<'_>, ch: &Channels<'_>, dotprod: bool) -> bool {
     let w = *a.window;
     let k = w.filter_h as usize * w.filter_w as usize * w.in_c as usize;
     let padded = k.next_multiple_of(16);
@@ -137,7 +138,7 @@ fn conv_neon(a: &mut ConvInt8<'_>, ch: &Channels, dotprod: bool) -> bool {
                 let (hi0, hi1) = dot4x2(x0, x1, &a.filter[(oc + 4) * k..(oc + 8) * k], k);
                 (lo0, lo1, hi0, hi1)
             };
-            let (bias_lo, bias_hi) = (load4(&ch.bias, oc), load4(&ch.bias, oc + 4));
+            let (bias_lo, bias_hi) = (load4(ch.bias, oc), load4(ch.bias, oc + 4));
             finish8(a, ch, oc, [vaddq_s32(lo0, bias_lo), vaddq_s32(hi0, bias_hi)], p * out_c + oc);
             if pair {
                 finish8(a, ch, oc, [vaddq_s32(lo1, bias_lo), vaddq_s32(hi1, bias_hi)], (p + 1) * out_c + oc);
@@ -186,7 +187,7 @@ fn load8_i16(v: &[i8], offset: int16x8_t) -> int16x8_t {
 
 /// DEPTHWISE_CONV_2D with one filter per channel: eight channels at a time.
 #[target_feature(enable = "neon")]
-fn depthwise_neon(a: &mut ConvInt8<'_>, ch: &Channels) -> bool {
+fn depthwise_neon(a: &mut ConvInt8<'_>, ch: &Channels<'_>) -> bool {
     let w = *a.window;
     let (in_h, in_w, c) = (w.in_h as usize, w.in_w as usize, w.in_c as usize);
     let filter_w = w.filter_w as usize;
@@ -207,8 +208,8 @@ fn depthwise_neon(a: &mut ConvInt8<'_>, ch: &Channels) -> bool {
         };
         let mut c0 = 0;
         while c0 + 8 <= c {
-            let mut lo = load4(&ch.bias, c0);
-            let mut hi = load4(&ch.bias, c0 + 4);
+            let mut lo = load4(ch.bias, c0);
+            let mut hi = load4(ch.bias, c0 + 4);
             for fy in fy_lo..fy_hi {
                 for fx in fx_lo..fx_hi {
                     let x = load8_i16(&input[pixel_at(fy, fx) + c0..], offset);
@@ -221,7 +222,7 @@ fn depthwise_neon(a: &mut ConvInt8<'_>, ch: &Channels) -> bool {
             c0 += 8;
         }
         for ci in c0..c {
-            let mut acc = ch.bias[ci];
+            let mut acc = ch.bias_at(ci);
             for fy in fy_lo..fy_hi {
                 for fx in fx_lo..fx_hi {
                     let x = input[pixel_at(fy, fx) + ci] as i32 + a.input_offset;
@@ -229,7 +230,7 @@ fn depthwise_neon(a: &mut ConvInt8<'_>, ch: &Channels) -> bool {
                 }
             }
             a.output[p * c + ci] =
-                requantize(acc, ch.multiplier[ci], ch.shift[ci], a.output_offset, a.act_min, a.act_max) as i8;
+                requantize(acc, ch.multiplier_at(ci), ch.shift_at(ci), a.output_offset, a.act_min, a.act_max) as i8;
         }
     }
     true
@@ -359,7 +360,7 @@ mod sdot {
 // Entry points: NEON is part of every aarch64 target this crate builds for.
 
 /// CONV_2D: two output pixels at a time, eight output channels at a time.
-pub(super) fn conv(a: &mut ConvInt8<'_>, ch: &Channels, dotprod: bool) -> bool {
+pub(super) fn conv(a: &mut ConvInt8<'_>, ch: &Channels<'_>, dotprod: bool) -> bool {
     // SAFETY: NEON is mandatory on aarch64; `dotprod` is only true when the extension was detected.
     unsafe { conv_neon(a, ch, dotprod) }
 }
@@ -371,7 +372,7 @@ pub(super) fn dot_rows(row: &[i16], filter: &[i8], depth: usize, out: &mut [i32]
 }
 
 /// DEPTHWISE_CONV_2D with one filter per channel: eight channels at a time.
-pub(super) fn depthwise(a: &mut ConvInt8<'_>, ch: &Channels) -> bool {
+pub(super) fn depthwise(a: &mut ConvInt8<'_>, ch: &Channels<'_>) -> bool {
     // SAFETY: NEON is mandatory on aarch64.
     unsafe { depthwise_neon(a, ch) }
 }

@@ -62,7 +62,7 @@ impl Rng {
         match self.next() % 20 {
             0 => 0,
             1 => i32::MAX,
-            2 => i32::MIN,
+            2 => i32::MIN + 1,
             _ => self.range(1 << 30, i32::MAX as i64) as i32,
         }
     }
@@ -237,10 +237,16 @@ fn unsupported_cases_fall_back_to_the_reference() {
         assert!(!conv_int8_at(level, &mut data.args(&w, &mut out), 2));
         assert!(!depthwise_int8_at(level, &mut data.args(&w, &mut out), 2));
     }
-    // A shift below -31 is outside what the vector requantization reproduces.
-    data.shifts = le_bytes(&vec![-32; w.out_c as usize]);
+    // A shift below -31 or a multiplier of i32::MIN is outside what the vector requantization
+    // reproduces.
+    let shifts = std::mem::replace(&mut data.shifts, le_bytes(&vec![-32; w.out_c as usize]));
     for level in levels() {
         assert!(!conv_int8_at(level, &mut data.args(&w, &mut out), 1));
+    }
+    data.shifts = shifts;
+    data.multipliers = le_bytes(&vec![i32::MIN; w.out_c as usize]);
+    for level in levels() {
+        assert!(!depthwise_int8_at(level, &mut data.args(&w, &mut out), 1));
     }
     assert!(!conv_int8_at(Level::Scalar, &mut data.args(&w, &mut out), 1));
 }

@@ -3,16 +3,19 @@
 //! `MultiplyByQuantizedMultiplier` on eight lanes:
 //! - `SaturatingRoundingDoublingHighMul(a, b)`: gemmlowp adds `2^30` (or `1 - 2^30` when `a * b`
 //!   is negative) and divides by `2^31` truncating; both cases equal `floor((a * b + 2^30) / 2^31)`,
-//!   whose low 32 bits are bits 31..62 of the 64-bit sum, i.e. a logical 64-bit shift by 31;
-//!   `i32::MIN * i32::MIN` saturates to `i32::MAX` as in gemmlowp.
+//!   whose low 32 bits are bits 31..62 of the 64-bit sum, i.e. a logical 64-bit shift by 31. Only
+//!   `i32::MIN * i32::MIN` would saturate, and multipliers of `i32::MIN` are declined.
+//! - Adding the output zero point with saturation and clamping equals clamping to the range moved
+//!   by the zero point, then adding it (the clamp range lies inside int8).
 //! - `RoundingDivideByPOT(x, e)` for `e` in `0..=31` with the same mask/threshold formula as the
 //!   scalar code, per lane (`e = 0` gives a zero mask and leaves `x` unchanged).
 
 use super::{add_element, build_patch, pixel_coords, scalar_channel, AddInt8, Channels, ConvInt8, MAX_PATCH};
-use crate::kernels::conv_2d::requantize;
+use crate::kernels::conv_2d::{requantize, tap_range};
 use core::arch::x86_64::*;
 
-/// `SaturatingRoundingDoublingHighMul` on eight lanes.
+/// `SaturatingRoundingDoublingHighMul` on eight lanes for `b != i32::MIN` (the only case that
+/// saturates; callers decline such multipliers).
 #[inline]
 #[target_feature(enable = "avx2")]
 fn doubling_high_mul(a: __m256i, b: __m256i) -> __m256i {
@@ -20,10 +23,7 @@ fn doubling_high_mul(a: __m256i, b: __m256i) -> __m256i {
     let even = _mm256_srli_epi64::<31>(_mm256_add_epi64(_mm256_mul_epi32(a, b), nudge));
     let odd_products = _mm256_mul_epi32(_mm256_srli_epi64::<32>(a), _mm256_srli_epi64::<32>(b));
     let odd = _mm256_srli_epi64::<31>(_mm256_add_epi64(odd_products, nudge));
-    let high = _mm256_blend_epi32::<0b1010_1010>(even, _mm256_slli_epi64::<32>(odd));
-    let min = _mm256_set1_epi32(i32::MIN);
-    let both_min = _mm256_and_si256(_mm256_cmpeq_epi32(a, min), _mm256_cmpeq_epi32(b, min));
-    _mm256_blendv_epi8(high, _mm256_set1_epi32(i32::MAX), both_min)
+    _mm256_blend_epi32::<0b1010_1010>(even, _mm256_slli_epi64::<32>(odd))
 }
 
 /// `RoundingDivideByPOT(x, e)` on eight lanes, `e` in `0..=31`.
@@ -50,22 +50,12 @@ fn multiply_by_quantized_multiplier(x: __m256i, m: __m256i, shift: __m256i) -> _
     rounding_divide_by_pot(doubling_high_mul(_mm256_sllv_epi32(x, left), m), right)
 }
 
-/// `a.saturating_add(b)` on eight lanes.
+/// Loads little-endian `i32` elements `at..at + 8` of `v`.
 #[inline]
 #[target_feature(enable = "avx2")]
-fn saturating_add(a: __m256i, b: __m256i) -> __m256i {
-    let sum = _mm256_add_epi32(a, b);
-    let overflow = _mm256_and_si256(_mm256_xor_si256(a, sum), _mm256_xor_si256(b, sum));
-    let saturated = _mm256_xor_si256(_mm256_srai_epi32::<31>(a), _mm256_set1_epi32(i32::MAX));
-    _mm256_blendv_epi8(sum, saturated, _mm256_srai_epi32::<31>(overflow))
-}
-
-/// Loads eight `i32` from `v[at..at + 8]`.
-#[inline]
-#[target_feature(enable = "avx2")]
-fn load8(v: &[i32], at: usize) -> __m256i {
-    let s = &v[at..at + 8];
-    // SAFETY: `s` holds exactly eight i32 (32 bytes); `loadu` has no alignment requirement.
+fn load8(v: &[u8], at: usize) -> __m256i {
+    let s = &v[4 * at..4 * at + 32];
+    // SAFETY: `s` is exactly 32 bytes; `loadu` has no alignment requirement.
     unsafe { _mm256_loadu_si256(s.as_ptr().cast()) }
 }
 
@@ -84,12 +74,8 @@ fn store8(out: &mut [i8], at: usize, v: __m256i) {
 /// Requantizes eight channel sums starting at channel `oc` (bias added here) and stores them.
 #[inline]
 #[target_feature(enable = "avx2")]
-fn requantize_store(a: &mut ConvInt8<'_>, ch: &Channels, oc: usize, sums: __m256i, at: usize) {
-    let acc = _mm256_add_epi32(sums, load8(&ch.bias, oc));
-    let scaled = multiply_by_quantized_multiplier(acc, load8(&ch.multiplier, oc), load8(&ch.shift, oc));
-    let out = saturating_add(scaled, _mm256_set1_epi32(a.output_offset));
-    let out = _mm256_min_epi32(_mm256_max_epi32(out, _mm256_set1_epi32(a.act_min)), _mm256_set1_epi32(a.act_max));
-    store8(a.output, at, out);
+fn requantize_store(a: &mut ConvInt8<'_>, ch: &Channels<'_>, oc: usize, sums: __m256i, at: usize) {
+    finish8(a, ch, oc, _mm256_add_epi32(sums, load8(ch.bias, oc)), at);
 }
 
 /// Sums each 32-bit vector's lanes: `[sum(v0), sum(v1), sum(v2), sum(v3)]`.
@@ -126,40 +112,50 @@ fn dot4x2(x0: &[i16], x1: &[i16], rows: &[i8], k: usize) -> (__m128i, __m128i) {
         }
         i += 16;
     }
-    if full < k {
-        // The patches are zero past `k`; the rows are not padded, so copy their tails.
-        let a = load16(&x0[full..padded]);
-        let b = load16(&x1[full..padded]);
+    let mut i = full;
+    if k - i >= 8 {
+        // SAFETY: `i + 8 <= k`: eight i16 of each patch and eight bytes of each row.
+        unsafe {
+            let a = _mm_loadu_si128(p0.add(i).cast());
+            let b = _mm_loadu_si128(p1.add(i).cast());
+            for r in 0..4 {
+                let wv = _mm_cvtepi8_epi16(_mm_loadl_epi64(w.add(r * k + i).cast()));
+                acc0[r] = _mm256_add_epi32(acc0[r], _mm256_zextsi128_si256(_mm_madd_epi16(a, wv)));
+                acc1[r] = _mm256_add_epi32(acc1[r], _mm256_zextsi128_si256(_mm_madd_epi16(b, wv)));
+            }
+        }
+        i += 8;
+    }
+    let (mut sums0, mut sums1) = (horizontal_sums(acc0), horizontal_sums(acc1));
+    if i < k {
+        // Fewer than eight left: scalar.
+        let mut tail0 = [0i32; 4];
+        let mut tail1 = [0i32; 4];
         for r in 0..4 {
-            let mut tail = [0i8; 16];
-            tail[..k - full].copy_from_slice(&rows[r * k + full..r * k + k]);
-            // SAFETY: `tail` is 16 bytes.
-            let wv = _mm256_cvtepi8_epi16(unsafe { _mm_loadu_si128(tail.as_ptr().cast()) });
-            acc0[r] = _mm256_add_epi32(acc0[r], _mm256_madd_epi16(a, wv));
-            acc1[r] = _mm256_add_epi32(acc1[r], _mm256_madd_epi16(b, wv));
+            for j in i..k {
+                let wk = rows[r * k + j] as i32;
+                tail0[r] = tail0[r].wrapping_add(x0[j] as i32 * wk);
+                tail1[r] = tail1[r].wrapping_add(x1[j] as i32 * wk);
+            }
+        }
+        // SAFETY: the arrays are four i32 (16 bytes).
+        unsafe {
+            sums0 = _mm_add_epi32(sums0, _mm_loadu_si128(tail0.as_ptr().cast()));
+            sums1 = _mm_add_epi32(sums1, _mm_loadu_si128(tail1.as_ptr().cast()));
         }
     }
-    (horizontal_sums(acc0), horizontal_sums(acc1))
-}
-
-/// Loads sixteen `i16` (`v.len() == 16`).
-#[inline]
-#[target_feature(enable = "avx2")]
-fn load16(v: &[i16]) -> __m256i {
-    assert!(v.len() == 16);
-    // SAFETY: sixteen i16 are 32 bytes; unaligned load.
-    unsafe { _mm256_loadu_si256(v.as_ptr().cast()) }
+    (sums0, sums1)
 }
 
 /// CONV_2D: two output pixels at a time, eight output channels at a time.
-pub(super) fn conv(a: &mut ConvInt8<'_>, ch: &Channels) -> bool {
+pub(super) fn conv(a: &mut ConvInt8<'_>, ch: &Channels<'_>) -> bool {
     // SAFETY: only reached at `Level::Avx2`, which was detected (or compiled in).
     unsafe { conv_avx2(a, ch) }
     true
 }
 
 #[target_feature(enable = "avx2")]
-fn conv_avx2(a: &mut ConvInt8<'_>, ch: &Channels) {
+fn conv_avx2(a: &mut ConvInt8<'_>, ch: &Channels<'_>) {
     let w = *a.window;
     let k = w.filter_h as usize * w.filter_w as usize * w.in_c as usize;
     let padded = k.next_multiple_of(16);
@@ -225,103 +221,107 @@ fn dot_rows_avx2(row: &[i16], filter: &[i8], depth: usize, out: &mut [i32]) {
 }
 
 /// DEPTHWISE_CONV_2D with one filter per channel: sixteen channels at a time.
-pub(super) fn depthwise(a: &mut ConvInt8<'_>, ch: &Channels) -> bool {
+pub(super) fn depthwise(a: &mut ConvInt8<'_>, ch: &Channels<'_>) -> bool {
     // SAFETY: only reached at `Level::Avx2`, which was detected (or compiled in).
     unsafe { depthwise_avx2(a, ch) }
-    true
 }
 
-/// Loads eight int8 as 16-bit lanes plus `offset` (a 128-bit vector).
-#[inline]
-#[target_feature(enable = "avx2")]
-fn load8_i16(v: &[i8], offset: __m128i) -> __m128i {
-    let s = &v[..8];
-    // SAFETY: `s` is eight bytes; `loadl_epi64` reads exactly eight, unaligned.
-    _mm_add_epi16(_mm_cvtepi8_epi16(unsafe { _mm_loadl_epi64(s.as_ptr().cast()) }), offset)
-}
-
-/// Loads sixteen int8 as 16-bit lanes plus `offset`.
-#[inline]
-#[target_feature(enable = "avx2")]
-fn load16_i16(v: &[i8], offset: __m256i) -> __m256i {
-    let s = &v[..16];
-    // SAFETY: `s` is sixteen bytes; unaligned load.
-    _mm256_add_epi16(_mm256_cvtepi8_epi16(unsafe { _mm_loadu_si128(s.as_ptr().cast()) }), offset)
-}
+/// Most filter taps of a depthwise filter the AVX2 kernel takes.
+const MAX_TAPS: usize = 64;
 
 #[target_feature(enable = "avx2")]
-fn depthwise_avx2(a: &mut ConvInt8<'_>, ch: &Channels) {
+fn depthwise_avx2(a: &mut ConvInt8<'_>, ch: &Channels<'_>) -> bool {
     let w = *a.window;
     let (in_h, in_w, c) = (w.in_h as usize, w.in_w as usize, w.in_c as usize);
     let filter_w = w.filter_w as usize;
+    let taps_max = w.filter_h as usize * filter_w;
     let pixels = w.batches as usize * w.out_h as usize * w.out_w as usize;
+    // The unchecked loads below rely on these sizes.
+    if taps_max > MAX_TAPS
+        || a.input.len() < w.input_elements()
+        || a.filter.len() < taps_max * c
+        || a.output.len() < w.output_elements()
+    {
+        return false;
+    }
     let offset16 = _mm256_set1_epi16(a.input_offset as i16);
     let offset8 = _mm_set1_epi16(a.input_offset as i16);
-    let zero8 = _mm_setzero_si128();
-    let input = a.input;
-    let filter = a.filter;
+    let (input, filter) = (a.input, a.filter);
+    // (input index, filter index) of each tap inside the image, channel 0.
+    let mut taps = [(0usize, 0usize); MAX_TAPS];
     for p in 0..pixels {
         let (b, oy, ox) = pixel_coords(&w, p);
         let iy0 = oy as i32 * w.stride_h - w.pad_h;
         let ix0 = ox as i32 * w.stride_w - w.pad_w;
-        let (fy_lo, fy_hi) = crate::kernels::conv_2d::tap_range(iy0, w.dil_h, w.in_h, w.filter_h);
-        let (fx_lo, fx_hi) = crate::kernels::conv_2d::tap_range(ix0, w.dil_w, w.in_w, w.filter_w);
-        let pixel_at = |fy: usize, fx: usize| {
+        let (fy_lo, fy_hi) = tap_range(iy0, w.dil_h, w.in_h, w.filter_h);
+        let (fx_lo, fx_hi) = tap_range(ix0, w.dil_w, w.in_w, w.filter_w);
+        let mut n = 0;
+        for fy in fy_lo..fy_hi {
             let iy = (iy0 + w.dil_h * fy as i32) as usize;
-            let ix = (ix0 + w.dil_w * fx as i32) as usize;
-            ((b * in_h + iy) * in_w + ix) * c
-        };
+            for fx in fx_lo..fx_hi {
+                let ix = (ix0 + w.dil_w * fx as i32) as usize;
+                taps[n] = (((b * in_h + iy) * in_w + ix) * c, (fy * filter_w + fx) * c);
+                n += 1;
+            }
+        }
+        let taps = &taps[..n];
         let mut c0 = 0;
         while c0 + 16 <= c {
-            let mut lo = load8(&ch.bias, c0);
-            let mut hi = load8(&ch.bias, c0 + 8);
-            for fy in fy_lo..fy_hi {
-                for fx in fx_lo..fx_hi {
-                    let x = load16_i16(&input[pixel_at(fy, fx) + c0..], offset16);
-                    let k = load16_i16(&filter[(fy * filter_w + fx) * c + c0..], _mm256_setzero_si256());
-                    // |x| <= 255 and |k| <= 128: the 16-bit product is exact.
-                    let prod = _mm256_mullo_epi16(x, k);
-                    lo = _mm256_add_epi32(lo, _mm256_cvtepi16_epi32(_mm256_castsi256_si128(prod)));
-                    hi = _mm256_add_epi32(hi, _mm256_cvtepi16_epi32(_mm256_extracti128_si256::<1>(prod)));
-                }
+            let mut lo = load8(ch.bias, c0);
+            let mut hi = load8(ch.bias, c0 + 8);
+            for &(xi, ki) in taps {
+                // SAFETY: `xi` is a pixel inside the image, so `xi + c <= input_elements <=
+                // input.len()`; `ki + c <= taps_max * c <= filter.len()`; and `c0 + 16 <= c`.
+                let (x, k) = unsafe {
+                    (
+                        _mm_loadu_si128(input.as_ptr().add(xi + c0).cast()),
+                        _mm_loadu_si128(filter.as_ptr().add(ki + c0).cast()),
+                    )
+                };
+                let x = _mm256_add_epi16(_mm256_cvtepi8_epi16(x), offset16);
+                // |x| <= 255 and |k| <= 128: the 16-bit product is exact.
+                let prod = _mm256_mullo_epi16(x, _mm256_cvtepi8_epi16(k));
+                lo = _mm256_add_epi32(lo, _mm256_cvtepi16_epi32(_mm256_castsi256_si128(prod)));
+                hi = _mm256_add_epi32(hi, _mm256_cvtepi16_epi32(_mm256_extracti128_si256::<1>(prod)));
             }
             finish8(a, ch, c0, lo, p * c + c0);
             finish8(a, ch, c0 + 8, hi, p * c + c0 + 8);
             c0 += 16;
         }
         if c0 + 8 <= c {
-            let mut acc = load8(&ch.bias, c0);
-            for fy in fy_lo..fy_hi {
-                for fx in fx_lo..fx_hi {
-                    let x = load8_i16(&input[pixel_at(fy, fx) + c0..], offset8);
-                    let k = load8_i16(&filter[(fy * filter_w + fx) * c + c0..], zero8);
-                    acc = _mm256_add_epi32(acc, _mm256_cvtepi16_epi32(_mm_mullo_epi16(x, k)));
-                }
+            let mut acc = load8(ch.bias, c0);
+            for &(xi, ki) in taps {
+                // SAFETY: as above, with `c0 + 8 <= c` (eight bytes read each).
+                let (x, k) = unsafe {
+                    (
+                        _mm_loadl_epi64(input.as_ptr().add(xi + c0).cast()),
+                        _mm_loadl_epi64(filter.as_ptr().add(ki + c0).cast()),
+                    )
+                };
+                let x = _mm_add_epi16(_mm_cvtepi8_epi16(x), offset8);
+                acc = _mm256_add_epi32(acc, _mm256_cvtepi16_epi32(_mm_mullo_epi16(x, _mm_cvtepi8_epi16(k))));
             }
             finish8(a, ch, c0, acc, p * c + c0);
             c0 += 8;
         }
         for ci in c0..c {
-            let mut acc = ch.bias[ci];
-            for fy in fy_lo..fy_hi {
-                for fx in fx_lo..fx_hi {
-                    let x = input[pixel_at(fy, fx) + ci] as i32 + a.input_offset;
-                    acc = acc.wrapping_add(x * filter[(fy * filter_w + fx) * c + ci] as i32);
-                }
-            }
+            let acc = taps.iter().fold(ch.bias_at(ci), |acc, &(xi, ki)| {
+                acc.wrapping_add((input[xi + ci] as i32 + a.input_offset) * filter[ki + ci] as i32)
+            });
             a.output[p * c + ci] =
-                requantize(acc, ch.multiplier[ci], ch.shift[ci], a.output_offset, a.act_min, a.act_max) as i8;
+                requantize(acc, ch.multiplier_at(ci), ch.shift_at(ci), a.output_offset, a.act_min, a.act_max) as i8;
         }
     }
+    true
 }
 
 /// Requantizes eight accumulators (bias included) of channels `oc..oc + 8` and stores them.
 #[inline]
 #[target_feature(enable = "avx2")]
-fn finish8(a: &mut ConvInt8<'_>, ch: &Channels, oc: usize, acc: __m256i, at: usize) {
-    let scaled = multiply_by_quantized_multiplier(acc, load8(&ch.multiplier, oc), load8(&ch.shift, oc));
-    let out = saturating_add(scaled, _mm256_set1_epi32(a.output_offset));
-    let out = _mm256_min_epi32(_mm256_max_epi32(out, _mm256_set1_epi32(a.act_min)), _mm256_set1_epi32(a.act_max));
+fn finish8(a: &mut ConvInt8<'_>, ch: &Channels<'_>, oc: usize, acc: __m256i, at: usize) {
+    let scaled = multiply_by_quantized_multiplier(acc, load8(ch.multiplier, oc), load8(ch.shift, oc));
+    let (lo, hi) = (_mm256_set1_epi32(ch.shifted_min), _mm256_set1_epi32(ch.shifted_max));
+    let out = _mm256_add_epi32(_mm256_min_epi32(_mm256_max_epi32(scaled, lo), hi), _mm256_set1_epi32(a.output_offset));
     store8(a.output, at, out);
 }
 
