@@ -50,6 +50,8 @@ pub enum Level {
     Scalar,
     /// x86-64 AVX2.
     Avx2,
+    /// x86-64 AVX2 plus AVX-512 VNNI (with BW and VL) for the convolutions' byte dot products.
+    Avx512Vnni,
     /// aarch64 Advanced SIMD.
     Neon,
     /// aarch64 Advanced SIMD with the dot-product extension (`sdot`).
@@ -61,6 +63,7 @@ impl Level {
         match self {
             Level::Scalar => "scalar",
             Level::Avx2 => "avx2",
+            Level::Avx512Vnni => "avx2+avx512vnni",
             Level::Neon => "neon",
             Level::NeonDotprod => "neon+dotprod",
         }
@@ -91,13 +94,27 @@ pub fn level() -> Level {
 #[cfg(target_arch = "x86_64")]
 fn x86_level() -> Level {
     #[cfg(feature = "std")]
-    let avx2 = std::is_x86_feature_detected!("avx2");
+    let (avx2, vnni) = (
+        std::is_x86_feature_detected!("avx2"),
+        std::is_x86_feature_detected!("avx512f")
+            && std::is_x86_feature_detected!("avx512bw")
+            && std::is_x86_feature_detected!("avx512vl")
+            && std::is_x86_feature_detected!("avx512vnni"),
+    );
     #[cfg(not(feature = "std"))]
-    let avx2 = cfg!(target_feature = "avx2");
-    if avx2 {
-        Level::Avx2
-    } else {
-        Level::Scalar
+    let (avx2, vnni) = (
+        cfg!(target_feature = "avx2"),
+        cfg!(all(
+            target_feature = "avx512f",
+            target_feature = "avx512bw",
+            target_feature = "avx512vl",
+            target_feature = "avx512vnni"
+        )),
+    );
+    match (avx2, vnni) {
+        (true, true) => Level::Avx512Vnni,
+        (true, false) => Level::Avx2,
+        _ => Level::Scalar,
     }
 }
 
@@ -211,6 +228,8 @@ pub(crate) fn conv_int8_at(level: Level, a: &mut ConvInt8<'_>, groups: usize) ->
         match level {
             #[cfg(target_arch = "x86_64")]
             Level::Avx2 => x86::conv(a, &channels),
+            #[cfg(target_arch = "x86_64")]
+            Level::Avx512Vnni => x86::conv_vnni(a, &channels),
             #[cfg(target_arch = "aarch64")]
             Level::Neon | Level::NeonDotprod => neon::conv(a, &channels, level == Level::NeonDotprod),
             _ => false,
@@ -238,7 +257,7 @@ pub(crate) fn depthwise_int8_at(level: Level, a: &mut ConvInt8<'_>, multiplier: 
         let Some(channels) = Channels::decode(a, a.window.out_c as usize) else { return false };
         match level {
             #[cfg(target_arch = "x86_64")]
-            Level::Avx2 => x86::depthwise(a, &channels),
+            Level::Avx2 | Level::Avx512Vnni => x86::depthwise(a, &channels),
             #[cfg(target_arch = "aarch64")]
             Level::Neon | Level::NeonDotprod => neon::depthwise(a, &channels),
             _ => false,
@@ -304,7 +323,7 @@ fn fully_connected_simd(
         let out = &mut sums[..outputs];
         match level {
             #[cfg(target_arch = "x86_64")]
-            Level::Avx2 => x86::dot_rows(&row[..padded], filter, depth, out),
+            Level::Avx2 | Level::Avx512Vnni => x86::dot_rows(&row[..padded], filter, depth, out),
             #[cfg(target_arch = "aarch64")]
             Level::Neon | Level::NeonDotprod => {
                 neon::dot_rows(&row[..padded], filter, depth, out, level == Level::NeonDotprod)
@@ -359,7 +378,7 @@ pub(crate) fn add_int8_at(level: Level, q: &AddInt8, in1: &[i8], in2: &[i8], out
     }
     match level {
         #[cfg(target_arch = "x86_64")]
-        Level::Avx2 => x86::add(q, in1, in2, out),
+        Level::Avx2 | Level::Avx512Vnni => x86::add(q, in1, in2, out),
         #[cfg(target_arch = "aarch64")]
         Level::Neon | Level::NeonDotprod => neon::add(q, in1, in2, out),
         _ => {

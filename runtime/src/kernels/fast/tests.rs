@@ -22,6 +22,14 @@ fn levels() -> Vec<Level> {
     if std::is_x86_feature_detected!("avx2") {
         v.push(Level::Avx2);
     }
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx512f")
+        && std::is_x86_feature_detected!("avx512bw")
+        && std::is_x86_feature_detected!("avx512vl")
+        && std::is_x86_feature_detected!("avx512vnni")
+    {
+        v.push(Level::Avx512Vnni);
+    }
     #[cfg(target_arch = "aarch64")]
     {
         v.push(Level::Neon);
