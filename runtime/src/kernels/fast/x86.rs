@@ -376,10 +376,12 @@ fn add_avx2(q: &AddInt8, in1: &[i8], in2: &[i8], out: &mut [i8]) {
 // AVX-512 VNNI (256-bit `vpdpbusd`): unsigned-by-signed byte dot products, no saturation
 // ---------------------------------------------------------------------------------------------
 
-/// CONV_2D with `vpdpbusd`. The patch holds `x + 128` as unsigned bytes and padding taps hold
-/// `zero point + 128`, so `sum_k patch * w + (offset - 128) * sum_k w` equals the reference's sum
-/// of `(x + offset) * w` over the taps inside the image (padding contributes `(zero point +
-/// offset) * w = 0`); the second term is folded into a per-invoke bias.
+/// CONV_2D with `vpdpbusd`, which multiplies unsigned by signed bytes: input bytes get their
+/// sign bit flipped as they are loaded (`x + 128`), and padding taps hold the zero point (so
+/// `zero point + 128` after the flip). Then `sum_k (x + 128) * w + (offset - 128) * sum_k w`
+/// equals the reference's sum of `(x + offset) * w` over the taps inside the image (padding
+/// contributes `(zero point + offset) * w = 0`); the second term is folded into a per-invoke bias.
+/// 1x1 filters without padding read the input pixel in place; others copy a patch.
 pub(super) fn conv_vnni(a: &mut ConvInt8<'_>, ch: &Channels<'_>) -> bool {
     // SAFETY: only reached at `Level::Avx512Vnni`, whose features were detected (or compiled in).
     unsafe { conv_vnni_impl(a, ch) }
@@ -388,9 +390,10 @@ pub(super) fn conv_vnni(a: &mut ConvInt8<'_>, ch: &Channels<'_>) -> bool {
 #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
 fn conv_vnni_impl(a: &mut ConvInt8<'_>, ch: &Channels<'_>) -> bool {
     let w = *a.window;
-    let k = w.filter_h as usize * w.filter_w as usize * w.in_c as usize;
+    let in_c = w.in_c as usize;
+    let k = w.filter_h as usize * w.filter_w as usize * in_c;
     let out_c = w.out_c as usize;
-    if a.filter.len() < out_c * k {
+    if a.filter.len() < out_c * k || a.input.len() < w.input_elements() {
         return false;
     }
     let pixels = w.batches as usize * w.out_h as usize * w.out_w as usize;
@@ -408,20 +411,30 @@ fn conv_vnni_impl(a: &mut ConvInt8<'_>, ch: &Channels<'_>) -> bool {
         shifted_min: ch.shifted_min,
         shifted_max: ch.shifted_max,
     };
-    let padding = (128 - a.input_offset) as u8;
-    let mut patch0 = [0u8; MAX_PATCH + 32];
-    let mut patch1 = [0u8; MAX_PATCH + 32];
+    let in_place = w.filter_h == 1 && w.filter_w == 1 && w.pad_h == 0 && w.pad_w == 0;
+    let zero_point = a.input_offset.wrapping_neg() as i8;
+    let input = a.input;
+    let pixel = |p: usize| {
+        let (b, oy, ox) = pixel_coords(&w, p);
+        let (iy, ix) = (oy * w.stride_h as usize, ox * w.stride_w as usize);
+        &input[((b * w.in_h as usize + iy) * w.in_w as usize + ix) * in_c..][..in_c]
+    };
+    let mut patch0 = [0i8; MAX_PATCH];
+    let mut patch1 = [0i8; MAX_PATCH];
     let mut p = 0;
     while p < pixels {
         let pair = p + 1 < pixels;
-        let (b, oy, ox) = pixel_coords(&w, p);
-        build_patch_u8(&w, a.input, padding, b, oy, ox, &mut patch0[..k]);
-        if pair {
-            let (b, oy, ox) = pixel_coords(&w, p + 1);
-            build_patch_u8(&w, a.input, padding, b, oy, ox, &mut patch1[..k]);
-        }
-        let x1: &[u8] = if pair { &patch1 } else { &patch0 };
-        let x0: &[u8] = &patch0;
+        let (x0, x1): (&[i8], &[i8]) = if in_place {
+            (pixel(p), pixel(if pair { p + 1 } else { p }))
+        } else {
+            let (b, oy, ox) = pixel_coords(&w, p);
+            build_patch_i8(&w, input, zero_point, b, oy, ox, &mut patch0[..k]);
+            if pair {
+                let (b, oy, ox) = pixel_coords(&w, p + 1);
+                build_patch_i8(&w, input, zero_point, b, oy, ox, &mut patch1[..k]);
+            }
+            (&patch0[..k], if pair { &patch1[..k] } else { &patch0[..k] })
+        };
         let mut oc = 0;
         while oc + 8 <= out_c {
             let (lo0, lo1) = dot4x2_vnni(x0, x1, &a.filter[oc * k..(oc + 4) * k], k);
@@ -434,9 +447,11 @@ fn conv_vnni_impl(a: &mut ConvInt8<'_>, ch: &Channels<'_>) -> bool {
         }
         for oc in oc..out_c {
             let row = &a.filter[oc * k..(oc + 1) * k];
-            let one = |x: &[u8]| {
-                let acc =
-                    x[..k].iter().zip(row).fold(folded.bias_at(oc), |s, (&x, &w)| s.wrapping_add(x as i32 * w as i32));
+            let one = |x: &[i8]| {
+                let acc = x
+                    .iter()
+                    .zip(row)
+                    .fold(ch.bias_at(oc), |s, (&x, &w)| s.wrapping_add((x as i32 + a.input_offset) * w as i32));
                 requantize(acc, ch.multiplier_at(oc), ch.shift_at(oc), a.output_offset, a.act_min, a.act_max) as i8
             };
             a.output[p * out_c + oc] = one(x0);
@@ -449,10 +464,11 @@ fn conv_vnni_impl(a: &mut ConvInt8<'_>, ch: &Channels<'_>) -> bool {
     true
 }
 
-/// As [`build_patch`] with unsigned bytes `x + 128`, padding taps set to `padding`.
+/// The receptive field of output pixel `(b, oy, ox)` as raw int8 in filter order, padding taps
+/// set to the input zero point.
 #[inline]
 #[target_feature(enable = "avx2")]
-fn build_patch_u8(w: &Window, input: &[i8], padding: u8, b: usize, oy: usize, ox: usize, patch: &mut [u8]) {
+fn build_patch_i8(w: &Window, input: &[i8], zero_point: i8, b: usize, oy: usize, ox: usize, patch: &mut [i8]) {
     let (in_h, in_w, in_c) = (w.in_h as usize, w.in_w as usize, w.in_c as usize);
     let (filter_h, filter_w) = (w.filter_h as usize, w.filter_w as usize);
     let iy0 = oy as i32 * w.stride_h - w.pad_h;
@@ -460,49 +476,44 @@ fn build_patch_u8(w: &Window, input: &[i8], padding: u8, b: usize, oy: usize, ox
     let (fy_lo, fy_hi) = tap_range(iy0, w.dil_h, w.in_h, w.filter_h);
     let (fx_lo, fx_hi) = tap_range(ix0, w.dil_w, w.in_w, w.filter_w);
     let row_len = filter_w * in_c;
-    let flip = |dst: &mut [u8], src: &[i8]| {
-        for (d, &s) in dst.iter_mut().zip(src) {
-            *d = (s as u8) ^ 0x80;
-        }
-    };
     for (fy, dst) in patch.chunks_exact_mut(row_len).take(filter_h).enumerate() {
         if fy < fy_lo || fy >= fy_hi || fx_lo >= fx_hi {
-            dst.fill(padding);
+            dst.fill(zero_point);
             continue;
         }
         let iy = (iy0 + w.dil_h * fy as i32) as usize;
         let row = &input[(b * in_h + iy) * in_w * in_c..][..in_w * in_c];
-        dst[..fx_lo * in_c].fill(padding);
-        dst[fx_hi * in_c..].fill(padding);
+        dst[..fx_lo * in_c].fill(zero_point);
+        dst[fx_hi * in_c..].fill(zero_point);
         if w.dil_w == 1 {
             let ix = (ix0 + fx_lo as i32) as usize;
             let n = (fx_hi - fx_lo) * in_c;
-            flip(&mut dst[fx_lo * in_c..][..n], &row[ix * in_c..][..n]);
+            dst[fx_lo * in_c..][..n].copy_from_slice(&row[ix * in_c..][..n]);
         } else {
             for fx in fx_lo..fx_hi {
                 let ix = (ix0 + w.dil_w * fx as i32) as usize;
-                flip(&mut dst[fx * in_c..][..in_c], &row[ix * in_c..][..in_c]);
+                dst[fx * in_c..][..in_c].copy_from_slice(&row[ix * in_c..][..in_c]);
             }
         }
     }
 }
 
-/// Dot products of two unsigned-byte patches (at least `k.next_multiple_of(32)` long; bytes past
-/// `k` are ignored) with four int8 rows of length `k`, with `vpdpbusd`.
+/// Dot products of two int8 patches of length `k` (flipped to `x + 128` as they load) with four
+/// int8 rows of length `k`, with `vpdpbusd`.
 #[inline]
 #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
-fn dot4x2_vnni(x0: &[u8], x1: &[u8], rows: &[i8], k: usize) -> (__m128i, __m128i) {
-    let padded = k.next_multiple_of(32);
-    assert!(x0.len() >= padded && x1.len() >= padded && rows.len() >= 4 * k);
+fn dot4x2_vnni(x0: &[i8], x1: &[i8], rows: &[i8], k: usize) -> (__m128i, __m128i) {
+    assert!(x0.len() >= k && x1.len() >= k && rows.len() >= 4 * k);
+    let flip = _mm256_set1_epi8(i8::MIN);
     let mut acc0 = [_mm256_setzero_si256(); 4];
     let mut acc1 = [_mm256_setzero_si256(); 4];
     let (p0, p1, w) = (x0.as_ptr(), x1.as_ptr(), rows.as_ptr());
     let mut i = 0;
     while i + 32 <= k {
-        // SAFETY: `i + 32 <= k <= padded <= x0.len(), x1.len()`; `r * k + i + 32 <= 4 * k <= rows.len()`.
+        // SAFETY: `i + 32 <= k <= x0.len(), x1.len()`; `r * k + i + 32 <= 4 * k <= rows.len()`.
         unsafe {
-            let a = _mm256_loadu_si256(p0.add(i).cast());
-            let b = _mm256_loadu_si256(p1.add(i).cast());
+            let a = _mm256_xor_si256(_mm256_loadu_si256(p0.add(i).cast()), flip);
+            let b = _mm256_xor_si256(_mm256_loadu_si256(p1.add(i).cast()), flip);
             for r in 0..4 {
                 let wv = _mm256_loadu_si256(w.add(r * k + i).cast());
                 acc0[r] = _mm256_dpbusd_epi32(acc0[r], a, wv);
@@ -512,14 +523,14 @@ fn dot4x2_vnni(x0: &[u8], x1: &[u8], rows: &[i8], k: usize) -> (__m128i, __m128i
         i += 32;
     }
     if i < k {
-        // Masked weight loads read only the row's remaining bytes (masked-out bytes are not
-        // accessed and load as zero), so the patches' bytes past `k` multiply zeros.
-        let mask: u32 = if k - i >= 32 { u32::MAX } else { (1u32 << (k - i)) - 1 };
-        // SAFETY: `i + 32 <= padded <= x0.len(), x1.len()`; the masked loads touch only bytes
-        // `r * k + i .. r * k + k` of `rows`.
+        // Masked loads touch only the remaining `k - i < 32` bytes (masked-out bytes are not
+        // accessed and load as zero, so their weights are zero).
+        let mask = (1u32 << (k - i)) - 1;
+        // SAFETY: each masked load reads bytes `i..k` of a patch or `r * k + i..r * k + k` of
+        // `rows`, all in bounds.
         unsafe {
-            let a = _mm256_loadu_si256(p0.add(i).cast());
-            let b = _mm256_loadu_si256(p1.add(i).cast());
+            let a = _mm256_xor_si256(_mm256_maskz_loadu_epi8(mask, p0.add(i)), flip);
+            let b = _mm256_xor_si256(_mm256_maskz_loadu_epi8(mask, p1.add(i)), flip);
             for r in 0..4 {
                 let wv = _mm256_maskz_loadu_epi8(mask, w.add(r * k + i));
                 acc0[r] = _mm256_dpbusd_epi32(acc0[r], a, wv);
