@@ -442,11 +442,17 @@ pub(crate) fn build_patch(w: &Window, input: &[i8], offset: i16, b: usize, oy: u
 }
 
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
-/// Output pixel `p` (flat over batch, row, column) as `(b, oy, ox)`.
+/// The output pixel after `(b, oy, ox)` in flat order (batch, row, column); no division.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 #[inline(always)]
-pub(crate) fn pixel_coords(w: &Window, p: usize) -> (usize, usize, usize) {
-    let (out_h, out_w) = (w.out_h as usize, w.out_w as usize);
-    (p / (out_h * out_w), p / out_w % out_h, p % out_w)
+pub(crate) fn next_pixel(w: &Window, (b, oy, ox): (usize, usize, usize)) -> (usize, usize, usize) {
+    if ox + 1 < w.out_w as usize {
+        (b, oy, ox + 1)
+    } else if oy + 1 < w.out_h as usize {
+        (b, oy + 1, 0)
+    } else {
+        (b + 1, 0, 0)
+    }
 }
 
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]

@@ -8,7 +8,7 @@
 //!   (saturating; `e = 0` masks it off), then a rounding shift right `srshl` by `-e`. For
 //!   `e <= 31` this rounds ties away from zero like the scalar mask/threshold formula.
 
-use super::{add_element, build_patch, pixel_coords, scalar_channel, AddInt8, Channels, ConvInt8, MAX_PATCH};
+use super::{add_element, build_patch, next_pixel, scalar_channel, AddInt8, Channels, ConvInt8, MAX_PATCH};
 use crate::kernels::conv_2d::{requantize, tap_range};
 use core::arch::aarch64::*;
 
@@ -117,13 +117,16 @@ fn conv_neon(a: &mut ConvInt8<'_>, ch: &Channels<'_>, dotprod: bool) -> bool {
     let mut patch0 = [0i16; MAX_PATCH];
     let mut patch1 = [0i16; MAX_PATCH];
     let mut p = 0;
+    let mut cur = (0, 0, 0);
     while p < pixels {
         let pair = p + 1 < pixels;
-        let (b, oy, ox) = pixel_coords(&w, p);
+        let (b, oy, ox) = cur;
         build_patch(&w, a.input, offset, b, oy, ox, &mut patch0[..k]);
+        cur = next_pixel(&w, cur);
         if pair {
-            let (b, oy, ox) = pixel_coords(&w, p + 1);
+            let (b, oy, ox) = cur;
             build_patch(&w, a.input, offset, b, oy, ox, &mut patch1[..k]);
+            cur = next_pixel(&w, cur);
         }
         let x0 = &patch0[..padded];
         let x1 = if pair { &patch1[..padded] } else { x0 };
@@ -195,8 +198,10 @@ fn depthwise_neon(a: &mut ConvInt8<'_>, ch: &Channels<'_>) -> bool {
     let offset = vdupq_n_s16(a.input_offset as i16);
     let zero = vdupq_n_s16(0);
     let (input, filter) = (a.input, a.filter);
+    let mut cur = (0, 0, 0);
     for p in 0..pixels {
-        let (b, oy, ox) = pixel_coords(&w, p);
+        let (b, oy, ox) = cur;
+        cur = next_pixel(&w, cur);
         let iy0 = oy as i32 * w.stride_h - w.pad_h;
         let ix0 = ox as i32 * w.stride_w - w.pad_w;
         let (fy_lo, fy_hi) = tap_range(iy0, w.dil_h, w.in_h, w.filter_h);

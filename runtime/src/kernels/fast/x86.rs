@@ -11,7 +11,7 @@
 //!   scalar code, per lane (`e = 0` gives a zero mask and leaves `x` unchanged).
 
 use super::{
-    add_element, build_patch, pixel_coords, scalar_channel, AddInt8, Channels, ConvInt8, MAX_CHANNELS, MAX_PATCH,
+    add_element, build_patch, next_pixel, scalar_channel, AddInt8, Channels, ConvInt8, MAX_CHANNELS, MAX_PATCH,
 };
 use crate::kernels::conv_2d::Window;
 use crate::kernels::conv_2d::{requantize, tap_range};
@@ -168,13 +168,16 @@ fn conv_avx2(a: &mut ConvInt8<'_>, ch: &Channels<'_>) {
     let mut patch0 = [0i16; MAX_PATCH];
     let mut patch1 = [0i16; MAX_PATCH];
     let mut p = 0;
+    let mut cur = (0, 0, 0);
     while p < pixels {
         let pair = p + 1 < pixels;
-        let (b, oy, ox) = pixel_coords(&w, p);
+        let (b, oy, ox) = cur;
         build_patch(&w, a.input, offset, b, oy, ox, &mut patch0[..k]);
+        cur = next_pixel(&w, cur);
         if pair {
-            let (b, oy, ox) = pixel_coords(&w, p + 1);
+            let (b, oy, ox) = cur;
             build_patch(&w, a.input, offset, b, oy, ox, &mut patch1[..k]);
+            cur = next_pixel(&w, cur);
         }
         let x0 = &patch0[..padded];
         let x1 = if pair { &patch1[..padded] } else { x0 };
@@ -252,8 +255,10 @@ fn depthwise_avx2(a: &mut ConvInt8<'_>, ch: &Channels<'_>) -> bool {
     let (input, filter) = (a.input, a.filter);
     // (input index, filter index) of each tap inside the image, channel 0.
     let mut taps = [(0usize, 0usize); MAX_TAPS];
+    let mut cur = (0, 0, 0);
     for p in 0..pixels {
-        let (b, oy, ox) = pixel_coords(&w, p);
+        let (b, oy, ox) = cur;
+        cur = next_pixel(&w, cur);
         let iy0 = oy as i32 * w.stride_h - w.pad_h;
         let ix0 = ox as i32 * w.stride_w - w.pad_w;
         let (fy_lo, fy_hi) = tap_range(iy0, w.dil_h, w.in_h, w.filter_h);
@@ -414,23 +419,26 @@ fn conv_vnni_impl(a: &mut ConvInt8<'_>, ch: &Channels<'_>) -> bool {
     let in_place = w.filter_h == 1 && w.filter_w == 1 && w.pad_h == 0 && w.pad_w == 0;
     let zero_point = a.input_offset.wrapping_neg() as i8;
     let input = a.input;
-    let pixel = |p: usize| {
-        let (b, oy, ox) = pixel_coords(&w, p);
+    let pixel = |(b, oy, ox): (usize, usize, usize)| {
         let (iy, ix) = (oy * w.stride_h as usize, ox * w.stride_w as usize);
         &input[((b * w.in_h as usize + iy) * w.in_w as usize + ix) * in_c..][..in_c]
     };
     let mut patch0 = [0i8; MAX_PATCH];
     let mut patch1 = [0i8; MAX_PATCH];
     let mut p = 0;
+    let mut cur = (0, 0, 0);
     while p < pixels {
         let pair = p + 1 < pixels;
+        let first = cur;
+        let second = if pair { next_pixel(&w, first) } else { first };
+        cur = next_pixel(&w, second);
         let (x0, x1): (&[i8], &[i8]) = if in_place {
-            (pixel(p), pixel(if pair { p + 1 } else { p }))
+            (pixel(first), pixel(second))
         } else {
-            let (b, oy, ox) = pixel_coords(&w, p);
+            let (b, oy, ox) = first;
             build_patch_i8(&w, input, zero_point, b, oy, ox, &mut patch0[..k]);
             if pair {
-                let (b, oy, ox) = pixel_coords(&w, p + 1);
+                let (b, oy, ox) = second;
                 build_patch_i8(&w, input, zero_point, b, oy, ox, &mut patch1[..k]);
             }
             (&patch0[..k], if pair { &patch1[..k] } else { &patch0[..k] })
