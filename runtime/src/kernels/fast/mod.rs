@@ -257,7 +257,9 @@ pub(crate) fn depthwise_int8_at(level: Level, a: &mut ConvInt8<'_>, multiplier: 
         let Some(channels) = Channels::decode(a, a.window.out_c as usize) else { return false };
         match level {
             #[cfg(target_arch = "x86_64")]
-            Level::Avx2 | Level::Avx512Vnni => x86::depthwise(a, &channels),
+            Level::Avx2 => x86::depthwise(a, &channels),
+            #[cfg(target_arch = "x86_64")]
+            Level::Avx512Vnni => x86::depthwise_avx512(a, &channels),
             #[cfg(target_arch = "aarch64")]
             Level::Neon | Level::NeonDotprod => neon::depthwise(a, &channels),
             _ => false,
@@ -416,8 +418,8 @@ pub(crate) fn build_patch(w: &Window, input: &[i8], offset: i16, b: usize, oy: u
     let (filter_h, filter_w) = (w.filter_h as usize, w.filter_w as usize);
     let iy0 = oy as i32 * w.stride_h - w.pad_h;
     let ix0 = ox as i32 * w.stride_w - w.pad_w;
-    let (fy_lo, fy_hi) = tap_range(iy0, w.dil_h, w.in_h, w.filter_h);
-    let (fx_lo, fx_hi) = tap_range(ix0, w.dil_w, w.in_w, w.filter_w);
+    let (fy_lo, fy_hi) = taps_inside(iy0, w.dil_h, w.in_h, w.filter_h);
+    let (fx_lo, fx_hi) = taps_inside(ix0, w.dil_w, w.in_w, w.filter_w);
     let row_len = filter_w * in_c;
     for (fy, dst) in patch.chunks_exact_mut(row_len).take(filter_h).enumerate() {
         if fy < fy_lo || fy >= fy_hi || fx_lo >= fx_hi {
@@ -442,6 +444,19 @@ pub(crate) fn build_patch(w: &Window, input: &[i8], offset: i16, b: usize, oy: u
 }
 
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+/// [`tap_range`] without its divisions when the dilation is 1 (the common case, per pixel).
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+#[inline(always)]
+pub(crate) fn taps_inside(origin: i32, dilation: i32, size: u32, filter: u32) -> (usize, usize) {
+    if dilation != 1 {
+        return tap_range(origin, dilation, size, filter);
+    }
+    let (o, s, f) = (origin as i64, size as i64, filter as i64);
+    let lo = (-o).clamp(0, f);
+    let hi = (s - o).clamp(0, f);
+    (lo as usize, hi.max(lo) as usize)
+}
+
 /// The output pixel after `(b, oy, ox)` in flat order (batch, row, column); no division.
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 #[inline(always)]

@@ -8,8 +8,10 @@
 //!   (saturating; `e = 0` masks it off), then a rounding shift right `srshl` by `-e`. For
 //!   `e <= 31` this rounds ties away from zero like the scalar mask/threshold formula.
 
-use super::{add_element, build_patch, next_pixel, scalar_channel, AddInt8, Channels, ConvInt8, MAX_PATCH};
-use crate::kernels::conv_2d::{requantize, tap_range};
+use super::{
+    add_element, build_patch, next_pixel, scalar_channel, taps_inside, AddInt8, Channels, ConvInt8, MAX_PATCH,
+};
+use crate::kernels::conv_2d::requantize;
 use core::arch::aarch64::*;
 
 /// TFLM's `MultiplyByQuantizedMultiplier(x, m, shift)` on four lanes, shifts in `-31..=31`.
@@ -204,8 +206,8 @@ fn depthwise_neon(a: &mut ConvInt8<'_>, ch: &Channels<'_>) -> bool {
         cur = next_pixel(&w, cur);
         let iy0 = oy as i32 * w.stride_h - w.pad_h;
         let ix0 = ox as i32 * w.stride_w - w.pad_w;
-        let (fy_lo, fy_hi) = tap_range(iy0, w.dil_h, w.in_h, w.filter_h);
-        let (fx_lo, fx_hi) = tap_range(ix0, w.dil_w, w.in_w, w.filter_w);
+        let (fy_lo, fy_hi) = taps_inside(iy0, w.dil_h, w.in_h, w.filter_h);
+        let (fx_lo, fx_hi) = taps_inside(ix0, w.dil_w, w.in_w, w.filter_w);
         let pixel_at = |fy: usize, fx: usize| {
             let iy = (iy0 + w.dil_h * fy as i32) as usize;
             let ix = (ix0 + w.dil_w * fx as i32) as usize;

@@ -319,3 +319,21 @@ fn add_and_sub_match_the_reference() {
         }
     }
 }
+
+#[test]
+fn taps_inside_equals_tap_range() {
+    for origin in -12..12 {
+        for dilation in 1..4 {
+            for size in 1..7u32 {
+                for filter in 1..7u32 {
+                    let want = crate::kernels::conv_2d::tap_range(origin, dilation, size, filter);
+                    assert_eq!(
+                        taps_inside(origin, dilation, size, filter),
+                        want,
+                        "{origin} {dilation} {size} {filter}"
+                    );
+                }
+            }
+        }
+    }
+}

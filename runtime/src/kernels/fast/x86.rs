@@ -11,10 +11,11 @@
 //!   scalar code, per lane (`e = 0` gives a zero mask and leaves `x` unchanged).
 
 use super::{
-    add_element, build_patch, next_pixel, scalar_channel, AddInt8, Channels, ConvInt8, MAX_CHANNELS, MAX_PATCH,
+    add_element, build_patch, next_pixel, scalar_channel, taps_inside, AddInt8, Channels, ConvInt8, MAX_CHANNELS,
+    MAX_PATCH,
 };
+use crate::kernels::conv_2d::requantize;
 use crate::kernels::conv_2d::Window;
-use crate::kernels::conv_2d::{requantize, tap_range};
 use core::arch::x86_64::*;
 
 /// `SaturatingRoundingDoublingHighMul` on eight lanes for `b != i32::MIN` (the only case that
@@ -229,14 +230,14 @@ fn dot_rows_avx2(row: &[i16], filter: &[i8], depth: usize, out: &mut [i32]) {
 /// DEPTHWISE_CONV_2D with one filter per channel: sixteen channels at a time.
 pub(super) fn depthwise(a: &mut ConvInt8<'_>, ch: &Channels<'_>) -> bool {
     // SAFETY: only reached at `Level::Avx2`, which was detected (or compiled in).
-    unsafe { depthwise_avx2(a, ch) }
+    unsafe { depthwise_avx2(a, ch, 0) }
 }
 
 /// Most filter taps of a depthwise filter the AVX2 kernel takes.
 const MAX_TAPS: usize = 64;
 
 #[target_feature(enable = "avx2")]
-fn depthwise_avx2(a: &mut ConvInt8<'_>, ch: &Channels<'_>) -> bool {
+fn depthwise_avx2(a: &mut ConvInt8<'_>, ch: &Channels<'_>, first_channel: usize) -> bool {
     let w = *a.window;
     let (in_h, in_w, c) = (w.in_h as usize, w.in_w as usize, w.in_c as usize);
     let filter_w = w.filter_w as usize;
@@ -261,8 +262,8 @@ fn depthwise_avx2(a: &mut ConvInt8<'_>, ch: &Channels<'_>) -> bool {
         cur = next_pixel(&w, cur);
         let iy0 = oy as i32 * w.stride_h - w.pad_h;
         let ix0 = ox as i32 * w.stride_w - w.pad_w;
-        let (fy_lo, fy_hi) = tap_range(iy0, w.dil_h, w.in_h, w.filter_h);
-        let (fx_lo, fx_hi) = tap_range(ix0, w.dil_w, w.in_w, w.filter_w);
+        let (fy_lo, fy_hi) = taps_inside(iy0, w.dil_h, w.in_h, w.filter_h);
+        let (fx_lo, fx_hi) = taps_inside(ix0, w.dil_w, w.in_w, w.filter_w);
         let mut n = 0;
         for fy in fy_lo..fy_hi {
             let iy = (iy0 + w.dil_h * fy as i32) as usize;
@@ -273,7 +274,7 @@ fn depthwise_avx2(a: &mut ConvInt8<'_>, ch: &Channels<'_>) -> bool {
             }
         }
         let taps = &taps[..n];
-        let mut c0 = 0;
+        let mut c0 = first_channel;
         while c0 + 16 <= c {
             let mut lo = load8(ch.bias, c0);
             let mut hi = load8(ch.bias, c0 + 8);
@@ -481,8 +482,8 @@ fn build_patch_i8(w: &Window, input: &[i8], zero_point: i8, b: usize, oy: usize,
     let (filter_h, filter_w) = (w.filter_h as usize, w.filter_w as usize);
     let iy0 = oy as i32 * w.stride_h - w.pad_h;
     let ix0 = ox as i32 * w.stride_w - w.pad_w;
-    let (fy_lo, fy_hi) = tap_range(iy0, w.dil_h, w.in_h, w.filter_h);
-    let (fx_lo, fx_hi) = tap_range(ix0, w.dil_w, w.in_w, w.filter_w);
+    let (fy_lo, fy_hi) = taps_inside(iy0, w.dil_h, w.in_h, w.filter_h);
+    let (fx_lo, fx_hi) = taps_inside(ix0, w.dil_w, w.in_w, w.filter_w);
     let row_len = filter_w * in_c;
     for (fy, dst) in patch.chunks_exact_mut(row_len).take(filter_h).enumerate() {
         if fy < fy_lo || fy >= fy_hi || fx_lo >= fx_hi {
@@ -547,4 +548,123 @@ fn dot4x2_vnni(x0: &[i8], x1: &[i8], rows: &[i8], k: usize) -> (__m128i, __m128i
         }
     }
     (horizontal_sums(acc0), horizontal_sums(acc1))
+}
+
+/// DEPTHWISE_CONV_2D with one filter per channel on AVX-512: 32 channels at a time, the
+/// remaining channels with AVX2. Same arithmetic as the AVX2 kernel, on 512-bit vectors.
+pub(super) fn depthwise_avx512(a: &mut ConvInt8<'_>, ch: &Channels<'_>) -> bool {
+    // SAFETY: only reached at `Level::Avx512Vnni`, whose features were detected (or compiled in).
+    unsafe { depthwise_avx512_impl(a, ch) }
+}
+
+/// `SaturatingRoundingDoublingHighMul` on sixteen lanes (`b != i32::MIN`), as [`doubling_high_mul`].
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn doubling_high_mul16(a: __m512i, b: __m512i) -> __m512i {
+    let nudge = _mm512_set1_epi64(1 << 30);
+    let even = _mm512_srli_epi64::<31>(_mm512_add_epi64(_mm512_mul_epi32(a, b), nudge));
+    let odd_products = _mm512_mul_epi32(_mm512_srli_epi64::<32>(a), _mm512_srli_epi64::<32>(b));
+    let odd = _mm512_srli_epi64::<31>(_mm512_add_epi64(odd_products, nudge));
+    _mm512_mask_blend_epi32(0xAAAA, even, _mm512_slli_epi64::<32>(odd))
+}
+
+/// `RoundingDivideByPOT(x, e)` on sixteen lanes, `e` in `0..=31`, as [`rounding_divide_by_pot`].
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn rounding_divide_by_pot16(x: __m512i, exponent: __m512i) -> __m512i {
+    let one = _mm512_set1_epi32(1);
+    let mask = _mm512_sub_epi32(_mm512_sllv_epi32(one, exponent), one);
+    let remainder = _mm512_and_si512(x, mask);
+    let half = _mm512_srai_epi32::<1>(mask);
+    let threshold = _mm512_mask_add_epi32(half, _mm512_cmplt_epi32_mask(x, _mm512_setzero_si512()), half, one);
+    let shifted = _mm512_srav_epi32(x, exponent);
+    _mm512_mask_add_epi32(shifted, _mm512_cmpgt_epi32_mask(remainder, threshold), shifted, one)
+}
+
+/// Requantizes sixteen accumulators (bias included) of channels `oc..oc + 16` and stores them.
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn finish16(a: &mut ConvInt8<'_>, ch: &Channels<'_>, oc: usize, acc: __m512i, at: usize) {
+    let load = |v: &[u8]| {
+        let s = &v[4 * oc..4 * oc + 64];
+        // SAFETY: `s` is exactly 64 bytes; unaligned load.
+        unsafe { _mm512_loadu_si512(s.as_ptr().cast()) }
+    };
+    let shift = load(ch.shift);
+    let zero = _mm512_setzero_si512();
+    let left = _mm512_max_epi32(shift, zero);
+    let right = _mm512_max_epi32(_mm512_sub_epi32(zero, shift), zero);
+    let high = doubling_high_mul16(_mm512_sllv_epi32(acc, left), load(ch.multiplier));
+    let scaled = rounding_divide_by_pot16(high, right);
+    let (lo, hi) = (_mm512_set1_epi32(ch.shifted_min), _mm512_set1_epi32(ch.shifted_max));
+    let out = _mm512_add_epi32(_mm512_min_epi32(_mm512_max_epi32(scaled, lo), hi), _mm512_set1_epi32(a.output_offset));
+    let bytes = _mm512_cvtsepi32_epi8(out);
+    let dst = &mut a.output[at..at + 16];
+    // SAFETY: `dst` is exactly 16 bytes; unaligned store.
+    unsafe { _mm_storeu_si128(dst.as_mut_ptr().cast(), bytes) }
+}
+
+#[target_feature(enable = "avx2,avx512f,avx512bw")]
+fn depthwise_avx512_impl(a: &mut ConvInt8<'_>, ch: &Channels<'_>) -> bool {
+    let w = *a.window;
+    let (in_h, in_w, c) = (w.in_h as usize, w.in_w as usize, w.in_c as usize);
+    let filter_w = w.filter_w as usize;
+    let taps_max = w.filter_h as usize * filter_w;
+    let pixels = w.batches as usize * w.out_h as usize * w.out_w as usize;
+    let wide = c / 32 * 32;
+    // The unchecked loads below rely on these sizes.
+    if taps_max > MAX_TAPS
+        || a.input.len() < w.input_elements()
+        || a.filter.len() < taps_max * c
+        || a.output.len() < w.output_elements()
+    {
+        return false;
+    }
+    let offset = _mm512_set1_epi16(a.input_offset as i16);
+    let (input, filter) = (a.input, a.filter);
+    let mut taps = [(0usize, 0usize); MAX_TAPS];
+    let mut cur = (0, 0, 0);
+    for p in 0..pixels {
+        let (b, oy, ox) = cur;
+        cur = next_pixel(&w, cur);
+        let iy0 = oy as i32 * w.stride_h - w.pad_h;
+        let ix0 = ox as i32 * w.stride_w - w.pad_w;
+        let (fy_lo, fy_hi) = taps_inside(iy0, w.dil_h, w.in_h, w.filter_h);
+        let (fx_lo, fx_hi) = taps_inside(ix0, w.dil_w, w.in_w, w.filter_w);
+        let mut n = 0;
+        for fy in fy_lo..fy_hi {
+            let iy = (iy0 + w.dil_h * fy as i32) as usize;
+            for fx in fx_lo..fx_hi {
+                let ix = (ix0 + w.dil_w * fx as i32) as usize;
+                taps[n] = (((b * in_h + iy) * in_w + ix) * c, (fy * filter_w + fx) * c);
+                n += 1;
+            }
+        }
+        let mut c0 = 0;
+        while c0 < wide {
+            let bias = &ch.bias[4 * c0..4 * c0 + 128];
+            // SAFETY: `bias` is 128 bytes: two unaligned 64-byte loads.
+            let (mut lo, mut hi) =
+                unsafe { (_mm512_loadu_si512(bias.as_ptr().cast()), _mm512_loadu_si512(bias.as_ptr().add(64).cast())) };
+            for &(xi, ki) in &taps[..n] {
+                // SAFETY: `xi` is a pixel inside the image, so `xi + c <= input_elements <=
+                // input.len()`; `ki + c <= taps_max * c <= filter.len()`; and `c0 + 32 <= c`.
+                let (x, k) = unsafe {
+                    (
+                        _mm256_loadu_si256(input.as_ptr().add(xi + c0).cast()),
+                        _mm256_loadu_si256(filter.as_ptr().add(ki + c0).cast()),
+                    )
+                };
+                let x = _mm512_add_epi16(_mm512_cvtepi8_epi16(x), offset);
+                // |x| <= 255 and |k| <= 128: the 16-bit product is exact.
+                let prod = _mm512_mullo_epi16(x, _mm512_cvtepi8_epi16(k));
+                lo = _mm512_add_epi32(lo, _mm512_cvtepi16_epi32(_mm512_castsi512_si256(prod)));
+                hi = _mm512_add_epi32(hi, _mm512_cvtepi16_epi32(_mm512_extracti64x4_epi64::<1>(prod)));
+            }
+            finish16(a, ch, c0, lo, p * c + c0);
+            finish16(a, ch, c0 + 16, hi, p * c + c0 + 16);
+            c0 += 32;
+        }
+    }
+    wide == c || depthwise_avx2(a, ch, wide)
 }
