@@ -110,7 +110,14 @@ fn random_window(rng: &mut Rng, channels_equal: bool) -> Option<Window> {
     let padding = if rng.chance(50) { Padding::Same } else { Padding::Valid };
     let (in_h, in_w) = (rng.usize(1, 9), rng.usize(1, 9));
     let in_c = rng.usize(1, 40);
-    let out_c = if channels_equal { in_c } else { rng.usize(1, 20) };
+    // Multiples of 8 take the vector paths without channel tails.
+    let out_c = if channels_equal {
+        in_c
+    } else if rng.chance(50) {
+        8 * rng.usize(1, 4)
+    } else {
+        rng.usize(1, 20)
+    };
     let (filter_h, filter_w) = (rng.usize(1, 4), rng.usize(1, 4));
     let (stride_h, stride_w) = (rng.range(1, 3) as i32, rng.range(1, 3) as i32);
     let dil = |rng: &mut Rng| if rng.chance(70) { 1 } else { rng.range(2, 3) as i32 };

@@ -424,6 +424,11 @@ fn conv_vnni_impl(a: &mut ConvInt8<'_>, ch: &Channels<'_>) -> bool {
         let (iy, ix) = (oy * w.stride_h as usize, ox * w.stride_w as usize);
         &input[((b * w.in_h as usize + iy) * w.in_w as usize + ix) * in_c..][..in_c]
     };
+    let k4 = k.div_ceil(4);
+    if k <= SMALL_K && out_c.is_multiple_of(8) && out_c / 8 * k4 * 32 <= MAX_PACKED {
+        conv_vnni_small_k(a, &folded, k, in_place, zero_point);
+        return true;
+    }
     let mut patch0 = [0i8; MAX_PATCH];
     let mut patch1 = [0i8; MAX_PATCH];
     let mut p = 0;
@@ -667,4 +672,72 @@ fn depthwise_avx512_impl(a: &mut ConvInt8<'_>, ch: &Channels<'_>) -> bool {
         }
     }
     wide == c || depthwise_avx2(a, ch, wide)
+}
+
+/// Filters of at most this many elements per output channel use [`conv_vnni_small_k`].
+const SMALL_K: usize = 16;
+/// Bytes of weights [`conv_vnni_small_k`] repacks on the stack.
+const MAX_PACKED: usize = 4096;
+
+/// CONV_2D with `vpdpbusd` for short filters, output channels in the vector lanes: each group of
+/// four patch bytes is broadcast and multiplied with the matching four weights of eight output
+/// channels, so no horizontal sums are needed. The weights are repacked per invoke (on the
+/// stack) as `[channel block][group of 4 taps][8 channels][4 taps]`, zero past `k`. Same
+/// arithmetic as [`conv_vnni`]: `ch.bias` must already hold the folded bias.
+#[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
+fn conv_vnni_small_k(a: &mut ConvInt8<'_>, ch: &Channels<'_>, k: usize, in_place: bool, zero_point: i8) {
+    let w = *a.window;
+    let in_c = w.in_c as usize;
+    let out_c = w.out_c as usize;
+    let blocks = out_c / 8;
+    let k4 = k.div_ceil(4);
+    let mut packed = [0i8; MAX_PACKED];
+    for block in 0..blocks {
+        for q in 0..k4 {
+            for lane in 0..8 {
+                let row = &a.filter[(block * 8 + lane) * k..][..k];
+                for t in 0..4 {
+                    if let Some(&v) = row.get(4 * q + t) {
+                        packed[((block * k4 + q) * 8 + lane) * 4 + t] = v;
+                    }
+                }
+            }
+        }
+    }
+    let pixels = w.batches as usize * w.out_h as usize * w.out_w as usize;
+    let flip = i32::from_le_bytes([0x80; 4]);
+    let mut patch = [0i8; SMALL_K + 4];
+    let mut cur = (0, 0, 0);
+    for p in 0..pixels {
+        let (b, oy, ox) = cur;
+        cur = next_pixel(&w, cur);
+        if in_place {
+            let (iy, ix) = (oy * w.stride_h as usize, ox * w.stride_w as usize);
+            patch[..k].copy_from_slice(&a.input[((b * w.in_h as usize + iy) * w.in_w as usize + ix) * in_c..][..k]);
+        } else {
+            build_patch_i8(&w, a.input, zero_point, b, oy, ox, &mut patch[..k]);
+        }
+        // Bytes past `k` meet zero weights.
+        let groups: [i32; SMALL_K / 4 + 1] =
+            core::array::from_fn(|q| i32::from_le_bytes([0, 1, 2, 3].map(|t| patch[4 * q + t] as u8)) ^ flip);
+        let mut block = 0;
+        while block < blocks {
+            let m = (blocks - block).min(4);
+            let mut acc = [_mm256_setzero_si256(); 4];
+            for (q, &g) in groups.iter().enumerate().take(k4) {
+                let x = _mm256_set1_epi32(g);
+                for (j, acc) in acc.iter_mut().enumerate().take(m) {
+                    let at = ((block + j) * k4 + q) * 32;
+                    let wv = &packed[at..at + 32];
+                    // SAFETY: `wv` is exactly 32 bytes; unaligned load.
+                    *acc = _mm256_dpbusd_epi32(*acc, x, unsafe { _mm256_loadu_si256(wv.as_ptr().cast()) });
+                }
+            }
+            for (j, &acc) in acc.iter().enumerate().take(m) {
+                let oc = (block + j) * 8;
+                requantize_store(a, ch, oc, acc, p * out_c + oc);
+            }
+            block += m;
+        }
+    }
 }
