@@ -251,6 +251,9 @@ pub(crate) fn conv_int8(a: &mut ConvInt8<'_>, groups: usize) -> bool {
 pub(crate) fn depthwise_int8_at(level: Level, a: &mut ConvInt8<'_>, multiplier: usize) -> bool {
     #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
     {
+        if level != Level::Scalar && multiplier > 1 && a.window.in_c == 1 {
+            return depthwise_one_channel(level, a);
+        }
         if level == Level::Scalar || multiplier != 1 || !offsets_fit(a) {
             return false;
         }
@@ -270,6 +273,25 @@ pub(crate) fn depthwise_int8_at(level: Level, a: &mut ConvInt8<'_>, multiplier: 
         let _ = (level, a, multiplier);
         false
     }
+}
+
+/// DEPTHWISE_CONV_2D of a one-channel input is a CONV_2D with one filter per output channel:
+/// its `[1, H, W, M]` filter transposed to OHWI `[M, H, W, 1]` (on the stack) gives the same sums.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+fn depthwise_one_channel(level: Level, a: &mut ConvInt8<'_>) -> bool {
+    let w = a.window;
+    let (taps, out_c) = (w.filter_h as usize * w.filter_w as usize, w.out_c as usize);
+    if taps * out_c > MAX_PATCH || a.filter.len() < taps * out_c {
+        return false;
+    }
+    let mut transposed = [0i8; MAX_PATCH];
+    for (t, row) in a.filter[..taps * out_c].chunks_exact(out_c).enumerate() {
+        for (oc, &v) in row.iter().enumerate() {
+            transposed[oc * taps + t] = v;
+        }
+    }
+    let mut conv = ConvInt8 { filter: &transposed[..taps * out_c], output: &mut *a.output, ..*a };
+    conv_int8_at(level, &mut conv, 1)
 }
 
 /// DEPTHWISE_CONV_2D (int8) on this machine's best kernels; `false` when not handled.

@@ -344,3 +344,26 @@ fn taps_inside_equals_tap_range() {
         }
     }
 }
+
+#[test]
+fn one_channel_depthwise_with_a_multiplier_matches_the_reference() {
+    let levels = levels();
+    let mut rng = Rng(0x5eed_0001);
+    let mut cases = 0;
+    while cases < 200 {
+        let Some(mut w) = random_window(&mut rng, true) else { continue };
+        let multiplier = rng.usize(2, 20);
+        w.in_c = 1;
+        w.out_c = multiplier as u32;
+        cases += 1;
+        let filter_len = w.filter_h as usize * w.filter_w as usize * w.out_c as usize;
+        let data = RandomConv::new(&mut rng, &w, filter_len);
+        let mut want = vec![0i8; w.output_elements()];
+        depthwise_int8_reference(&mut data.args(&w, &mut want), multiplier);
+        for &level in &levels {
+            let mut got = vec![0i8; w.output_elements()];
+            assert!(depthwise_int8_at(level, &mut data.args(&w, &mut got), multiplier), "{level:?} declined {w:?}");
+            assert_eq!(got, want, "{level:?} case {cases}: {w:?}");
+        }
+    }
+}
