@@ -367,3 +367,29 @@ fn one_channel_depthwise_with_a_multiplier_matches_the_reference() {
         }
     }
 }
+
+#[test]
+fn depthwise_with_8_or_16_channels_matches_the_reference() {
+    // The AVX-512 kernel puts several pixels in one vector for these (stride 1 along x).
+    let levels = levels();
+    let mut rng = Rng(0x00c0_ffee);
+    let mut cases = 0;
+    while cases < 300 {
+        let Some(mut w) = random_window(&mut rng, true) else { continue };
+        if w.stride_w != 1 || w.dil_w != 1 {
+            continue;
+        }
+        let c = if rng.chance(50) { 8 } else { 16 };
+        (w.in_c, w.out_c) = (c, c);
+        cases += 1;
+        let filter_len = w.filter_h as usize * w.filter_w as usize * c as usize;
+        let data = RandomConv::new(&mut rng, &w, filter_len);
+        let mut want = vec![0i8; w.output_elements()];
+        depthwise_int8_reference(&mut data.args(&w, &mut want), 1);
+        for &level in &levels {
+            let mut got = vec![0i8; w.output_elements()];
+            assert!(depthwise_int8_at(level, &mut data.args(&w, &mut got), 1), "{level:?} declined {w:?}");
+            assert_eq!(got, want, "{level:?} case {cases}: {w:?}");
+        }
+    }
+}

@@ -626,6 +626,10 @@ fn depthwise_avx512_impl(a: &mut ConvInt8<'_>, ch: &Channels<'_>) -> bool {
         return false;
     }
     let offset = _mm512_set1_epi16(a.input_offset as i16);
+    if (c == 8 || c == 16) && w.stride_w == 1 && w.dil_w == 1 {
+        depthwise_small_c(a, ch);
+        return true;
+    }
     let (input, filter) = (a.input, a.filter);
     let mut taps = [(0usize, 0usize); MAX_TAPS];
     let mut cur = (0, 0, 0);
@@ -738,6 +742,96 @@ fn conv_vnni_small_k(a: &mut ConvInt8<'_>, ch: &Channels<'_>, k: usize, in_place
                 requantize_store(a, ch, oc, acc, p * out_c + oc);
             }
             block += m;
+        }
+    }
+}
+
+/// DEPTHWISE_CONV_2D with 8 or 16 channels, stride 1 and no dilation along x: `32 / c` adjacent
+/// output pixels whose taps all lie inside the image form one 32-byte vector (their input
+/// pixels are adjacent too), with the filter taps and per-channel parameters repeated to match;
+/// pixels near the left and right edges are computed one by one. Sizes were checked by the caller.
+#[target_feature(enable = "avx2,avx512f,avx512bw")]
+fn depthwise_small_c(a: &mut ConvInt8<'_>, ch: &Channels<'_>) {
+    let w = *a.window;
+    let (in_h, in_w, c) = (w.in_h as usize, w.in_w as usize, w.in_c as usize);
+    let (filter_h, filter_w) = (w.filter_h as usize, w.filter_w as usize);
+    let (out_h, out_w) = (w.out_h as usize, w.out_w as usize);
+    let group = 32 / c;
+    // Taps and parameters repeated over the `group` pixels of a vector.
+    let mut repeated_taps = [[0i8; 32]; MAX_TAPS];
+    for (t, rep) in repeated_taps.iter_mut().enumerate().take(filter_h * filter_w) {
+        for (j, v) in rep.iter_mut().enumerate() {
+            *v = a.filter[t * c + j % c];
+        }
+    }
+    let repeat = |f: &dyn Fn(usize) -> i32| -> [i32; 32] { core::array::from_fn(|j| f(j % c)) };
+    let (bias, multiplier, shift) =
+        (repeat(&|i| ch.bias_at(i)), repeat(&|i| ch.multiplier_at(i)), repeat(&|i| ch.shift_at(i)));
+    let repeated = Channels {
+        bias: bytemuck::cast_slice(&bias),
+        multiplier: bytemuck::cast_slice(&multiplier),
+        shift: bytemuck::cast_slice(&shift),
+        shifted_min: ch.shifted_min,
+        shifted_max: ch.shifted_max,
+    };
+    let offset = _mm512_set1_epi16(a.input_offset as i16);
+    let input = a.input;
+    for b in 0..w.batches as usize {
+        for oy in 0..out_h {
+            let iy0 = oy as i32 * w.stride_h - w.pad_h;
+            let (fy_lo, fy_hi) = taps_inside(iy0, w.dil_h, w.in_h, w.filter_h);
+            let mut ox = 0;
+            while ox < out_w {
+                let ix0 = ox as i32 - w.pad_w;
+                let inside = ix0 >= 0 && ix0 as usize + group + filter_w - 1 <= in_w && ox + group <= out_w;
+                let at = ((b * out_h + oy) * out_w + ox) * c;
+                if !inside {
+                    let (fx_lo, fx_hi) = taps_inside(ix0, 1, w.in_w, w.filter_w);
+                    for ci in 0..c {
+                        let mut acc = ch.bias_at(ci);
+                        for fy in fy_lo..fy_hi {
+                            let iy = (iy0 + w.dil_h * fy as i32) as usize;
+                            for fx in fx_lo..fx_hi {
+                                let ix = (ix0 + fx as i32) as usize;
+                                let x = input[((b * in_h + iy) * in_w + ix) * c + ci] as i32 + a.input_offset;
+                                acc = acc.wrapping_add(x * a.filter[(fy * filter_w + fx) * c + ci] as i32);
+                            }
+                        }
+                        a.output[at + ci] = requantize(
+                            acc,
+                            ch.multiplier_at(ci),
+                            ch.shift_at(ci),
+                            a.output_offset,
+                            a.act_min,
+                            a.act_max,
+                        ) as i8;
+                    }
+                    ox += 1;
+                    continue;
+                }
+                // SAFETY: `bias` holds 32 i32: two loads of sixteen.
+                let (mut lo, mut hi) =
+                    unsafe { (_mm512_loadu_epi32(bias.as_ptr()), _mm512_loadu_epi32(bias.as_ptr().add(16))) };
+                for fy in fy_lo..fy_hi {
+                    let iy = (iy0 + w.dil_h * fy as i32) as usize;
+                    let row = ((b * in_h + iy) * in_w + ix0 as usize) * c;
+                    for fx in 0..filter_w {
+                        let x = &input[row + fx * c..row + fx * c + 32];
+                        let k = &repeated_taps[fy * filter_w + fx];
+                        // SAFETY: both are exactly 32 bytes; unaligned loads.
+                        let (x, k) =
+                            unsafe { (_mm256_loadu_si256(x.as_ptr().cast()), _mm256_loadu_si256(k.as_ptr().cast())) };
+                        let x = _mm512_add_epi16(_mm512_cvtepi8_epi16(x), offset);
+                        // |x| <= 255 and |k| <= 128: the 16-bit product is exact.
+                        let prod = _mm512_mullo_epi16(x, _mm512_cvtepi8_epi16(k));
+                        lo = _mm512_add_epi32(lo, _mm512_cvtepi16_epi32(_mm512_castsi512_si256(prod)));
+                        hi = _mm512_add_epi32(hi, _mm512_cvtepi16_epi32(_mm512_extracti64x4_epi64::<1>(prod)));
+                    }
+                }
+                finish16(a, &repeated, 0, lo, at);
+                finish16(a, &repeated, 16, hi, at + 16);
+                ox += group;
+            }
         }
     }
 }
