@@ -3,12 +3,16 @@
 //! model, [`npy`] maps tensors to and from `.npy` files, [`load`] reads models and sizes arenas.
 
 pub mod bench;
+pub mod calibrate;
 pub mod cli;
+pub mod convert;
+pub mod eval;
 pub mod graph;
 pub mod import;
 pub mod inspect;
 pub mod load;
 pub mod npy;
+pub mod quantize;
 pub mod run;
 
 use cli::{Cli, Command};
@@ -19,6 +23,8 @@ pub fn execute(cli: &Cli) -> anyhow::Result<()> {
         Command::Run(args) => run::run(args),
         Command::Inspect(args) => inspect::inspect(args),
         Command::Bench(args) => bench::bench(args),
+        Command::Eval(args) => eval::eval(args),
+        Command::Convert(args) => convert::convert(args),
     }
 }
 

@@ -237,3 +237,47 @@ fn truncated_model_is_a_one_line_error() {
         assert!(!output.exists());
     }
 }
+
+/// `run --batch` on a model's golden inputs stacked as `[N, ...]` gives each golden output in its
+/// row, in both rounding modes.
+#[test]
+fn run_batch_matches_every_golden_sample() {
+    let Some(shared) = support::shared_dir() else { return };
+    let name = "tiny_kws_dscnn_int8";
+    let golden = shared.join("golden").join(name);
+    let count = (0..).take_while(|k| golden.join(format!("input_{k}.npy")).is_file()).count();
+    assert!(count > 1, "{name} has {count} golden samples");
+    let dir = scratch("batch");
+    let first = support::read_npy(&golden.join("input_0.npy"));
+    let stacked: Vec<i8> = (0..count)
+        .flat_map(|k| support::read_npy(&golden.join(format!("input_{k}.npy"))).bytes)
+        .map(|b| b as i8)
+        .collect();
+    let input = dir.join("in.npy");
+    write_npy(&input, &[&[count as u64][..], &first.shape].concat(), &stacked);
+    let model = shared.join("models").join(format!("{name}.tflite"));
+    for (rounding, reference) in [("tflm", "tflm/"), ("litert", "")] {
+        let output = dir.join(format!("out_{rounding}.npy"));
+        let out = ferrolite(&[
+            &"run",
+            &model,
+            &"--batch",
+            &"--input",
+            &input,
+            &"--output",
+            &output,
+            &"--rounding",
+            &rounding,
+        ]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let got = support::read_npy(&output);
+        let row = got.bytes.len() / count;
+        for k in 0..count {
+            let want = support::read_npy(&golden.join(format!("{reference}output_{k}.npy")));
+            assert_eq!(got.shape, [&[count as u64][..], &want.shape].concat());
+            assert_eq!(got.bytes[k * row..(k + 1) * row], want.bytes, "{rounding} sample {k}");
+        }
+    }
+    let unbatched = ferrolite(&[&"run", &model, &"--input", &input, &"--output", &dir.join("x.npy")]);
+    assert_one_line_error(&unbatched, "shape");
+}

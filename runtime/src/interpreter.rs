@@ -51,18 +51,21 @@ enum Place {
 }
 
 const NOT_SET: u32 = u32::MAX;
+/// [`NOT_SET`] for the 16-bit op and tensor indices of [`TensorSlot`].
+const UNSET: u16 = u16::MAX;
 
+/// 16 bytes per tensor: op and tensor indices are 16-bit (`new` rejects larger graphs).
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
 struct TensorSlot {
     offset: u32,
     len: u32,
-    place: u32,
-    /// First and last op that touches the tensor (activations); `NOT_SET` when none does.
-    first: u32,
-    last: u32,
-    /// Tensor whose memory this one shares (RESHAPE outputs), or `NOT_SET`.
-    alias: u32,
+    place: u16,
+    /// Tensor whose memory this one shares (RESHAPE outputs), or `UNSET`.
+    alias: u16,
+    /// First and last op that touches the tensor (activations); `UNSET` when none does.
+    first: u16,
+    last: u16,
 }
 
 #[repr(C)]
@@ -119,7 +122,7 @@ impl Buffers for Tables<'_> {
     fn lifetime(&self, i: usize) -> Option<Lifetime> {
         if i < self.num_tensors {
             let s = self.tensor(i);
-            (s.place == Place::Activation as u32 && s.alias == NOT_SET && s.first != NOT_SET).then_some(Lifetime {
+            (s.place == Place::Activation as u16 && s.alias == UNSET && s.first != UNSET).then_some(Lifetime {
                 size: s.len as usize,
                 first: s.first as usize,
                 last: s.last as usize,
@@ -176,6 +179,10 @@ impl<'a> Interpreter<'a> {
         let arena = &mut arena[skip..];
         let num_tensors = model.num_tensors();
         let num_ops = model.num_ops();
+        // Tensor slots keep op and tensor indices in 16 bits, with `UNSET` reserved.
+        if num_tensors >= UNSET as usize || num_ops >= UNSET as usize {
+            return Err(Error::TooMany { what: "tensors or operators", limit: UNSET as usize - 1 });
+        }
         let tables_len = align_up(
             num_tensors
                 .checked_mul(TENSOR_SLOT)
@@ -210,20 +217,20 @@ impl<'a> Interpreter<'a> {
             let mut slot = TensorSlot {
                 offset: 0,
                 len: to_u32(meta.byte_len(), "arena bytes")?,
-                place: Place::None as u32,
-                first: NOT_SET,
-                last: NOT_SET,
-                alias: NOT_SET,
+                place: Place::None as u16,
+                first: UNSET,
+                last: UNSET,
+                alias: UNSET,
             };
             if let Some(data) = meta.data {
-                slot.place = Place::Model as u32;
+                slot.place = Place::Model as u16;
                 slot.offset = to_u32(data.as_ptr() as usize - model.bytes().as_ptr() as usize, "model bytes")?;
             } else if meta.is_variable {
-                slot.place = Place::Persistent as u32;
+                slot.place = Place::Persistent as u16;
                 slot.offset = to_u32(tables_len + cursor, "arena bytes")?;
                 cursor = align_up(cursor + meta.byte_len(), ARENA_ALIGN);
             } else {
-                slot.place = Place::Activation as u32;
+                slot.place = Place::Activation as u16;
             }
             tables.set_tensor(t, slot);
         }
@@ -233,7 +240,7 @@ impl<'a> Interpreter<'a> {
         // Aliased tensors take their root's offset.
         for t in 0..num_tensors {
             let mut slot = tables.tensor(t);
-            if slot.alias != NOT_SET {
+            if slot.alias != UNSET {
                 slot.offset = tables.tensor(slot.alias as usize).offset;
                 tables.set_tensor(t, slot);
             }
@@ -270,12 +277,12 @@ impl<'a> Interpreter<'a> {
     /// Fills first/last use of every activation, checks the data flow, and sets up aliases.
     fn trace_lifetimes(model: &Model<'a>, resolver: &dyn OpResolver, tables: &mut Tables<'_>) -> Result<()> {
         let num_ops = model.num_ops();
-        let end = num_ops.saturating_sub(1) as u32;
-        let touch = |tables: &mut Tables<'_>, t: usize, o: u32| {
+        let end = num_ops.saturating_sub(1) as u16;
+        let touch = |tables: &mut Tables<'_>, t: usize, o: u16| {
             let mut s = tables.tensor(t);
-            if s.place == Place::Activation as u32 {
+            if s.place == Place::Activation as u16 {
                 s.first = s.first.min(o);
-                s.last = if s.last == NOT_SET { o } else { s.last.max(o) };
+                s.last = if s.last == UNSET { o } else { s.last.max(o) };
                 tables.set_tensor(t, s);
             }
         };
@@ -287,27 +294,27 @@ impl<'a> Interpreter<'a> {
             for t in op.inputs.iter().filter(|&t| t >= 0) {
                 let t = t as usize;
                 let s = tables.tensor(t);
-                if s.place == Place::Activation as u32 && s.first == NOT_SET {
+                if s.place == Place::Activation as u16 && s.first == UNSET {
                     return Err(Error::BadGraph { tensor: t as u32, reason: "read before any operator writes it" });
                 }
-                touch(tables, t, o as u32);
+                touch(tables, t, o as u16);
             }
             for t in op.outputs.iter() {
                 let t = t as usize;
                 let s = tables.tensor(t);
-                if s.place != Place::Activation as u32 || s.first != NOT_SET {
+                if s.place != Place::Activation as u16 || s.first != UNSET {
                     return Err(Error::BadGraph {
                         tensor: t as u32,
                         reason: "written twice, or an operator writes a constant, variable or input tensor",
                     });
                 }
-                touch(tables, t, o as u32);
+                touch(tables, t, o as u16);
             }
         }
         for i in 0..model.num_outputs() {
             let t = model.output_tensor(i)?;
             let s = tables.tensor(t);
-            if s.place == Place::Activation as u32 && s.first == NOT_SET {
+            if s.place == Place::Activation as u16 && s.first == UNSET {
                 return Err(Error::BadGraph { tensor: t as u32, reason: "graph output is never written" });
             }
             touch(tables, t, end);
@@ -323,14 +330,14 @@ impl<'a> Interpreter<'a> {
                 continue;
             }
             let mut root = input as usize;
-            while tables.tensor(root).alias != NOT_SET {
+            while tables.tensor(root).alias != UNSET {
                 root = tables.tensor(root).alias as usize;
             }
             let (r, mut out) = (tables.tensor(root), tables.tensor(output as usize));
-            if r.place != Place::Activation as u32 || r.len != out.len {
+            if r.place != Place::Activation as u16 || r.len != out.len {
                 continue;
             }
-            out.alias = root as u32;
+            out.alias = root as u16;
             tables.set_tensor(output as usize, out);
             touch(tables, root, out.last);
             let mut op_slot = tables.op(o);
@@ -353,8 +360,8 @@ impl<'a> Interpreter<'a> {
     fn arena_range(&self, t: usize) -> Option<(usize, usize)> {
         let s = self.tensor_slot(t);
         match s.place {
-            p if p == Place::Activation as u32 => Some((self.activations + s.offset as usize, s.len as usize)),
-            p if p == Place::Persistent as u32 => Some((s.offset as usize, s.len as usize)),
+            p if p == Place::Activation as u16 => Some((self.activations + s.offset as usize, s.len as usize)),
+            p if p == Place::Persistent as u16 => Some((s.offset as usize, s.len as usize)),
             _ => None,
         }
     }
@@ -390,7 +397,7 @@ impl<'a> Interpreter<'a> {
                 push(self.arena_range(t as usize).ok_or(invalid("output is not an activation"))?)?;
             }
             for t in inputs.iter().filter(|&t| t >= 0) {
-                if self.tensor_slot(t as usize).place == Place::Persistent as u32 {
+                if self.tensor_slot(t as usize).place == Place::Persistent as u16 {
                     push(self.arena_range(t as usize).ok_or(invalid("bad variable tensor"))?)?;
                 }
             }
@@ -405,8 +412,8 @@ impl<'a> Interpreter<'a> {
                 }
                 let s = self.tensor_slot(t as usize);
                 input_ranges[i] = match s.place {
-                    p if p == Place::Model as u32 => Some((true, s.offset as usize, s.len as usize)),
-                    p if p == Place::Activation as u32 => self.arena_range(t as usize).map(|(a, l)| (false, a, l)),
+                    p if p == Place::Model as u16 => Some((true, s.offset as usize, s.len as usize)),
+                    p if p == Place::Activation as u16 => self.arena_range(t as usize).map(|(a, l)| (false, a, l)),
                     _ => None,
                 };
             }
@@ -439,7 +446,7 @@ impl<'a> Interpreter<'a> {
     pub fn reset_variables(&mut self) {
         for t in 0..self.model.num_tensors() {
             let s = self.tensor_slot(t);
-            if s.place != Place::Persistent as u32 {
+            if s.place != Place::Persistent as u16 {
                 continue;
             }
             let value = match self.model.tensor(t) {
@@ -479,7 +486,7 @@ impl<'a> Interpreter<'a> {
     /// Bytes of any tensor (activations are only meaningful while no later op reused them).
     pub fn tensor_bytes(&self, t: usize) -> Option<&[u8]> {
         let s = self.tensor_slot(t);
-        if s.place == Place::Model as u32 {
+        if s.place == Place::Model as u16 {
             return self.model.bytes().get(s.offset as usize..(s.offset + s.len) as usize);
         }
         let (start, len) = self.arena_range(t)?;

@@ -9,7 +9,11 @@
 //! - op parameters that TFLite takes as tensors (RESHAPE's shape, PAD's paddings, MEAN's axes,
 //!   TRANSPOSE's permutation) are int32 constant tensors.
 //!
-//! Importers only build this; they never write `.tflite` bytes themselves.
+//! Importers only build this; they never write `.tflite` bytes themselves: [`write`] does, and
+//! [`Graph::validate`] (in [`check`]) checks a graph before it is used.
+
+pub mod check;
+pub mod write;
 
 /// Index of a tensor in [`Graph::tensors`].
 pub type TensorId = usize;

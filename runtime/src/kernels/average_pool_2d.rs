@@ -25,8 +25,23 @@ pub static REGISTRATION: Registration = Registration {
     max_version: known_max_version(REGISTRATION_CODE),
     aliases_input: false,
     prepare,
-    eval,
+    eval: eval_kinds::<false>,
 };
+
+/// Runs int8 models only (prepare rejects other types), so firmware that registers it links no
+/// float or int16 code for this op.
+pub static REGISTRATION_INT8: Registration = Registration {
+    code: REGISTRATION_CODE,
+    max_version: known_max_version(REGISTRATION_CODE),
+    aliases_input: false,
+    prepare: prepare_int8,
+    eval: eval_kinds::<true>,
+};
+
+fn prepare_int8(ctx: &mut PrepareContext<'_, '_>) -> Result<()> {
+    ctx.expect_int8_io()?;
+    prepare(ctx)
+}
 
 pub(crate) const KIND_INT8: u32 = 0;
 pub(crate) const KIND_FLOAT: u32 = 1;
@@ -174,8 +189,12 @@ fn rounded_average(sum: i32, count: i32) -> i32 {
     }
 }
 
-fn eval(ctx: &mut EvalContext<'_>) -> Result<()> {
-    let p: PoolParams = ctx.params().read();
+/// Eval; `INT8_ONLY` (after [`prepare_int8`]) compiles the int8 path alone.
+fn eval_kinds<const INT8_ONLY: bool>(ctx: &mut EvalContext<'_>) -> Result<()> {
+    let mut p: PoolParams = ctx.params().read();
+    if INT8_ONLY {
+        p.kind = KIND_INT8;
+    }
     let input = ctx.input(0);
     let output = ctx.output(0);
     check_buffers(&p, input, output, REGISTRATION_CODE)?;

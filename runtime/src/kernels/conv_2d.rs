@@ -29,8 +29,23 @@ pub static REGISTRATION: Registration = Registration {
     max_version: known_max_version(REGISTRATION_CODE),
     aliases_input: false,
     prepare,
-    eval,
+    eval: eval_kinds::<false>,
 };
+
+/// Runs int8 models only (prepare rejects other types), so firmware that registers it links no
+/// float or int16 code for this op.
+pub static REGISTRATION_INT8: Registration = Registration {
+    code: REGISTRATION_CODE,
+    max_version: known_max_version(REGISTRATION_CODE),
+    aliases_input: false,
+    prepare: prepare_int8,
+    eval: eval_kinds::<true>,
+};
+
+fn prepare_int8(ctx: &mut PrepareContext<'_, '_>) -> Result<()> {
+    ctx.expect_int8_io()?;
+    prepare(ctx)
+}
 
 // ---------------------------------------------------------------------------------------------
 // Shared helpers (DEPTHWISE_CONV_2D, AVERAGE_POOL_2D, MAX_POOL_2D)
@@ -265,9 +280,30 @@ pub(crate) fn i16_le(b: &[u8]) -> i16 {
 
 /// `acc + sum(k * (x + offset))` in wrapping 32-bit arithmetic: the int8 kernels' inner product,
 /// written so the compiler vectorizes it.
+#[cfg(not(target_arch = "arm"))]
 #[inline(always)]
 pub(crate) fn dot_i8(acc: i32, x: &[i8], k: &[i8], offset: i32) -> i32 {
     x.iter().zip(k).fold(acc, |a, (&x, &k)| a.wrapping_add(k as i32 * (x as i32 + offset)))
+}
+
+/// `acc + sum(k * (x + offset))` in wrapping 32-bit arithmetic, unrolled by four: Cortex-M has no
+/// vector unit and size-optimized firmware does not unroll by itself. Wrapping sums do not
+/// depend on order, so this is bit-identical to the plain loop. Kept out of line: one tight copy
+/// that every caller shares beats the half-inlined iterator code opt-level "s" makes otherwise.
+#[cfg(target_arch = "arm")]
+#[inline(never)]
+pub(crate) fn dot_i8(acc: i32, x: &[i8], k: &[i8], offset: i32) -> i32 {
+    let n = x.len().min(k.len());
+    let (x, k) = (x[..n].chunks_exact(4), k[..n].chunks_exact(4));
+    let (x_tail, k_tail) = (x.remainder(), k.remainder());
+    let term = |x: i8, k: i8| k as i32 * (x as i32 + offset);
+    let acc = x.zip(k).fold(acc, |a, (x, k)| {
+        a.wrapping_add(term(x[0], k[0]))
+            .wrapping_add(term(x[1], k[1]))
+            .wrapping_add(term(x[2], k[2]))
+            .wrapping_add(term(x[3], k[3]))
+    });
+    x_tail.iter().zip(k_tail).fold(acc, |a, (&x, &k)| a.wrapping_add(term(x, k)))
 }
 
 /// Requantizes a 32-bit accumulator the TFLM way and clamps like `std::max` then `std::min`.
@@ -519,9 +555,13 @@ pub(crate) fn conv_int8_reference(a: &mut ConvInt8<'_>, groups: usize) {
     );
 }
 
-fn eval(ctx: &mut EvalContext<'_>) -> Result<()> {
+/// Eval; `INT8_ONLY` (after [`prepare_int8`]) compiles the int8 path alone.
+fn eval_kinds<const INT8_ONLY: bool>(ctx: &mut EvalContext<'_>) -> Result<()> {
     let mut reader = ctx.params();
-    let p: ConvParams = reader.read();
+    let mut p: ConvParams = reader.read();
+    if INT8_ONLY {
+        p.kind = KIND_INT8;
+    }
     let w = p.window;
     let (input, filter, bias) = (ctx.input(0), ctx.input(1), ctx.input(2));
     let out_c = w.out_c as usize;

@@ -28,8 +28,23 @@ pub static REGISTRATION: Registration = Registration {
     max_version: known_max_version(REGISTRATION_CODE),
     aliases_input: false,
     prepare,
-    eval,
+    eval: eval_kinds::<false>,
 };
+
+/// Runs int8 models only (prepare rejects other types), so firmware that registers it links no
+/// float or int16 code for this op.
+pub static REGISTRATION_INT8: Registration = Registration {
+    code: REGISTRATION_CODE,
+    max_version: known_max_version(REGISTRATION_CODE),
+    aliases_input: false,
+    prepare: prepare_int8,
+    eval: eval_kinds::<true>,
+};
+
+fn prepare_int8(ctx: &mut PrepareContext<'_, '_>) -> Result<()> {
+    ctx.expect_int8_io()?;
+    prepare(ctx)
+}
 
 fn prepare(ctx: &mut PrepareContext<'_, '_>) -> Result<()> {
     ctx.expect_io(2, 3, 1)?;
@@ -147,9 +162,13 @@ pub(crate) fn depthwise_int8_reference(a: &mut ConvInt8<'_>, mult: usize) {
     );
 }
 
-fn eval(ctx: &mut EvalContext<'_>) -> Result<()> {
+/// Eval; `INT8_ONLY` (after [`prepare_int8`]) compiles the int8 path alone.
+fn eval_kinds<const INT8_ONLY: bool>(ctx: &mut EvalContext<'_>) -> Result<()> {
     let mut reader = ctx.params();
-    let p: ConvParams = reader.read();
+    let mut p: ConvParams = reader.read();
+    if INT8_ONLY {
+        p.kind = KIND_INT8;
+    }
     let w = p.window;
     let (input, filter, bias) = (ctx.input(0), ctx.input(1), ctx.input(2));
     let out_c = w.out_c as usize;

@@ -21,8 +21,23 @@ pub static REGISTRATION: Registration = Registration {
     max_version: known_max_version(REGISTRATION_CODE),
     aliases_input: false,
     prepare,
-    eval,
+    eval: eval_kinds::<false>,
 };
+
+/// Runs int8 models only (prepare rejects other types), so firmware that registers it links no
+/// float or int16 code for this op.
+pub static REGISTRATION_INT8: Registration = Registration {
+    code: REGISTRATION_CODE,
+    max_version: known_max_version(REGISTRATION_CODE),
+    aliases_input: false,
+    prepare: prepare_int8,
+    eval: eval_kinds::<true>,
+};
+
+fn prepare_int8(ctx: &mut PrepareContext<'_, '_>) -> Result<()> {
+    ctx.expect_int8_io()?;
+    prepare(ctx)
+}
 
 const KIND_INT8: u32 = 0;
 const KIND_FLOAT: u32 = 1;
@@ -135,9 +150,13 @@ fn prepare(ctx: &mut PrepareContext<'_, '_>) -> Result<()> {
     Ok(())
 }
 
-fn eval(ctx: &mut EvalContext<'_>) -> Result<()> {
+/// Eval; `INT8_ONLY` (after [`prepare_int8`]) compiles the int8 path alone.
+fn eval_kinds<const INT8_ONLY: bool>(ctx: &mut EvalContext<'_>) -> Result<()> {
     let mut reader = ctx.params();
-    let p: Params = reader.read();
+    let mut p: Params = reader.read();
+    if INT8_ONLY {
+        p.kind = KIND_INT8;
+    }
     let (input, filter, bias) = (ctx.input(0), ctx.input(1), ctx.input(2));
     let (batches, depth, outputs) = (p.batches as usize, p.accum_depth as usize, p.output_depth as usize);
     if p.kind == KIND_FLOAT {
@@ -151,7 +170,15 @@ fn eval(ctx: &mut EvalContext<'_>) -> Result<()> {
                 if p.has_bias != 0 {
                     total += read_f32(bias, o);
                 }
-                write_f32(output, b * outputs + o, total.clamp(p.float_min, p.float_max));
+                // Not `f32::clamp`: its panic message links float formatting into firmware.
+                let clamped = if total < p.float_min {
+                    p.float_min
+                } else if total > p.float_max {
+                    p.float_max
+                } else {
+                    total
+                };
+                write_f32(output, b * outputs + o, clamped);
             }
         }
         return Ok(());

@@ -197,6 +197,13 @@ impl<'a> PrepareContext<'a, '_> {
         self.ensure(t.dtype == dtype, "unsupported tensor type for this op")
     }
 
+    /// Error unless input 0 and output 0 are int8: the prepare check of the `REGISTRATION_INT8`
+    /// kernels, which link only their int8 path (like TFLM's `Register_*_INT8()`).
+    pub fn expect_int8_io(&self) -> Result<()> {
+        let int8 = self.input(0)?.dtype == DataType::Int8 && self.output(0)?.dtype == DataType::Int8;
+        self.ensure(int8, "this kernel registration runs int8 only")
+    }
+
     /// Per-tensor (scale, zero point) of a quantized tensor; an error if it has none.
     pub fn quant(&self, t: &TensorMeta<'_>) -> Result<(f32, i32)> {
         match &t.quantization {

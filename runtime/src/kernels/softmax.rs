@@ -38,9 +38,24 @@ pub static REGISTRATION: Registration = Registration {
     code: REGISTRATION_CODE,
     max_version: known_max_version(REGISTRATION_CODE),
     aliases_input: false,
-    prepare,
-    eval,
+    prepare: prepare_kinds::<false>,
+    eval: eval_kinds::<false>,
 };
+
+/// Runs int8 models only (prepare rejects other types), so firmware that registers it links no
+/// float or int16 code for this op.
+pub static REGISTRATION_INT8: Registration = Registration {
+    code: REGISTRATION_CODE,
+    max_version: known_max_version(REGISTRATION_CODE),
+    aliases_input: false,
+    prepare: prepare_int8,
+    eval: eval_kinds::<true>,
+};
+
+fn prepare_int8(ctx: &mut PrepareContext<'_, '_>) -> Result<()> {
+    ctx.expect_int8_io()?;
+    prepare_kinds::<true>(ctx)
+}
 
 const KIND_FLOAT: u32 = 0;
 const KIND_INT8_INT8: u32 = 1;
@@ -85,7 +100,8 @@ pub(crate) fn rows(
     Ok((outer as u32, depth as u32))
 }
 
-fn prepare(ctx: &mut PrepareContext<'_, '_>) -> Result<()> {
+/// Prepare; `INT8_ONLY` (after [`PrepareContext::expect_int8_io`]) compiles the int8 path alone.
+fn prepare_kinds<const INT8_ONLY: bool>(ctx: &mut PrepareContext<'_, '_>) -> Result<()> {
     ctx.expect_io(1, 1, 1)?;
     let input = ctx.input(0)?;
     let output = ctx.output(0)?;
@@ -96,12 +112,13 @@ fn prepare(ctx: &mut PrepareContext<'_, '_>) -> Result<()> {
     let (outer, depth) = rows(ctx, &input, &output)?;
     let mut params =
         Params { kind: KIND_FLOAT, outer, depth, input_multiplier: 0, input_left_shift: 0, diff_min: 0, beta };
-    match (input.dtype, output.dtype) {
+    let types = if INT8_ONLY { (DataType::Int8, DataType::Int8) } else { (input.dtype, output.dtype) };
+    match types {
         (DataType::Float32, DataType::Float32) => {}
         (DataType::Int8, DataType::Int8 | DataType::Int16) => {
             let (input_scale, _) = checked_quant(ctx, &input)?;
             let (output_scale, output_zp) = checked_quant(ctx, &output)?;
-            if output.dtype == DataType::Int8 {
+            if types.1 == DataType::Int8 {
                 ctx.ensure(
                     output_zp == -128 && output_scale == 1.0 / 256.0,
                     "int8 SOFTMAX output must be 1/256, -128",
@@ -264,8 +281,12 @@ fn softmax_int16(p: &Params, exp_lut: &[u8], recip_lut: &[u8], input: &[u8], out
     }
 }
 
-fn eval(ctx: &mut EvalContext<'_>) -> Result<()> {
-    let p: Params = ctx.params().read();
+/// Eval; `INT8_ONLY` (after [`prepare_int8`]) compiles the int8 path alone.
+fn eval_kinds<const INT8_ONLY: bool>(ctx: &mut EvalContext<'_>) -> Result<()> {
+    let mut p: Params = ctx.params().read();
+    if INT8_ONLY {
+        p.kind = KIND_INT8_INT8;
+    }
     let blob = ctx.params;
     let input = ctx.input(0);
     let output = ctx.output(0);

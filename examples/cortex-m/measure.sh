@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Builds and runs the firmware for every board and model, and prints a Markdown table of:
+# - flash of runtime + kernels: firmware (.vector_table + .text + .rodata + .data) minus the model
+#   and golden data symbols, minus the same harness without the runtime (`src/bin/baseline.rs`),
+#   as TFLite Micro's anchor figures were taken;
+# - RAM: the arena (sized at build time), other static data (.data + .bss + .uninit without the
+#   arena), and the stack peak found by painting the stack; their sum;
+# - instructions for the first inference on golden input 0 (SysTick under `-icount shift=3`).
+# Every run also checks all golden outputs byte for byte; any failure stops the script.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+host=$(rustc -vV | sed -n 's/^host: //p')
+tools="$(rustc --print sysroot)/lib/rustlib/$host/bin"
+nm="$tools/llvm-nm"
+size="$tools/llvm-size"
+[ -x "$nm" ] || nm=llvm-nm
+[ -x "$size" ] || size=llvm-size
+
+qemu_flags="-nographic -semihosting-config enable=on,target=native -icount shift=3 -kernel"
+
+# board label | target | qemu machine and cpu | models
+boards=(
+  "Cortex-M4 (mps2-an386)|thumbv7em-none-eabihf|-machine mps2-an386 -cpu cortex-m4|kws micro_speech hello_world vww"
+  "Cortex-M7 (mps2-an500)|thumbv7em-none-eabihf|-machine mps2-an500 -cpu cortex-m7|kws micro_speech hello_world vww"
+  "Cortex-M0 (microbit)|thumbv6m-none-eabi|-machine microbit|hello_world micro_speech"
+)
+
+# Sum of the sizes of the named sections of an ELF file.
+section_bytes() {
+  local elf=$1
+  shift
+  "$size" -A "$elf" | awk -v names=" $* " 'index(names, " " $1 " ") { total += $2 } END { print total + 0 }'
+}
+
+# Sum of the sizes of symbols whose demangled name matches a regular expression.
+symbol_bytes() {
+  "$nm" --print-size --radix=d -C "$1" | awk -v re="$2" '$0 ~ re { total += $2 } END { print total + 0 }'
+}
+
+flash_sections=".vector_table .text .rodata .data"
+ram_sections=".data .bss .uninit"
+
+echo "| board | model | flash: runtime + kernels (B) | arena (B) | other static RAM (B) | stack peak (B) | RAM total (B) | instructions / inference |"
+echo "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"
+for entry in "${boards[@]}"; do
+  IFS='|' read -r label target machine models <<<"$entry"
+  for model in $models; do
+    cargo build --quiet --release --bins --target "$target" --no-default-features --features "$model" >&2
+    dir="target/$target/release"
+    firmware="$dir/ferrolite-cortex-m"
+    # shellcheck disable=SC2086
+    log=$(timeout 600 qemu-system-arm $machine $qemu_flags "$firmware") || {
+      echo "$log" >&2
+      echo "error: $model on $label failed" >&2
+      exit 1
+    }
+    data=$(symbol_bytes "$firmware" 'golden::(MODEL|GOLDEN_INPUTS|GOLDEN_OUTPUTS)')
+    flash=$(($(section_bytes "$firmware" $flash_sections) - data - $(section_bytes "$dir/baseline" $flash_sections)))
+    arena=$(sed -n 's/^arena_bytes=//p' <<<"$log")
+    stack=$(sed -n 's/^stack_peak_bytes=//p' <<<"$log")
+    instructions=$(sed -n 's/^instructions_per_inference=//p' <<<"$log")
+    static=$(($(section_bytes "$firmware" $ram_sections) - arena))
+    echo "| $label | $model | $flash | $arena | $static | $stack | $((arena + static + stack)) | $instructions |"
+  done
+done
