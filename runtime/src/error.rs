@@ -102,3 +102,14 @@ impl fmt::Display for Error {
 }
 
 pub type Result<T> = core::result::Result<T, Error>;
+
+/// An error's explanatory text: `text` itself with the `error-text` feature, else `""`. Inlined
+/// so that, without the feature, the string literal is never referenced and not linked.
+#[inline(always)]
+pub const fn text(text: &'static str) -> &'static str {
+    if cfg!(feature = "error-text") {
+        text
+    } else {
+        ""
+    }
+}

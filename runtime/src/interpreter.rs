@@ -5,7 +5,7 @@
 //! Everything before the activations is persistent; activations are placed by [`planner`] over
 //! tensor lifetimes, and op scratch buffers live there too, for the one op that uses them.
 
-use crate::error::{Error, Result};
+use crate::error::{self, Error, Result};
 use crate::kernels::{EvalContext, ParamWriter, PrepareContext, Registration, MAX_INPUTS, MAX_MUTABLES};
 use crate::model::Model;
 use crate::planner::{self, align_up, Buffers, Lifetime};
@@ -181,13 +181,13 @@ impl<'a> Interpreter<'a> {
         let num_ops = model.num_ops();
         // Tensor slots keep op and tensor indices in 16 bits, with `UNSET` reserved.
         if num_tensors >= UNSET as usize || num_ops >= UNSET as usize {
-            return Err(Error::TooMany { what: "tensors or operators", limit: UNSET as usize - 1 });
+            return Err(Error::TooMany { what: error::text("tensors or operators"), limit: UNSET as usize - 1 });
         }
         let tables_len = align_up(
             num_tensors
                 .checked_mul(TENSOR_SLOT)
                 .and_then(|t| t.checked_add(num_ops.checked_mul(OP_SLOT)?))
-                .ok_or(Error::TooMany { what: "tensors", limit: u32::MAX as usize })?,
+                .ok_or(Error::TooMany { what: error::text("tensors"), limit: u32::MAX as usize })?,
             ARENA_ALIGN,
         );
         if tables_len > arena.len() {
@@ -237,7 +237,7 @@ impl<'a> Interpreter<'a> {
         Self::trace_lifetimes(&model, resolver, &mut tables)?;
         let activations = tables_len + cursor;
         let plan_len = planner::plan_best(&mut tables, ARENA_ALIGN)
-            .ok_or(Error::TooMany { what: "memory planner steps", limit: planner::MAX_STEPS })?;
+            .ok_or(Error::TooMany { what: error::text("memory planner steps"), limit: planner::MAX_STEPS })?;
         // Aliased tensors take their root's offset.
         for t in 0..num_tensors {
             let mut slot = tables.tensor(t);
@@ -296,7 +296,10 @@ impl<'a> Interpreter<'a> {
                 let t = t as usize;
                 let s = tables.tensor(t);
                 if s.place == Place::Activation as u16 && s.first == UNSET {
-                    return Err(Error::BadGraph { tensor: t as u32, reason: "read before any operator writes it" });
+                    return Err(Error::BadGraph {
+                        tensor: t as u32,
+                        reason: error::text("read before any operator writes it"),
+                    });
                 }
                 touch(tables, t, o as u16);
             }
@@ -306,7 +309,9 @@ impl<'a> Interpreter<'a> {
                 if s.place != Place::Activation as u16 || s.first != UNSET {
                     return Err(Error::BadGraph {
                         tensor: t as u32,
-                        reason: "written twice, or an operator writes a constant, variable or input tensor",
+                        reason: error::text(
+                            "written twice, or an operator writes a constant, variable or input tensor",
+                        ),
                     });
                 }
                 touch(tables, t, o as u16);
@@ -316,7 +321,7 @@ impl<'a> Interpreter<'a> {
             let t = model.output_tensor(i)?;
             let s = tables.tensor(t);
             if s.place == Place::Activation as u16 && s.first == UNSET {
-                return Err(Error::BadGraph { tensor: t as u32, reason: "graph output is never written" });
+                return Err(Error::BadGraph { tensor: t as u32, reason: error::text("graph output is never written") });
             }
             touch(tables, t, end);
         }
@@ -382,15 +387,16 @@ impl<'a> Interpreter<'a> {
             };
             // Only the tensor lists: the rest of the op was verified when the interpreter was built.
             let (inputs, outputs) = model.op_io(o)?;
-            let invalid = |reason| Error::InvalidOp { op: o as u32, code: reg.code, reason };
+            let invalid = |reason| Error::InvalidOp { op: o as u32, code: reg.code, reason: error::text(reason) };
             if inputs.len() > MAX_INPUTS {
-                return Err(Error::TooMany { what: "op inputs", limit: MAX_INPUTS });
+                return Err(Error::TooMany { what: error::text("op inputs"), limit: MAX_INPUTS });
             }
             // Mutable buffers: outputs, variable inputs, scratch.
             let mut ranges = [(0usize, 0usize); MAX_MUTABLES];
             let mut n = 0;
             let mut push = |range: (usize, usize)| -> Result<()> {
-                *ranges.get_mut(n).ok_or(Error::TooMany { what: "op outputs", limit: MAX_MUTABLES })? = range;
+                *ranges.get_mut(n).ok_or(Error::TooMany { what: error::text("op outputs"), limit: MAX_MUTABLES })? =
+                    range;
                 n += 1;
                 Ok(())
             };

@@ -1,6 +1,6 @@
 //! A model verified once, up front, so nothing later has to trust the bytes.
 
-use crate::error::{Error, Result};
+use crate::error::{self, Error, Result};
 use crate::kernels;
 use crate::tensor::{DataType, Quantization, Shape, TensorMeta};
 use ferrolite_schema::reader::{TableVector, Vector};
@@ -35,7 +35,7 @@ pub struct Model<'a> {
 }
 
 fn required<T>(value: Option<T>, what: &'static str) -> Result<T> {
-    value.ok_or(Error::MissingField(what))
+    value.ok_or(Error::MissingField(error::text(what)))
 }
 
 /// Elements verification may still visit (see [`Model::from_bytes`]).
@@ -46,13 +46,20 @@ struct Budget {
 
 impl Budget {
     fn spend(&mut self, n: usize) -> Result<()> {
-        self.left =
-            self.left.checked_sub(n).ok_or(Error::TooMany { what: "elements (shared tables)", limit: self.limit })?;
+        self.left = self
+            .left
+            .checked_sub(n)
+            .ok_or(Error::TooMany { what: error::text("elements (shared tables)"), limit: self.limit })?;
         Ok(())
     }
 }
 
+#[inline(always)]
 fn check_index(index: i64, len: usize, what: &'static str) -> Result<usize> {
+    check_index_named(index, len, error::text(what))
+}
+
+fn check_index_named(index: i64, len: usize, what: &'static str) -> Result<usize> {
     usize::try_from(index).ok().filter(|&i| i < len).ok_or(Error::IndexOutOfRange { what, index, len })
 }
 
@@ -66,7 +73,7 @@ impl<'a> Model<'a> {
         }
         let subgraphs = required(root.subgraphs()?, "subgraphs")?;
         if subgraphs.is_empty() {
-            return Err(Error::MissingField("subgraphs"));
+            return Err(Error::MissingField(error::text("subgraphs")));
         }
         let buffers = required(root.buffers()?, "buffers")?;
         let opcodes = root.operator_codes()?;
@@ -75,7 +82,11 @@ impl<'a> Model<'a> {
             buffer.data()?;
             let (offset, size) = (buffer.offset()?, buffer.size()?);
             if offset > 1 && offset.checked_add(size).is_none_or(|end| end > bytes.len() as u64) {
-                return Err(Error::IndexOutOfRange { what: "buffer offset", index: offset as i64, len: bytes.len() });
+                return Err(Error::IndexOutOfRange {
+                    what: error::text("buffer offset"),
+                    index: offset as i64,
+                    len: bytes.len(),
+                });
             }
         }
         for i in 0..opcodes.map_or(0, |o| o.len()) {
@@ -232,7 +243,7 @@ impl<'a> Model<'a> {
             let start = offset as usize;
             let end = start.checked_add(size as usize).filter(|&e| e <= self.bytes.len());
             let end = end.ok_or(Error::IndexOutOfRange {
-                what: "buffer offset",
+                what: error::text("buffer offset"),
                 index: offset as i64,
                 len: self.bytes.len(),
             })?;

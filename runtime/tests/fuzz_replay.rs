@@ -79,7 +79,10 @@ fn a_plan_with_a_thousand_live_buffers_is_refused_not_ground_through() {
     let mut arena = vec![0u8; 1 << 20];
     let started = std::time::Instant::now();
     let result = Interpreter::new(&model, &AllOpsResolver, &mut arena, InterpreterOptions::default()).map(|_| ());
-    assert_eq!(result, Err(Error::TooMany { what: "memory planner steps", limit: ferrolite::planner::MAX_STEPS }));
+    assert!(
+        matches!(result, Err(Error::TooMany { limit, .. }) if limit == ferrolite::planner::MAX_STEPS),
+        "{result:?}"
+    );
     eprintln!("refused in {:?}", started.elapsed());
 }
 
@@ -93,6 +96,6 @@ fn shared_flatbuffer_tables_cannot_multiply_verification_work() {
     let bytes = std::fs::read(path).expect("input");
     let started = std::time::Instant::now();
     let result = Model::from_bytes(&bytes).map(|_| ());
-    assert_eq!(result, Err(Error::TooMany { what: "elements (shared tables)", limit: bytes.len() }));
+    assert!(matches!(result, Err(Error::TooMany { limit, .. }) if limit == bytes.len()), "{result:?}");
     eprintln!("refused in {:?}", started.elapsed());
 }

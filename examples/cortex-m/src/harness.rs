@@ -70,8 +70,8 @@ pub fn error_name(e: &Error) -> &'static str {
     match e {
         Error::Flatbuffer(_) => "malformed flatbuffer",
         Error::UnsupportedSchemaVersion(_) => "unsupported schema version",
-        Error::MissingField(field) => field,
-        Error::IndexOutOfRange { what, .. } => what,
+        Error::MissingField(field) => or(field, "missing field"),
+        Error::IndexOutOfRange { what, .. } => or(what, "index out of range"),
         Error::UnsupportedOp { .. } => "unsupported op (not registered?)",
         Error::CustomOp { .. } => "custom op",
         Error::UnsupportedType { .. } => "unsupported tensor type",
@@ -79,13 +79,22 @@ pub fn error_name(e: &Error) -> &'static str {
         Error::BufferSizeMismatch { .. } => "constant buffer size mismatch",
         Error::BadQuantization { .. } => "bad quantization",
         Error::SparseTensor { .. } => "sparse tensor",
-        Error::BadGraph { reason, .. } => reason,
-        Error::InvalidOp { reason, .. } => reason,
+        Error::BadGraph { reason, .. } => or(reason, "bad graph"),
+        Error::InvalidOp { reason, .. } => or(reason, "invalid op"),
         Error::ArenaTooSmall { .. } => "arena too small",
-        Error::TooMany { what, .. } => what,
+        Error::TooMany { what, .. } => or(what, "too many"),
         Error::NoSuchTensor { .. } => "no such tensor",
         Error::TypeMismatch { .. } => "type mismatch",
         Error::Misaligned => "misaligned",
+    }
+}
+
+/// `text`, or `fallback` when the runtime was built without its `error-text` feature.
+fn or(text: &'static str, fallback: &'static str) -> &'static str {
+    if text.is_empty() {
+        fallback
+    } else {
+        text
     }
 }
 

@@ -2,13 +2,14 @@
 //! everything (quantized multipliers, shapes) into a parameter blob kept in the arena; `eval` runs
 //! the hot loop with nothing left to check.
 
-use crate::error::{Error, Result};
+use crate::error::{self, Error, Result};
 use crate::model::{Model, OpView};
 use crate::tensor::{DataType, TensorMeta};
 use crate::InterpreterOptions;
 use ferrolite_schema::reader::Table;
 use ferrolite_schema::tflite::builtin;
 
+pub mod fast;
 pub mod util;
 
 /// Most inputs an op may have (UNIDIRECTIONAL_SEQUENCE_LSTM has 24).
@@ -118,7 +119,7 @@ pub struct PrepareContext<'a, 'p> {
 impl<'a> PrepareContext<'a, '_> {
     /// An [`Error::InvalidOp`] for this op.
     pub fn invalid(&self, reason: &'static str) -> Error {
-        Error::InvalidOp { op: self.op.index, code: self.op.code, reason }
+        Error::InvalidOp { op: self.op.index, code: self.op.code, reason: error::text(reason) }
     }
 
     /// `Ok` when `cond` holds, else [`Self::invalid`].
@@ -148,7 +149,10 @@ impl<'a> PrepareContext<'a, '_> {
 
     /// Input `i`; an error naming the op when it is missing.
     pub fn input(&self, i: usize) -> Result<TensorMeta<'a>> {
-        self.optional_input(i)?.ok_or(self.invalid("a required input is missing"))
+        match self.op.inputs.get(i) {
+            Some(t) if t >= 0 => self.model.tensor(t as usize),
+            _ => Err(self.invalid("a required input is missing")),
+        }
     }
 
     /// Output `i`; an error naming the op when it is missing.

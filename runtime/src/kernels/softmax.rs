@@ -21,7 +21,7 @@
 use crate::error::Result;
 use crate::fixedpoint::{
     calculate_input_radius, exp_on_negative_values, get_reciprocal, multiply_by_quantized_multiplier_greater_than_one,
-    preprocess_softmax_scaling, rescale, rounding_divide_by_pot, saturating_rounding_doubling_high_mul,
+    rescale, rounding_divide_by_pot, saturating_rounding_doubling_high_mul, softmax_input_scaling,
 };
 use crate::fixedpoint::{count_leading_zeros_u32, multiply_by_quantized_multiplier, quantize_multiplier};
 use crate::kernels::add::{checked_quant, clamp_i32, QType, I16, I8};
@@ -129,11 +129,10 @@ fn prepare_kinds<const INT8_ONLY: bool>(ctx: &mut PrepareContext<'_, '_>) -> Res
                 ctx.ensure(output_zp == -32768 && near, "int16 SOFTMAX output must be 1/65536, -32768")?;
                 params.kind = KIND_INT8_INT16;
             }
-            let real = beta as f64 * input_scale as f64 * (1u64 << (31 - SCALED_DIFF_INTEGER_BITS)) as f64;
-            // TFLite's QuantizeMultiplierGreaterThanOne aborts unless this exceeds one.
-            ctx.ensure(real.is_finite() && real > 1.0, "SOFTMAX beta * input scale is too small or not finite")?;
-            let (multiplier, left_shift) =
-                preprocess_softmax_scaling(beta as f64, input_scale as f64, SCALED_DIFF_INTEGER_BITS);
+            // TFLite's QuantizeMultiplierGreaterThanOne aborts unless beta * input_scale * 2^26
+            // exceeds one. Integer arithmetic, bit-identical to TFLite's double.
+            let (multiplier, left_shift) = softmax_input_scaling(beta, input_scale, SCALED_DIFF_INTEGER_BITS)
+                .ok_or(ctx.invalid("SOFTMAX beta * input scale is too small or not finite"))?;
             params.input_multiplier = multiplier;
             params.input_left_shift = left_shift;
             params.diff_min = -calculate_input_radius(SCALED_DIFF_INTEGER_BITS, left_shift, 31);
@@ -373,6 +372,7 @@ fn softmax_quantized<O: QType>(p: &Params, input: &[u8], output: &mut [u8]) {
 mod tests {
     extern crate std;
     use super::*;
+    use crate::fixedpoint::preprocess_softmax_scaling;
     use std::vec;
     use std::vec::Vec;
 

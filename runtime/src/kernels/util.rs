@@ -20,6 +20,10 @@ impl<'a> I32s<'a> {
     pub fn len(&self) -> usize {
         self.bytes.len() / 4
     }
+    /// The underlying little-endian bytes.
+    pub fn bytes(&self) -> &'a [u8] {
+        self.bytes
+    }
     pub fn is_empty(&self) -> bool {
         self.bytes.len() < 4
     }
@@ -110,9 +114,9 @@ pub fn float_activation_range(ctx: &PrepareContext<'_, '_>, act: Activation) -> 
     })
 }
 
-/// Q31 multiplier and shift for `input_scale * filter_scale / output_scale`, computed in double
-/// as TFLite's `GetQuantizedConvolutionMultipler` does.
+/// Q31 multiplier and shift for `input_scale * filter_scale / output_scale`, bit-identical to
+/// TFLite's `GetQuantizedConvolutionMultipler` in double, in integer arithmetic (see
+/// [`fixedpoint::quantize_scale_ratio`]), so firmware links no double soft-float.
 pub fn conv_multiplier(input_scale: f32, filter_scale: f32, output_scale: f32) -> (i32, i32) {
-    let real = input_scale as f64 * filter_scale as f64 / output_scale as f64;
-    fixedpoint::quantize_multiplier(real)
+    fixedpoint::quantize_scale_ratio(input_scale, filter_scale, output_scale)
 }
