@@ -17,6 +17,8 @@ pub enum Command {
     Run(RunArgs),
     /// Describe a model: inputs, outputs, operators, arena and constant bytes.
     Inspect(InspectArgs),
+    /// Time invoke() on one thread: median and fastest microseconds per inference.
+    Bench(BenchArgs),
     /// Top-1 accuracy of a classifier on labelled .npy data.
     Eval(EvalArgs),
     /// Convert a float .tflite or .onnx model to an int8 .tflite, calibrated on sample inputs.
@@ -98,6 +100,24 @@ pub struct EvalArgs {
     #[arg(long)]
     pub scale: Option<f64>,
     /// Print {"accuracy": fraction, "correct": n, "total": n}.
+    #[arg(long)]
+    pub json: bool,
+    /// Requantization rounding: TensorFlow Lite Micro (default) or LiteRT reference kernels.
+    #[arg(long, value_enum, default_value_t = RoundingArg::Tflm)]
+    pub rounding: RoundingArg,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// The .tflite model.
+    pub model: PathBuf,
+    /// Timed invokes.
+    #[arg(long, default_value_t = 100)]
+    pub iterations: usize,
+    /// Untimed invokes before timing (caches, branch predictors, CPU clock).
+    #[arg(long, default_value_t = 10)]
+    pub warmup: usize,
+    /// Print one JSON object (`median_us`, `min_us`, ...) instead of a sentence.
     #[arg(long)]
     pub json: bool,
     /// Requantization rounding: TensorFlow Lite Micro (default) or LiteRT reference kernels.

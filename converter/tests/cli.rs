@@ -76,6 +76,31 @@ fn inspect_json_reports_arena_ops_and_io() {
 }
 
 #[test]
+fn inspect_splits_the_arena_and_reports_packing() {
+    let out = ferrolite(&[&"inspect", &examples().join("hello_world_int8.tflite"), &"--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("valid JSON");
+    let (persistent, activations) = (json["persistent_bytes"].as_u64(), json["activation_bytes"].as_u64());
+    assert_eq!(persistent.zip(activations).map(|(p, a)| p + a), json["arena_bytes"].as_u64(), "{json}");
+    assert!(persistent.is_some_and(|p| p > 0), "{json}");
+    assert_eq!(json["packed_bytes"], 0, "{json}");
+}
+
+#[test]
+fn bench_json_has_median_and_min() {
+    let model = examples().join("hello_world_int8.tflite");
+    let out = ferrolite(&[&"bench", &model, &"--iterations", &"7", &"--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("valid JSON");
+    let (median, min) = (json["median_us"].as_f64().unwrap(), json["min_us"].as_f64().unwrap());
+    assert!(min > 0.0 && min <= median, "{json}");
+    assert_eq!(json["iterations"], 7);
+    let text = ferrolite(&[&"bench", &model, &"--iterations", &"3"]);
+    assert!(String::from_utf8_lossy(&text.stdout).contains("median"), "{}", stderr(&text));
+    assert_one_line_error(&ferrolite(&[&"bench", &model, &"--iterations", &"0"]), "iterations");
+}
+
+#[test]
 fn inspect_table_works_on_the_bundled_example() {
     let out = ferrolite(&[&"inspect", &examples().join("hello_world_int8.tflite")]);
     assert!(out.status.success(), "{}", stderr(&out));

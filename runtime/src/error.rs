@@ -128,6 +128,8 @@ pub enum Limited {
     KernelsInResolver,
     ArenaBytes,
     ModelBytes,
+    SharedTableElements,
+    PlannerSteps,
 }
 
 impl Limited {
@@ -141,6 +143,8 @@ impl Limited {
             Limited::KernelsInResolver => "kernels in resolver",
             Limited::ArenaBytes => "arena bytes",
             Limited::ModelBytes => "model bytes",
+            Limited::SharedTableElements => "elements (shared tables)",
+            Limited::PlannerSteps => "memory planner steps",
         }
     }
 }

@@ -236,7 +236,8 @@ impl<'a> Interpreter<'a> {
         }
         Self::trace_lifetimes(&model, resolver, &mut tables)?;
         let activations = tables_len + cursor;
-        let plan_len = planner::plan_best(&mut tables, ARENA_ALIGN);
+        let plan_len = planner::plan_best(&mut tables, ARENA_ALIGN)
+            .ok_or(Error::TooMany { what: Limited::PlannerSteps, limit: error::saturate_u32(planner::MAX_STEPS) })?;
         // Aliased tensors take their root's offset.
         for t in 0..num_tensors {
             let mut slot = tables.tensor(t);
@@ -481,8 +482,12 @@ impl<'a> Interpreter<'a> {
         self.tensor_bytes(t).ok_or(Error::NoSuchTensor { index: error::saturate_u32(i) })
     }
 
-    /// Bytes of any tensor (activations are only meaningful while no later op reused them).
+    /// Bytes of any tensor (activations are only meaningful while no later op reused them);
+    /// `None` for an index past the model's tensors.
     pub fn tensor_bytes(&self, t: usize) -> Option<&[u8]> {
+        if t >= self.model.num_tensors() {
+            return None;
+        }
         let s = self.tensor_slot(t);
         if s.place == Place::Model as u16 {
             return self.model.bytes().get(s.offset as usize..(s.offset + s.len) as usize);

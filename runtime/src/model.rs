@@ -1,6 +1,6 @@
 //! A model verified once, up front, so nothing later has to trust the bytes.
 
-use crate::error::{self, Error, Indexed, Reason, Result};
+use crate::error::{self, Error, Indexed, Limited, Reason, Result};
 use crate::kernels;
 use crate::tensor::{DataType, Quantization, Shape, TensorMeta};
 use ferrolite_schema::reader::{TableVector, Vector};
@@ -36,6 +36,22 @@ pub struct Model<'a> {
 
 fn required<T>(value: Option<T>, what: Reason) -> Result<T> {
     value.ok_or(Error::MissingField(what))
+}
+
+/// Elements verification may still visit (see [`Model::from_bytes`]).
+struct Budget {
+    left: usize,
+    limit: usize,
+}
+
+impl Budget {
+    fn spend(&mut self, n: usize) -> Result<()> {
+        self.left = self
+            .left
+            .checked_sub(n)
+            .ok_or(Error::TooMany { what: Limited::SharedTableElements, limit: error::saturate_u32(self.limit) })?;
+        Ok(())
+    }
 }
 
 fn check_index(index: i64, len: usize, what: Indexed) -> Result<usize> {
@@ -87,16 +103,23 @@ impl<'a> Model<'a> {
             inputs: required(main.inputs()?, reason!("subgraph inputs"))?,
             outputs: required(main.outputs()?, reason!("subgraph outputs"))?,
         };
+        // Flatbuffer tables can be shared: a vector may point at one subgraph, tensor or operator
+        // many times, so a small file could make verification visit billions of elements. In a
+        // file without sharing every element visited below takes at least 4 bytes of its own, so
+        // one visit per byte is a generous budget that only shared structures exceed.
+        let mut budget = Budget { left: bytes.len(), limit: bytes.len() };
         for i in 0..subgraphs.len() {
-            model.verify_subgraph(tflite::SubGraph(subgraphs.get(i)?), i == 0)?;
+            model.verify_subgraph(tflite::SubGraph(subgraphs.get(i)?), i == 0, &mut budget)?;
         }
         Ok(model)
     }
 
-    fn verify_subgraph(&self, sg: tflite::SubGraph<'a>, executed: bool) -> Result<()> {
+    fn verify_subgraph(&self, sg: tflite::SubGraph<'a>, executed: bool, budget: &mut Budget) -> Result<()> {
         let tensors = required(sg.tensors()?, reason!("subgraph tensors"))?;
+        budget.spend(1)?;
         for t in 0..tensors.len() {
-            self.read_tensor(tensors, t)?;
+            let meta = self.read_tensor(tensors, t)?;
+            budget.spend(1 + meta.shape.rank() + meta.quantization.as_ref().map_or(0, |q| 2 * q.len()))?;
         }
         for io in
             [required(sg.inputs()?, reason!("subgraph inputs"))?, required(sg.outputs()?, reason!("subgraph outputs"))?]
@@ -108,6 +131,8 @@ impl<'a> Model<'a> {
         let Some(operators) = sg.operators()? else { return Ok(()) };
         for o in 0..operators.len() {
             let op = self.read_op(tflite::Operator(operators.get(o)?), o as u32, tensors.len())?;
+            let intermediates = op.table.intermediates()?.map_or(0, |v| v.len());
+            budget.spend(1 + op.inputs.len() + op.outputs.len() + intermediates)?;
             if executed && !kernels::is_known(op.code, op.version) {
                 return Err(Error::unsupported_op(op.code, op.version));
             }

@@ -13,7 +13,8 @@
 
 use crate::error::Result;
 use crate::fixedpoint::{multiply_by_quantized_multiplier_smaller_than_one_exp, rounding_divide_by_pot_i16};
-use crate::kernels::util::{self, read_f32, write_f32};
+use crate::kernels::fast;
+use crate::kernels::util::{self, as_i8, as_i8_mut, read_f32, write_f32};
 use crate::kernels::{known_max_version, EvalContext, PrepareContext, Registration};
 use crate::tensor::{DataType, Shape, TensorMeta};
 use crate::Rounding;
@@ -487,7 +488,14 @@ pub(crate) fn eval_add_sub<const SUBTRACT: bool>(ctx: &mut EvalContext<'_>) -> R
     let float_op = |x: f32, y: f32| clamp_f32(if SUBTRACT { x - y } else { x + y }, p.float_min, p.float_max);
     match p.kind {
         KIND_FLOAT => eval_float(&p.broadcast, in1, in2, out, float_op),
-        KIND_INT8 => eval_quantized::<I8>(&p.broadcast, in1, in2, out, |x, y| add_sub_element::<SUBTRACT>(q, x, y)),
+        KIND_INT8 => {
+            let fast_args = fast::AddInt8 { subtract: SUBTRACT, quant: *q };
+            let n = p.broadcast.elements as usize;
+            let flat = p.broadcast.flat != 0 && in1.len() >= n && in2.len() >= n && out.len() >= n;
+            if !(flat && fast::add_int8(&fast_args, as_i8(&in1[..n]), as_i8(&in2[..n]), as_i8_mut(&mut out[..n]))) {
+                eval_quantized::<I8>(&p.broadcast, in1, in2, out, |x, y| add_sub_element::<SUBTRACT>(q, x, y));
+            }
+        }
         KIND_INT16 => eval_quantized::<I16>(&p.broadcast, in1, in2, out, |x, y| add_sub_element::<SUBTRACT>(q, x, y)),
         _ => eval_quantized::<I16>(&p.broadcast, in1, in2, out, |x, y| pot_element::<SUBTRACT>(&p.pot, x, y)),
     }

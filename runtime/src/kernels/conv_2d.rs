@@ -14,6 +14,7 @@
 
 use crate::error::{Error, Result};
 use crate::fixedpoint::{multiply_by_quantized_multiplier, multiply_by_quantized_multiplier_i64};
+use crate::kernels::fast::{self, ConvInt8};
 use crate::kernels::util::{self, as_i8, read_f32, read_i32, read_i64, write_f32, write_i16};
 use crate::kernels::{known_max_version, EvalContext, PrepareContext, Registration};
 use crate::tensor::{DataType, Quantization, TensorMeta};
@@ -535,6 +536,28 @@ fn conv_loops<A: Copy>(
     }
 }
 
+/// The reference int8 convolution: the loop nest with TFLM's arithmetic, which the fast kernels
+/// reproduce byte for byte.
+pub(crate) fn conv_int8_reference(a: &mut ConvInt8<'_>, groups: usize) {
+    let (offset, out_offset, lo, hi) = (a.input_offset, a.output_offset, a.act_min, a.act_max);
+    let (bias, multipliers, shifts) = (a.bias, a.multipliers, a.shifts);
+    let out = &mut *a.output;
+    conv_loops(
+        a.window,
+        groups,
+        (bytemuck::cast_slice(a.input), 1),
+        (bytemuck::cast_slice(a.filter), 1),
+        0i32,
+        |acc, x, k| dot_i8(acc, as_i8(x), as_i8(k), offset),
+        |oc, i, acc| {
+            let acc = bias.map_or(acc, |b| acc.wrapping_add(b.get(oc)));
+            if let Some(o) = out.get_mut(i) {
+                *o = requantize(acc, multipliers.get(oc), shifts.get(oc), out_offset, lo, hi) as i8;
+            }
+        },
+    );
+}
+
 /// Eval; `INT8_ONLY` (after [`prepare_int8`]) compiles the int8 path alone.
 fn eval_kinds<const INT8_ONLY: bool>(ctx: &mut EvalContext<'_>) -> Result<()> {
     let mut reader = ctx.params();
@@ -583,21 +606,22 @@ fn eval_kinds<const INT8_ONLY: bool>(ctx: &mut EvalContext<'_>) -> Result<()> {
     let (offset, out_offset, lo, hi) = (p.input_offset, p.output_offset, p.act_min, p.act_max);
     match p.kind {
         KIND_INT8 => {
-            let out = util::as_i8_mut(output);
-            conv_loops(
-                &w,
-                groups,
-                (input, 1),
-                (filter, 1),
-                0i32,
-                |acc, x, k| dot_i8(acc, as_i8(x), as_i8(k), offset),
-                |oc, i, acc| {
-                    let acc = if has_bias { acc.wrapping_add(read_i32(bias, oc)) } else { acc };
-                    if let Some(o) = out.get_mut(i) {
-                        *o = requantize(acc, multipliers.get(oc), shifts.get(oc), out_offset, lo, hi) as i8;
-                    }
-                },
-            );
+            let mut args = ConvInt8 {
+                window: &w,
+                input: as_i8(input),
+                filter: as_i8(filter),
+                bias: has_bias.then(|| util::I32s::new(bias)),
+                multipliers,
+                shifts,
+                input_offset: offset,
+                output_offset: out_offset,
+                act_min: lo,
+                act_max: hi,
+                output: util::as_i8_mut(output),
+            };
+            if !fast::conv_int8(&mut args, groups) {
+                conv_int8_reference(&mut args, groups);
+            }
         }
         KIND_INT16_ACC32 => conv_loops(
             &w,

@@ -6,6 +6,7 @@
 use crate::error::Result;
 use crate::fixedpoint::{multiply_by_quantized_multiplier, multiply_by_quantized_multiplier_single_round};
 use crate::kernels::conv_2d::push_channel_multipliers;
+use crate::kernels::fast;
 use crate::kernels::util::{self, as_i8, as_i8_mut, read_f32, read_i32, write_f32};
 use crate::kernels::{known_max_version, EvalContext, PrepareContext, Registration};
 use crate::tensor::DataType;
@@ -187,6 +188,28 @@ fn eval_kinds<const INT8_ONLY: bool>(ctx: &mut EvalContext<'_>) -> Result<()> {
     let shifts = reader.i32s(channels);
     let (input, filter) = (as_i8(input), as_i8(filter));
     let output = as_i8_mut(ctx.output(0));
+    let finish = |index: usize, acc: i32| -> i8 {
+        let o = index % outputs;
+        let acc = if p.has_bias != 0 { acc.wrapping_add(read_i32(bias, o)) } else { acc };
+        let c = if p.per_channel != 0 { o } else { 0 };
+        let scaled = if p.single_rounding != 0 {
+            multiply_by_quantized_multiplier_single_round(acc, multipliers.get(c), shifts.get(c))
+        } else {
+            multiply_by_quantized_multiplier(acc, multipliers.get(c), shifts.get(c))
+        };
+        // max/min, not `clamp`: its assertion links integer formatting into firmware.
+        scaled.saturating_add(p.output_offset).max(p.act_min).min(p.act_max) as i8
+    };
+    let sizes_match =
+        input.len() == batches * depth && filter.len() >= outputs * depth && output.len() >= batches * outputs;
+    if p.filter_offset == 0
+        && sizes_match
+        && fast::fully_connected(input, &filter[..outputs * depth], depth, p.input_offset, |i, acc| {
+            output[i] = finish(i, acc)
+        })
+    {
+        return Ok(());
+    }
     for b in 0..batches {
         let row = &input[b * depth..(b + 1) * depth];
         for o in 0..outputs {
@@ -197,16 +220,7 @@ fn eval_kinds<const INT8_ONLY: bool>(ctx: &mut EvalContext<'_>) -> Result<()> {
                     (x as i32).wrapping_add(p.input_offset).wrapping_mul((w as i32).wrapping_add(p.filter_offset)),
                 );
             }
-            if p.has_bias != 0 {
-                acc = acc.wrapping_add(read_i32(bias, o));
-            }
-            let c = if p.per_channel != 0 { o } else { 0 };
-            let scaled = if p.single_rounding != 0 {
-                multiply_by_quantized_multiplier_single_round(acc, multipliers.get(c), shifts.get(c))
-            } else {
-                multiply_by_quantized_multiplier(acc, multipliers.get(c), shifts.get(c))
-            };
-            output[b * outputs + o] = scaled.saturating_add(p.output_offset).max(p.act_min).min(p.act_max) as i8;
+            output[b * outputs + o] = finish(b * outputs + o, acc);
         }
     }
     Ok(())

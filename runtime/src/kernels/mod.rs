@@ -9,6 +9,7 @@ use crate::InterpreterOptions;
 use ferrolite_schema::reader::Table;
 use ferrolite_schema::tflite::builtin;
 
+pub mod fast;
 pub mod util;
 
 /// Most inputs an op may have (UNIDIRECTIONAL_SEQUENCE_LSTM has 24).

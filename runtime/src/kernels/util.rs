@@ -20,6 +20,10 @@ impl<'a> I32s<'a> {
     pub fn len(&self) -> usize {
         self.bytes.len() / 4
     }
+    /// The underlying little-endian bytes.
+    pub fn bytes(&self) -> &'a [u8] {
+        self.bytes
+    }
     pub fn is_empty(&self) -> bool {
         self.bytes.len() < 4
     }
