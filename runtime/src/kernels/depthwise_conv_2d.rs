@@ -17,34 +17,13 @@ use crate::kernels::conv_2d::{
 };
 use crate::kernels::fast::{self, ConvInt8};
 use crate::kernels::util::{self, as_i8, read_f32, read_i64, write_f32, write_i16};
-use crate::kernels::{known_max_version, EvalContext, PrepareContext, Registration};
+use crate::kernels::{EvalContext, PrepareContext};
 use crate::tensor::DataType;
 use ferrolite_schema::tflite::{builtin, options_type};
 
 const REGISTRATION_CODE: i32 = builtin::DEPTHWISE_CONV_2D;
 
-pub static REGISTRATION: Registration = Registration {
-    code: REGISTRATION_CODE,
-    max_version: known_max_version(REGISTRATION_CODE),
-    aliases_input: false,
-    prepare,
-    eval: eval_kinds::<false>,
-};
-
-/// Runs int8 models only (prepare rejects other types), so firmware that registers it links no
-/// float or int16 code for this op.
-pub static REGISTRATION_INT8: Registration = Registration {
-    code: REGISTRATION_CODE,
-    max_version: known_max_version(REGISTRATION_CODE),
-    aliases_input: false,
-    prepare: prepare_int8,
-    eval: eval_kinds::<true>,
-};
-
-fn prepare_int8(ctx: &mut PrepareContext<'_, '_>) -> Result<()> {
-    ctx.expect_int8_io()?;
-    prepare(ctx)
-}
+registrations_with_int8_only!(REGISTRATION_CODE, prepare: prepare, prepare_int8: prepare);
 
 fn prepare(ctx: &mut PrepareContext<'_, '_>) -> Result<()> {
     ctx.expect_io(2, 3, 1)?;

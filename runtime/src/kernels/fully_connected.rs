@@ -8,7 +8,7 @@ use crate::fixedpoint::{multiply_by_quantized_multiplier, multiply_by_quantized_
 use crate::kernels::conv_2d::push_channel_multipliers;
 use crate::kernels::fast;
 use crate::kernels::util::{self, as_i8, as_i8_mut, read_f32, read_i32, write_f32};
-use crate::kernels::{known_max_version, EvalContext, PrepareContext, Registration};
+use crate::kernels::{EvalContext, PrepareContext};
 use crate::tensor::DataType;
 use crate::Rounding;
 use bytemuck::{Pod, Zeroable};
@@ -16,28 +16,7 @@ use ferrolite_schema::tflite::{builtin, options_type};
 
 const REGISTRATION_CODE: i32 = builtin::FULLY_CONNECTED;
 
-pub static REGISTRATION: Registration = Registration {
-    code: REGISTRATION_CODE,
-    max_version: known_max_version(REGISTRATION_CODE),
-    aliases_input: false,
-    prepare,
-    eval: eval_kinds::<false>,
-};
-
-/// Runs int8 models only (prepare rejects other types), so firmware that registers it links no
-/// float or int16 code for this op.
-pub static REGISTRATION_INT8: Registration = Registration {
-    code: REGISTRATION_CODE,
-    max_version: known_max_version(REGISTRATION_CODE),
-    aliases_input: false,
-    prepare: prepare_int8,
-    eval: eval_kinds::<true>,
-};
-
-fn prepare_int8(ctx: &mut PrepareContext<'_, '_>) -> Result<()> {
-    ctx.expect_int8_io()?;
-    prepare(ctx)
-}
+registrations_with_int8_only!(REGISTRATION_CODE, prepare: prepare, prepare_int8: prepare);
 
 const KIND_INT8: u32 = 0;
 const KIND_FLOAT: u32 = 1;

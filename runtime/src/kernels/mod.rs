@@ -9,6 +9,36 @@ use crate::InterpreterOptions;
 use ferrolite_schema::reader::Table;
 use ferrolite_schema::tflite::builtin;
 
+/// Defines a kernel's two registrations from its `prepare` functions and `eval_kinds::<INT8_ONLY>`:
+/// `REGISTRATION` runs every type the kernel supports; `REGISTRATION_INT8` runs int8 models only
+/// (prepare rejects other types, eval is instantiated for int8 alone), so firmware that registers it
+/// links no float or int16 code for the op.
+macro_rules! registrations_with_int8_only {
+    ($code:expr, prepare: $prepare:expr, prepare_int8: $prepare_int8:expr) => {
+        pub static REGISTRATION: $crate::kernels::Registration = $crate::kernels::Registration {
+            code: $code,
+            max_version: $crate::kernels::known_max_version($code),
+            aliases_input: false,
+            prepare: $prepare,
+            eval: eval_kinds::<false>,
+        };
+
+        /// Runs int8 models only, so firmware that registers it links no float or int16 code.
+        pub static REGISTRATION_INT8: $crate::kernels::Registration = $crate::kernels::Registration {
+            code: $code,
+            max_version: $crate::kernels::known_max_version($code),
+            aliases_input: false,
+            prepare: prepare_int8,
+            eval: eval_kinds::<true>,
+        };
+
+        fn prepare_int8(ctx: &mut $crate::kernels::PrepareContext<'_, '_>) -> $crate::error::Result<()> {
+            ctx.expect_int8_io()?;
+            $prepare_int8(ctx)
+        }
+    };
+}
+
 pub mod fast;
 pub mod util;
 

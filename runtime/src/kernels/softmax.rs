@@ -26,7 +26,7 @@ use crate::fixedpoint::{
 use crate::fixedpoint::{count_leading_zeros_u32, multiply_by_quantized_multiplier, quantize_multiplier};
 use crate::kernels::add::{checked_quant, clamp_i32, QType, I16, I8};
 use crate::kernels::util::{read_f32, read_i16, write_f32};
-use crate::kernels::{known_max_version, EvalContext, PrepareContext, Registration};
+use crate::kernels::{EvalContext, PrepareContext};
 use crate::tensor::{DataType, TensorMeta};
 use crate::Rounding;
 use bytemuck::{Pod, Zeroable};
@@ -34,28 +34,7 @@ use ferrolite_schema::tflite::{builtin, options_type};
 
 const REGISTRATION_CODE: i32 = builtin::SOFTMAX;
 
-pub static REGISTRATION: Registration = Registration {
-    code: REGISTRATION_CODE,
-    max_version: known_max_version(REGISTRATION_CODE),
-    aliases_input: false,
-    prepare: prepare_kinds::<false>,
-    eval: eval_kinds::<false>,
-};
-
-/// Runs int8 models only (prepare rejects other types), so firmware that registers it links no
-/// float or int16 code for this op.
-pub static REGISTRATION_INT8: Registration = Registration {
-    code: REGISTRATION_CODE,
-    max_version: known_max_version(REGISTRATION_CODE),
-    aliases_input: false,
-    prepare: prepare_int8,
-    eval: eval_kinds::<true>,
-};
-
-fn prepare_int8(ctx: &mut PrepareContext<'_, '_>) -> Result<()> {
-    ctx.expect_int8_io()?;
-    prepare_kinds::<true>(ctx)
-}
+registrations_with_int8_only!(REGISTRATION_CODE, prepare: prepare_kinds::<false>, prepare_int8: prepare_kinds::<true>);
 
 const KIND_FLOAT: u32 = 0;
 const KIND_INT8_INT8: u32 = 1;
