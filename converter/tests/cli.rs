@@ -1,29 +1,16 @@
 //! End-to-end tests of the `ferrolite` binary: `inspect` and `run` on real models, and the
 //! failures a user will hit (wrong dtype, wrong shape, missing or truncated model).
 
+mod common;
+
+use common::*;
 #[path = "../../runtime/tests/support/mod.rs"]
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 const HELLO: &str = "tflm_hello_world_int8";
-
-fn ferrolite(args: &[&dyn AsRef<std::ffi::OsStr>]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ferrolite")).args(args.iter().map(|a| a.as_ref())).output().expect("spawn")
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-/// A fresh, empty directory for one test's files.
-fn scratch(test: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("cli-{test}"));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 fn examples() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/models")
@@ -45,15 +32,6 @@ fn leftovers(dir: &Path, keep: &[&str]) -> Vec<String> {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .filter(|n| !keep.contains(&n.as_str()))
         .collect()
-}
-
-fn write_npy<T: npyz::AutoSerialize + Copy>(path: &Path, shape: &[u64], data: &[T]) {
-    use npyz::WriterBuilder;
-    let mut bytes = Vec::new();
-    let mut w = npyz::WriteOptions::<T>::new().default_dtype().shape(shape).writer(&mut bytes).begin_nd().unwrap();
-    w.extend(data.iter().copied()).unwrap();
-    w.finish().unwrap();
-    std::fs::write(path, bytes).unwrap();
 }
 
 #[test]
@@ -113,7 +91,7 @@ fn inspect_table_works_on_the_bundled_example() {
 /// Runs hello_world on golden sample 0 and compares with the reference of that rounding mode.
 fn run_matches_golden(rounding: Option<&str>, golden_output: &str) {
     let Some(shared) = support::shared_dir() else { return };
-    let dir = scratch(&format!("golden-{}", rounding.unwrap_or("default")));
+    let dir = scratch("cli", &format!("golden-{}", rounding.unwrap_or("default")));
     let model = shared.join("models").join(format!("{HELLO}.tflite"));
     let golden = shared.join("golden").join(HELLO);
     let output = dir.join("out.npy");
@@ -144,7 +122,7 @@ fn run_matches_litert_golden_with_litert_rounding() {
 
 #[test]
 fn run_works_on_the_bundled_example() {
-    let dir = scratch("example");
+    let dir = scratch("cli", "example");
     let output = dir.join("out.npy");
     let ex = examples();
     let out = ferrolite(&[
@@ -162,7 +140,7 @@ fn run_works_on_the_bundled_example() {
 
 /// Runs the bundled model on a bad input file and checks the failure leaves no output behind.
 fn bad_input(test: &str, make: impl FnOnce(&Path), needle: &str) {
-    let dir = scratch(test);
+    let dir = scratch("cli", test);
     let input = dir.join("in.npy");
     make(&input);
     let output = dir.join("out.npy");
@@ -192,7 +170,7 @@ fn garbage_input_file_is_an_error() {
 
 #[test]
 fn wrong_number_of_inputs_or_outputs_is_an_error() {
-    let dir = scratch("count");
+    let dir = scratch("cli", "count");
     let ex = examples();
     let (model, input) = (ex.join("hello_world_int8.tflite"), ex.join("hello_world_input.npy"));
     let (a, b) = (dir.join("a.npy"), dir.join("b.npy"));
@@ -205,7 +183,7 @@ fn wrong_number_of_inputs_or_outputs_is_an_error() {
 
 #[test]
 fn missing_model_is_an_error() {
-    let dir = scratch("missing");
+    let dir = scratch("cli", "missing");
     let out = ferrolite(&[&"inspect", &dir.join("nope.tflite")]);
     assert_one_line_error(&out, "nope.tflite");
     let ex = examples();
@@ -223,7 +201,7 @@ fn missing_model_is_an_error() {
 
 #[test]
 fn truncated_model_is_a_one_line_error() {
-    let dir = scratch("truncated");
+    let dir = scratch("cli", "truncated");
     let bytes = std::fs::read(examples().join("hello_world_int8.tflite")).unwrap();
     for len in [0, 7, 100, bytes.len() / 2, bytes.len() - 1] {
         let model = dir.join("cut.tflite");
@@ -247,7 +225,7 @@ fn run_batch_matches_every_golden_sample() {
     let golden = shared.join("golden").join(name);
     let count = (0..).take_while(|k| golden.join(format!("input_{k}.npy")).is_file()).count();
     assert!(count > 1, "{name} has {count} golden samples");
-    let dir = scratch("batch");
+    let dir = scratch("cli", "batch");
     let first = support::read_npy(&golden.join("input_0.npy"));
     let stacked: Vec<i8> = (0..count)
         .flat_map(|k| support::read_npy(&golden.join(format!("input_{k}.npy"))).bytes)

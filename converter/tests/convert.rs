@@ -5,26 +5,12 @@
 //! Bad inputs are generated here (small float graphs written with the converter's own writer),
 //! not committed.
 
+mod common;
+
+use common::*;
 use ferrolite::{AllOpsResolver, DataType, Interpreter, InterpreterOptions, Model};
 use ferrolite_converter::graph::{write, Activation, Data, Graph, Op, Padding, Tensor, Window};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn ferrolite(args: &[&dyn AsRef<std::ffi::OsStr>]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ferrolite")).args(args.iter().map(|a| a.as_ref())).output().expect("spawn")
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-/// A fresh, empty directory for one test's files.
-fn scratch(test: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("convert-{test}"));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 /// `../shared/float` (or `$FERROLITE_SHARED/float`); `None` skips outside CI, CI=true fails loudly.
 fn shared_float() -> Option<PathBuf> {
@@ -40,15 +26,6 @@ fn shared_float() -> Option<PathBuf> {
     }
     eprintln!("skipping: float models not found at {}", dir.display());
     None
-}
-
-fn write_npy<T: npyz::AutoSerialize + Copy>(path: &Path, shape: &[u64], data: &[T]) {
-    use npyz::WriterBuilder;
-    let mut bytes = Vec::new();
-    let mut w = npyz::WriteOptions::<T>::new().default_dtype().shape(shape).writer(&mut bytes).begin_nd().unwrap();
-    w.extend(data.iter().copied()).unwrap();
-    w.finish().unwrap();
-    std::fs::write(path, bytes).unwrap();
 }
 
 fn read_npy<T: npyz::Deserialize>(path: &Path) -> (Vec<u64>, Vec<T>) {
@@ -149,7 +126,7 @@ fn check_baseline(float: &Path, dir: &Path, model: &str, key: &str, extra: &[&st
 #[test]
 fn converted_float_tflite_models_reach_tensorflow_int8_accuracy() {
     let Some(float) = shared_float() else { return };
-    let dir = scratch("baseline-tflite");
+    let dir = scratch("convert", "baseline-tflite");
     let failures: Vec<String> = [
         ("mnist_mlp_float.tflite", "mnist_mlp", &[][..]),
         ("mnist_cnn_float.tflite", "mnist_cnn", &[]),
@@ -189,7 +166,7 @@ fn tiny_weights() -> Vec<f32> {
 
 /// A directory with `tiny.tflite` (float) and `calib.npy` (16 samples of [4]).
 fn tiny_setup(test: &str) -> PathBuf {
-    let dir = scratch(test);
+    let dir = scratch("convert", test);
     std::fs::write(dir.join("tiny.tflite"), write::float_model(&tiny_graph(tiny_weights()), None).to_bytes()).unwrap();
     let calib: Vec<f32> = (0..64).map(|i| ((i * 7) % 11) as f32 / 10.0 - 0.3).collect();
     write_npy(&dir.join("calib.npy"), &[16, 4], &calib);
@@ -548,7 +525,7 @@ fn every_op_graph() -> Graph {
 /// layer's SQNR, and compares each dequantized int8 output with the float model's (both run by the
 /// runtime) on fresh inputs, within `tolerances[output]`. Returns the int8 model's op names and bytes.
 fn convert_and_compare(test: &str, graph: &Graph, tolerances: &[f32]) -> (Vec<String>, Vec<u8>) {
-    let dir = scratch(test);
+    let dir = scratch("convert", test);
     graph.validate().unwrap();
     let float_bytes = write::float_model(graph, None).to_bytes();
     std::fs::write(dir.join("float.tflite"), &float_bytes).unwrap();
@@ -631,7 +608,7 @@ fn dilated_convolution_and_keep_num_dims_convert() {
 
 #[test]
 fn outputs_option_keeps_only_the_named_outputs() {
-    let dir = scratch("outputs");
+    let dir = scratch("convert", "outputs");
     std::fs::write(dir.join("every.tflite"), write::float_model(&every_op_graph(), None).to_bytes()).unwrap();
     write_npy(&dir.join("calib.npy"), &[8, 8, 8, 2], &noise(8 * 128, 3, 1.0));
     let (model, calib, out) = (dir.join("every.tflite"), dir.join("calib.npy"), dir.join("out.tflite"));

@@ -3,13 +3,15 @@
 //! (measured there with `tf.lite.Interpreter`), in both rounding modes; and the errors a user
 //! hits (bad shapes, wrong counts, non-integer labels, several inputs) are one clear line.
 
+mod common;
+
+use common::*;
 #[path = "../../runtime/tests/support/mod.rs"]
 mod support;
 
 use ferrolite::Rounding;
 use ferrolite_converter::eval::{evaluate_files, Accuracy, EvalOptions};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 const PIXEL_SCALE: f64 = 1.0 / 255.0;
 const DIGITS_SCALE: f64 = 1.0 / 16.0;
@@ -52,7 +54,7 @@ fn tensorflow_models_score_exactly_tensorflows_accuracy_in_both_rounding_modes()
 #[test]
 fn float_data_is_quantized_with_the_input_parameters() {
     let Some(float) = float_dir() else { return };
-    let dir = scratch("float-data");
+    let dir = scratch("eval", "float-data");
     let raw = support::read_npy(&float.join("test_digits_x.npy"));
     let scaled: Vec<f32> = raw.bytes.iter().map(|&p| f32::from(p) / 16.0).collect();
     let x = dir.join("x.npy");
@@ -62,26 +64,6 @@ fn float_data_is_quantized_with_the_input_parameters() {
         let got = evaluate_files(&float.join(model), &x, &y, EvalOptions::default()).unwrap();
         assert_eq!(got, Accuracy { correct: 350, total: 360 }, "{model}");
     }
-}
-
-fn ferrolite(args: &[&dyn AsRef<std::ffi::OsStr>]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ferrolite")).args(args.iter().map(|a| a.as_ref())).output().expect("spawn")
-}
-
-fn scratch(test: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("eval-{test}"));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn write_npy<T: npyz::AutoSerialize + Copy>(path: &Path, shape: &[u64], data: &[T]) {
-    use npyz::WriterBuilder;
-    let mut bytes = Vec::new();
-    let mut w = npyz::WriteOptions::<T>::new().default_dtype().shape(shape).writer(&mut bytes).begin_nd().unwrap();
-    w.extend(data.iter().copied()).unwrap();
-    w.finish().unwrap();
-    std::fs::write(path, bytes).unwrap();
 }
 
 #[test]
@@ -113,7 +95,7 @@ fn assert_eval_fails(model: &Path, x: &Path, y: &Path, needle: &str) {
 #[test]
 fn bad_data_and_labels_are_one_line_errors() {
     let Some(float) = float_dir() else { return };
-    let dir = scratch("errors");
+    let dir = scratch("eval", "errors");
     let mlp = float.join("digits_mlp_keras_tf_int8.tflite");
     let (x, y, _) = test_set(&float, "digits");
 
@@ -158,7 +140,7 @@ fn bad_data_and_labels_are_one_line_errors() {
 #[test]
 fn models_with_several_inputs_are_refused() {
     let Some(shared) = support::shared_dir() else { return };
-    let dir = scratch("two-inputs");
+    let dir = scratch("eval", "two-inputs");
     let (x, y) = (dir.join("x.npy"), dir.join("y.npy"));
     write_npy(&x, &[2, 4], &[0f32; 8]);
     write_npy(&y, &[2], &[0u8; 2]);

@@ -2,17 +2,16 @@
 //! 200 calibration samples, then evaluate the float and the int8 model on the 500 shipped test images.
 //! Needs nothing outside the repository.
 
+mod common;
+
+use common::*;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 /// TensorFlow's figures on these 500 images (`examples/mnist/README.md`, measured with LiteRT):
 /// the float model and TensorFlow's own int8 conversion both get 484 right.
 const TF_FLOAT_CORRECT: u64 = 484;
 const TF_INT8_CORRECT: u64 = 484;
-
-fn ferrolite(args: &[&dyn AsRef<std::ffi::OsStr>]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ferrolite")).args(args.iter().map(|a| a.as_ref())).output().expect("spawn")
-}
 
 fn succeeded(out: Output) -> String {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
