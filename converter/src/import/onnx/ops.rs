@@ -900,6 +900,7 @@ impl Importer {
             Some(p) => to_usize(&p, "perm")?,
             None => (0..rank).rev().collect(),
         };
+        ensure!(perm.len() == rank, "perm {perm:?} is not a permutation of rank {rank}");
         let mut inverse = vec![usize::MAX; rank];
         for (j, &p) in perm.iter().enumerate() {
             ensure!(p < rank && inverse[p] == usize::MAX, "perm {perm:?} is not a permutation of rank {rank}");
