@@ -11,7 +11,9 @@
 //! let scores = it.output::<i8>(0)?;
 //! ```
 #![no_std]
-#![forbid(unsafe_code)]
+// Only the SIMD module (`kernels::arm_dsp`) opts in, each `unsafe` block with a `// SAFETY:`
+// comment.
+#![deny(unsafe_code)]
 
 pub mod error;
 pub mod fixedpoint;

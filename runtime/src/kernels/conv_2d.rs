@@ -120,6 +120,12 @@ pub(crate) fn window_dim(
 #[inline]
 pub(crate) fn tap_range(origin: i32, dilation: i32, size: u32, filter: u32) -> (usize, usize) {
     let (o, d, s, f) = (origin as i64, dilation.max(1) as i64, size as i64, filter as i64);
+    if d == 1 {
+        // The common case, without the 64-bit divisions (a library call on 32-bit targets).
+        let lo = (-o).clamp(0, f);
+        let hi = (s - o).clamp(0, f);
+        return (lo as usize, hi.max(lo) as usize);
+    }
     let lo = if o >= 0 { 0 } else { ((d - 1 - o) / d).min(f) };
     let hi = if o >= s { 0 } else { ((s - o + d - 1) / d).min(f) };
     (lo as usize, hi.max(lo) as usize)
@@ -532,6 +538,46 @@ fn conv_loops<A: Copy>(
     }
 }
 
+/// An int8 convolution (CONV_2D or DEPTHWISE_CONV_2D) as eval hands it to a kernel: its buffers
+/// hold at least what the window needs (eval checked).
+pub(crate) struct ConvInt8<'a> {
+    pub window: &'a Window,
+    pub input: &'a [i8],
+    /// OHWI for CONV_2D, `[1, H, W, C]` for DEPTHWISE_CONV_2D.
+    pub filter: &'a [i8],
+    /// `None` when the op has no bias.
+    pub bias: Option<util::I32s<'a>>,
+    pub multipliers: util::I32s<'a>,
+    pub shifts: util::I32s<'a>,
+    pub input_offset: i32,
+    pub output_offset: i32,
+    pub act_min: i32,
+    pub act_max: i32,
+    pub output: &'a mut [i8],
+}
+
+/// The reference int8 convolution: the loop nest with TFLM's arithmetic. Optimized kernels must
+/// reproduce its bytes.
+pub(crate) fn conv_int8_reference(a: &mut ConvInt8<'_>, groups: usize) {
+    let (offset, out_offset, lo, hi) = (a.input_offset, a.output_offset, a.act_min, a.act_max);
+    let (bias, multipliers, shifts) = (a.bias, a.multipliers, a.shifts);
+    let out = &mut *a.output;
+    conv_loops(
+        a.window,
+        groups,
+        (bytemuck::cast_slice(a.input), 1),
+        (bytemuck::cast_slice(a.filter), 1),
+        0i32,
+        |acc, x, k| dot_i8(acc, as_i8(x), as_i8(k), offset),
+        |oc, i, acc| {
+            let acc = bias.map_or(acc, |b| acc.wrapping_add(b.get(oc)));
+            if let Some(o) = out.get_mut(i) {
+                *o = requantize(acc, multipliers.get(oc), shifts.get(oc), out_offset, lo, hi) as i8;
+            }
+        },
+    );
+}
+
 /// Eval; `INT8_ONLY` (after [`prepare_int8`]) compiles the int8 path alone.
 fn eval_kinds<const INT8_ONLY: bool>(ctx: &mut EvalContext<'_>) -> Result<()> {
     let mut reader = ctx.params();
@@ -580,21 +626,24 @@ fn eval_kinds<const INT8_ONLY: bool>(ctx: &mut EvalContext<'_>) -> Result<()> {
     let (offset, out_offset, lo, hi) = (p.input_offset, p.output_offset, p.act_min, p.act_max);
     match p.kind {
         KIND_INT8 => {
-            let out = util::as_i8_mut(output);
-            conv_loops(
-                &w,
-                groups,
-                (input, 1),
-                (filter, 1),
-                0i32,
-                |acc, x, k| dot_i8(acc, as_i8(x), as_i8(k), offset),
-                |oc, i, acc| {
-                    let acc = if has_bias { acc.wrapping_add(read_i32(bias, oc)) } else { acc };
-                    if let Some(o) = out.get_mut(i) {
-                        *o = requantize(acc, multipliers.get(oc), shifts.get(oc), out_offset, lo, hi) as i8;
-                    }
-                },
-            );
+            let mut args = ConvInt8 {
+                window: &w,
+                input: as_i8(input),
+                filter: as_i8(filter),
+                bias: has_bias.then(|| util::I32s::new(bias)),
+                multipliers,
+                shifts,
+                input_offset: offset,
+                output_offset: out_offset,
+                act_min: lo,
+                act_max: hi,
+                output: util::as_i8_mut(output),
+            };
+            #[cfg(ferrolite_arm_dsp)]
+            if crate::kernels::arm_dsp::conv_int8(&mut args, groups) {
+                return Ok(());
+            }
+            conv_int8_reference(&mut args, groups);
         }
         KIND_INT16_ACC32 => conv_loops(
             &w,

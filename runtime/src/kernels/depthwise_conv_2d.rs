@@ -13,9 +13,9 @@
 use crate::error::Result;
 use crate::kernels::conv_2d::{
     act_f32, buffer_mismatch, build_window, f32_le, i16_le, prepare_conv_params, requantize, requantize_i64,
-    spatial_options, tap_range, ConvParams, ConvTensors, Window, KIND_FLOAT, KIND_INT16_ACC64, KIND_INT8,
+    spatial_options, tap_range, ConvInt8, ConvParams, ConvTensors, Window, KIND_FLOAT, KIND_INT16_ACC64, KIND_INT8,
 };
-use crate::kernels::util::{self, as_i8, read_f32, read_i32, read_i64, write_f32, write_i16};
+use crate::kernels::util::{self, as_i8, read_f32, read_i64, write_f32, write_i16};
 use crate::kernels::{known_max_version, EvalContext, PrepareContext, Registration};
 use crate::tensor::DataType;
 use ferrolite_schema::tflite::{builtin, options_type};
@@ -126,6 +126,40 @@ fn depthwise_loops<A: Copy>(
     }
 }
 
+/// The reference int8 depthwise convolution (TFLM's arithmetic). Optimized kernels must
+/// reproduce its bytes.
+pub(crate) fn depthwise_int8_reference(a: &mut ConvInt8<'_>, mult: usize) {
+    let (offset, out_offset, lo, hi) = (a.input_offset, a.output_offset, a.act_min, a.act_max);
+    let (bias, multipliers, shifts) = (a.bias, a.multipliers, a.shifts);
+    let out = &mut *a.output;
+    depthwise_loops(
+        a.window,
+        (bytemuck::cast_slice(a.input), 1),
+        (bytemuck::cast_slice(a.filter), 1),
+        0i32,
+        |acc, pixel, taps, c0| {
+            let (pixel, taps) = (as_i8(pixel), as_i8(taps));
+            if mult == 1 {
+                let xs = &pixel[c0..][..acc.len()];
+                for ((a, &x), &k) in acc.iter_mut().zip(xs).zip(taps) {
+                    *a = a.wrapping_add(k as i32 * (x as i32 + offset));
+                }
+            } else {
+                for (j, (a, &k)) in acc.iter_mut().zip(taps).enumerate() {
+                    let x = pixel.get((c0 + j) / mult).copied().unwrap_or(0);
+                    *a = a.wrapping_add(k as i32 * (x as i32 + offset));
+                }
+            }
+        },
+        |oc, i, acc| {
+            let acc = bias.map_or(acc, |b| acc.wrapping_add(b.get(oc)));
+            if let Some(o) = out.get_mut(i) {
+                *o = requantize(acc, multipliers.get(oc), shifts.get(oc), out_offset, lo, hi) as i8;
+            }
+        },
+    );
+}
+
 /// Eval; `INT8_ONLY` (after [`prepare_int8`]) compiles the int8 path alone.
 fn eval_kinds<const INT8_ONLY: bool>(ctx: &mut EvalContext<'_>) -> Result<()> {
     let mut reader = ctx.params();
@@ -176,34 +210,24 @@ fn eval_kinds<const INT8_ONLY: bool>(ctx: &mut EvalContext<'_>) -> Result<()> {
     let shifts = reader.i32s(out_c);
     let (offset, out_offset, lo, hi) = (p.input_offset, p.output_offset, p.act_min, p.act_max);
     if p.kind == KIND_INT8 {
-        let out = util::as_i8_mut(output);
-        depthwise_loops(
-            &w,
-            (input, 1),
-            (filter, 1),
-            0i32,
-            |acc, pixel, taps, c0| {
-                let (pixel, taps) = (as_i8(pixel), as_i8(taps));
-                if mult == 1 {
-                    // One filter per input channel: the channels line up, which vectorizes.
-                    let xs = &pixel[c0..][..acc.len()];
-                    for ((a, &x), &k) in acc.iter_mut().zip(xs).zip(taps) {
-                        *a = a.wrapping_add(k as i32 * (x as i32 + offset));
-                    }
-                } else {
-                    for (j, (a, &k)) in acc.iter_mut().zip(taps).enumerate() {
-                        let x = pixel.get((c0 + j) / mult).copied().unwrap_or(0);
-                        *a = a.wrapping_add(k as i32 * (x as i32 + offset));
-                    }
-                }
-            },
-            |oc, i, acc| {
-                let acc = if has_bias { acc.wrapping_add(read_i32(bias, oc)) } else { acc };
-                if let Some(o) = out.get_mut(i) {
-                    *o = requantize(acc, multipliers.get(oc), shifts.get(oc), out_offset, lo, hi) as i8;
-                }
-            },
-        );
+        let mut args = ConvInt8 {
+            window: &w,
+            input: as_i8(input),
+            filter: as_i8(filter),
+            bias: has_bias.then(|| util::I32s::new(bias)),
+            multipliers,
+            shifts,
+            input_offset: offset,
+            output_offset: out_offset,
+            act_min: lo,
+            act_max: hi,
+            output: util::as_i8_mut(output),
+        };
+        #[cfg(ferrolite_arm_dsp)]
+        if crate::kernels::arm_dsp::depthwise_int8(&mut args, mult) {
+            return Ok(());
+        }
+        depthwise_int8_reference(&mut args, mult);
     } else {
         depthwise_loops(
             &w,

@@ -187,27 +187,53 @@ fn eval_kinds<const INT8_ONLY: bool>(ctx: &mut EvalContext<'_>) -> Result<()> {
     let shifts = reader.i32s(channels);
     let (input, filter) = (as_i8(input), as_i8(filter));
     let output = as_i8_mut(ctx.output(0));
-    for b in 0..batches {
-        let row = &input[b * depth..(b + 1) * depth];
-        for o in 0..outputs {
-            let weights = &filter[o * depth..(o + 1) * depth];
+    // The interpreter sized the buffers as prepare planned; shorter ones would only yield fewer rows.
+    let input = input.get(..batches * depth).unwrap_or(input);
+    let filter = filter.get(..outputs * depth).unwrap_or(filter);
+    let mut finish = |index: usize, acc: i32| {
+        let o = index % outputs;
+        let acc = if p.has_bias != 0 { acc.wrapping_add(read_i32(bias, o)) } else { acc };
+        let c = if p.per_channel != 0 { o } else { 0 };
+        let scaled = if p.single_rounding != 0 {
+            multiply_by_quantized_multiplier_single_round(acc, multipliers.get(c), shifts.get(c))
+        } else {
+            multiply_by_quantized_multiplier(acc, multipliers.get(c), shifts.get(c))
+        };
+        if let Some(y) = output.get_mut(index) {
+            *y = scaled.saturating_add(p.output_offset).clamp(p.act_min, p.act_max) as i8;
+        }
+    };
+    #[cfg(ferrolite_arm_dsp)]
+    if p.filter_offset == 0
+        && crate::kernels::arm_dsp::fully_connected(input, filter, depth, p.input_offset, &mut finish)
+    {
+        return Ok(());
+    }
+    int8_accumulators(input, filter, depth, p.input_offset, p.filter_offset, &mut finish);
+    Ok(())
+}
+
+/// The reference int8 FULLY_CONNECTED accumulators (TFLM's arithmetic): for every batch row `b` of
+/// `input` and filter row `o`, `store(b * outputs + o, sum((x + input_offset) * (w + filter_offset)))`.
+/// Optimized kernels must reproduce them.
+pub(crate) fn int8_accumulators(
+    input: &[i8],
+    filter: &[i8],
+    depth: usize,
+    input_offset: i32,
+    filter_offset: i32,
+    mut store: impl FnMut(usize, i32),
+) {
+    let outputs = filter.len() / depth.max(1);
+    for (b, row) in input.chunks_exact(depth.max(1)).enumerate() {
+        for (o, weights) in filter.chunks_exact(depth.max(1)).enumerate() {
             let mut acc: i32 = 0;
             for (&x, &w) in row.iter().zip(weights) {
                 acc = acc.wrapping_add(
-                    (x as i32).wrapping_add(p.input_offset).wrapping_mul((w as i32).wrapping_add(p.filter_offset)),
+                    (x as i32).wrapping_add(input_offset).wrapping_mul((w as i32).wrapping_add(filter_offset)),
                 );
             }
-            if p.has_bias != 0 {
-                acc = acc.wrapping_add(read_i32(bias, o));
-            }
-            let c = if p.per_channel != 0 { o } else { 0 };
-            let scaled = if p.single_rounding != 0 {
-                multiply_by_quantized_multiplier_single_round(acc, multipliers.get(c), shifts.get(c))
-            } else {
-                multiply_by_quantized_multiplier(acc, multipliers.get(c), shifts.get(c))
-            };
-            output[b * outputs + o] = scaled.saturating_add(p.output_offset).clamp(p.act_min, p.act_max) as i8;
+            store(b * outputs + o, acc);
         }
     }
-    Ok(())
 }

@@ -11,6 +11,11 @@ use ferrolite_schema::tflite::builtin;
 
 pub mod util;
 
+/// Cortex-M4/M7 DSP-extension kernels, the only place `unsafe` (for `asm!`) is allowed.
+#[cfg(ferrolite_arm_dsp)]
+#[allow(unsafe_code)]
+pub mod arm_dsp;
+
 /// Most inputs an op may have (UNIDIRECTIONAL_SEQUENCE_LSTM has 24).
 pub const MAX_INPUTS: usize = 24;
 /// Most mutable buffers an op may see at once: outputs, variable inputs, scratch.

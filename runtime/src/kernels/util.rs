@@ -28,6 +28,10 @@ impl<'a> I32s<'a> {
     pub fn get(&self, i: usize) -> i32 {
         read_i32(self.bytes, i)
     }
+    /// The raw little-endian bytes.
+    pub fn bytes(&self) -> &'a [u8] {
+        self.bytes
+    }
 }
 
 macro_rules! le_access {
