@@ -135,7 +135,7 @@ fn splat16(v: i32) -> u32 {
 }
 
 /// One output channel's requantization parameters, decoded once per use of the channel and read
-/// by [`Quant::requantize`] from memory (two `LDRD`s).
+/// by the requantization assembly from memory (`LDRD`s at fixed offsets).
 #[repr(C)]
 struct Channel {
     multiplier: i32,
@@ -145,7 +145,55 @@ struct Channel {
     right: u32,
     /// `2^right - 1`: the bits the rounding shift drops.
     mask: u32,
+    output_offset: i32,
+    act_min: i32,
+    act_max: i32,
     bias: i32,
+}
+
+/// The reference requantization of `{x}` (accumulator plus bias) up to the activation clamp, as
+/// assembly over named registers: `{m}`, `{left}`, `{right}`, `{mask}`, `{offset}` hold the
+/// channel's [`Channel`] fields; `{lo}` and `{hi}` are scratch.
+///
+/// With shifts in `-31..=30` and multipliers other than `i32::MIN` (checked in [`Quant::new`]),
+/// gemmlowp's high multiply `(a * m + (a * m >= 0 ? 2^30 : 1 - 2^30)) / 2^31` (C's truncating
+/// division) equals `(a * m + 2^30) >> 31` (flooring; SMULL, then a 64-bit add and shift) and
+/// cannot saturate. The rounding shift is the reference's:
+/// `(h >> right) + ((h & mask) > (mask >> 1) + (h < 0))`. The output offset is added saturating
+/// (QADD), as `i32::saturating_add`.
+macro_rules! requantize_asm {
+    () => {
+        concat!(
+            "lsl {x}, {x}, {left}\n",
+            "smull {lo}, {hi}, {x}, {m}\n",
+            "adds {lo}, {lo}, #0x40000000\n",
+            "adc {hi}, {hi}, #0\n",
+            "lsr {lo}, {lo}, #31\n",
+            "orr {x}, {lo}, {hi}, lsl #1\n",
+            "and {lo}, {x}, {mask}\n",
+            "lsr {hi}, {mask}, #1\n",
+            "add {hi}, {hi}, {x}, lsr #31\n",
+            "asr {x}, {x}, {right}\n",
+            "cmp {lo}, {hi}\n",
+            "it hi\n",
+            "addhi {x}, {x}, #1\n",
+            "qadd {x}, {x}, {offset}\n",
+        )
+    };
+}
+
+/// The activation clamp of `{x}` to `[{min}, {max}]` (`max` then `min`, as the reference).
+macro_rules! clamp_asm {
+    () => {
+        concat!(
+            "cmp {x}, {min}\n",
+            "it lt\n",
+            "movlt {x}, {min}\n",
+            "cmp {x}, {max}\n",
+            "it gt\n",
+            "movgt {x}, {max}\n",
+        )
+    };
 }
 
 /// Per-channel bias, multipliers and shifts as aligned `i32` slices, plus the output offset and
@@ -158,6 +206,8 @@ struct Quant<'a> {
     output_offset: i32,
     act_min: i32,
     act_max: i32,
+    /// The clamp is to all of int8 (`SSAT #8` does it).
+    full_range: bool,
 }
 
 /// `bytes` as `len` aligned little-endian `i32` values (Cortex-M is little-endian).
@@ -186,6 +236,7 @@ impl<'a> Quant<'a> {
             output_offset: a.output_offset,
             act_min: a.act_min,
             act_max: a.act_max,
+            full_range: a.act_min == -128 && a.act_max == 127,
         })
     }
 
@@ -198,60 +249,43 @@ impl<'a> Quant<'a> {
             left: shift.max(0) as u32,
             right,
             mask: (1u32 << right) - 1,
+            output_offset: self.output_offset,
+            act_min: self.act_min,
+            act_max: self.act_max,
             bias: self.bias.get(oc).copied().unwrap_or(0),
         }
     }
 
-    /// The reference requantization of `acc` (bias included): TFLM's double rounding, then the
-    /// output offset and activation clamp.
-    ///
-    /// With shifts in `-31..=30` and multipliers other than `i32::MIN` (checked in
-    /// [`Quant::new`]), gemmlowp's high multiply `(a * m + (a * m >= 0 ? 2^30 : 1 - 2^30)) / 2^31`
-    /// (C's truncating division) equals `(a * m + 2^30) >> 31` (flooring) and cannot saturate.
-    /// The rounding shift is the reference's: `(h >> right) + ((h & mask) > (mask >> 1) + (h < 0))`.
-    #[inline(always)]
+    /// The reference requantization of `acc` (bias included): see [`requantize_asm`].
     fn requantize(&self, ch: &Channel, acc: i32) -> i8 {
         let mut x = acc;
-        // SAFETY: reads the four leading words of `ch` (a live, word-aligned `Channel`); the
-        // shift amounts are below 32 (checked in `Quant::new`). It writes only its registers and
-        // the flags, and may set the sticky Q flag, which no Rust code reads.
+        // SAFETY: register-only arithmetic (shift amounts below 32, checked in `Quant::new`); it
+        // writes the flags and may set the sticky Q flag, which no Rust code reads.
         unsafe {
             asm!(
-                "ldrd {m}, {left}, [{ch}]",
-                "ldrd {right}, {mask}, [{ch}, #8]",
-                "lsl {x}, {x}, {left}",
-                "smull {lo}, {hi}, {x}, {m}",
-                "adds {lo}, {lo}, #0x40000000",
-                "adc {hi}, {hi}, #0",
-                "lsr {lo}, {lo}, #31",
-                "orr {x}, {lo}, {hi}, lsl #1",
-                "and {lo}, {x}, {mask}",
-                "lsr {hi}, {mask}, #1",
-                "add {hi}, {hi}, {x}, lsr #31",
-                "asr {x}, {x}, {right}",
-                "cmp {lo}, {hi}",
-                "it hi",
-                "addhi {x}, {x}, #1",
-                "qadd {x}, {x}, {offset}",
+                requantize_asm!(),
+                clamp_asm!(),
                 x = inout(reg) x,
-                ch = in(reg) ch as *const Channel,
-                offset = in(reg) self.output_offset,
-                m = out(reg) _,
-                left = out(reg) _,
-                right = out(reg) _,
-                mask = out(reg) _,
+                m = in(reg) ch.multiplier,
+                left = in(reg) ch.left,
+                right = in(reg) ch.right,
+                mask = in(reg) ch.mask,
+                offset = in(reg) ch.output_offset,
+                min = in(reg) ch.act_min,
+                max = in(reg) ch.act_max,
                 lo = out(reg) _,
                 hi = out(reg) _,
-                options(readonly, nostack),
+                options(pure, nomem, nostack),
             );
         }
-        x.max(self.act_min).min(self.act_max) as i8
+        x as i8
     }
 
-    /// Writes `count` (at most 4) outputs of one channel, `step` apart, from their accumulators.
-    /// Out of line, so that the whole block runs in registers.
+    /// Writes `count` (at most 4) outputs of channel `oc`, `step` apart, from their accumulators
+    /// (bias included). Out of line, so that the whole block runs in registers.
     #[inline(never)]
-    fn write_channel(&self, ch: &Channel, acc: &[i32; 4], count: usize, out: &mut [i8], step: usize) {
+    fn write_channel(&self, oc: usize, acc: &[i32; 4], count: usize, out: &mut [i8], step: usize) {
+        let ch = &self.channel(oc);
         if count < 4 || out.len() <= 3 * step {
             for (j, &acc) in acc.iter().enumerate().take(count) {
                 if let Some(o) = out.get_mut(j * step) {
@@ -260,60 +294,131 @@ impl<'a> Quant<'a> {
             }
             return;
         }
-        // SAFETY: reads the four words of `acc` and writes `out[0]`, `out[step]`, `out[2 * step]`
-        // and `out[3 * step]`, all in bounds (checked above). Shift amounts are below 32 (checked
-        // in `Quant::new`). It writes only its registers and the flags, and may set the sticky Q
-        // flag, which no Rust code reads. Each output is [`Quant::requantize`]'s computation.
-        unsafe {
-            asm!(
-                ".rept 4",
-                "ldr {x}, [{acc}], #4",
-                "lsl {x}, {x}, {left}",
-                "smull {lo}, {hi}, {x}, {m}",
-                "adds {lo}, {lo}, #0x40000000",
-                "adc {hi}, {hi}, #0",
-                "lsr {lo}, {lo}, #31",
-                "orr {x}, {lo}, {hi}, lsl #1",
-                "and {lo}, {x}, {mask}",
-                "lsr {hi}, {mask}, #1",
-                "add {hi}, {hi}, {x}, lsr #31",
-                "asr {x}, {x}, {right}",
-                "cmp {lo}, {hi}",
-                "it hi",
-                "addhi {x}, {x}, #1",
-                "qadd {x}, {x}, {offset}",
-                "cmp {x}, {min}",
-                "it lt",
-                "movlt {x}, {min}",
-                "cmp {x}, {max}",
-                "it gt",
-                "movgt {x}, {max}",
-                "strb {x}, [{out}]",
-                "add {out}, {out}, {step}",
-                ".endr",
-                acc = inout(reg) acc.as_ptr() => _,
-                out = inout(reg) out.as_mut_ptr() => _,
-                step = in(reg) step,
-                m = in(reg) ch.multiplier,
-                left = in(reg) ch.left,
-                right = in(reg) ch.right,
-                mask = in(reg) ch.mask,
-                offset = in(reg) self.output_offset,
-                min = in(reg) self.act_min,
-                max = in(reg) self.act_max,
-                x = out(reg) _,
-                lo = out(reg) _,
-                hi = out(reg) _,
-                options(nostack),
-            );
+        // SAFETY (both blocks): reads the four words of `acc` and writes `out[0]`, `out[step]`,
+        // `out[2 * step]` and `out[3 * step]`, all in bounds (checked above). Shift amounts are
+        // below 32 (checked in `Quant::new`). They write only their registers and the flags, and
+        // may set the sticky Q flag, which no Rust code reads.
+        if self.full_range {
+            unsafe {
+                asm!(
+                    ".rept 4",
+                    "ldr {x}, [{acc}], #4",
+                    requantize_asm!(),
+                    "ssat {x}, #8, {x}",
+                    "strb {x}, [{out}]",
+                    "add {out}, {out}, {step}",
+                    ".endr",
+                    acc = inout(reg) acc.as_ptr() => _,
+                    out = inout(reg) out.as_mut_ptr() => _,
+                    step = in(reg) step,
+                    m = in(reg) ch.multiplier,
+                    left = in(reg) ch.left,
+                    right = in(reg) ch.right,
+                    mask = in(reg) ch.mask,
+                    offset = in(reg) ch.output_offset,
+                    x = out(reg) _,
+                    lo = out(reg) _,
+                    hi = out(reg) _,
+                    options(nostack),
+                );
+            }
+        } else {
+            unsafe {
+                asm!(
+                    ".rept 4",
+                    "ldr {x}, [{acc}], #4",
+                    requantize_asm!(),
+                    clamp_asm!(),
+                    "strb {x}, [{out}]",
+                    "add {out}, {out}, {step}",
+                    ".endr",
+                    acc = inout(reg) acc.as_ptr() => _,
+                    out = inout(reg) out.as_mut_ptr() => _,
+                    step = in(reg) step,
+                    m = in(reg) ch.multiplier,
+                    left = in(reg) ch.left,
+                    right = in(reg) ch.right,
+                    mask = in(reg) ch.mask,
+                    offset = in(reg) ch.output_offset,
+                    min = in(reg) ch.act_min,
+                    max = in(reg) ch.act_max,
+                    x = out(reg) _,
+                    lo = out(reg) _,
+                    hi = out(reg) _,
+                    options(nostack),
+                );
+            }
         }
     }
 
-    /// Writes the four consecutive outputs of four channels from their accumulators.
+    /// Writes four consecutive outputs of four channels from their accumulators (bias
+    /// included), reading each channel's parameters from memory.
     #[inline(never)]
     fn write_pixel(&self, channels: &[Channel; 4], acc: &[i32; 4], out: &mut [i8]) {
-        for ((o, ch), &acc) in out.iter_mut().zip(channels).zip(acc) {
-            *o = self.requantize(ch, acc);
+        if out.len() < 4 {
+            return;
+        }
+        // SAFETY (both blocks): reads the four words of `acc` and the four `Channel`s (32 bytes
+        // each, fields at the offsets used), writes `out[0..4]` (checked above). Shift amounts
+        // are below 32 (checked in `Quant::new`). They write only their registers and the flags,
+        // and may set the sticky Q flag, which no Rust code reads.
+        if self.full_range {
+            unsafe {
+                asm!(
+                    ".rept 4",
+                    "ldr {x}, [{acc}], #4",
+                    "ldrd {m}, {left}, [{ch}]",
+                    "ldrd {right}, {mask}, [{ch}, #8]",
+                    "ldr {offset}, [{ch}, #16]",
+                    requantize_asm!(),
+                    "ssat {x}, #8, {x}",
+                    "strb {x}, [{out}], #1",
+                    "add {ch}, {ch}, #32",
+                    ".endr",
+                    acc = inout(reg) acc.as_ptr() => _,
+                    out = inout(reg) out.as_mut_ptr() => _,
+                    ch = inout(reg) channels.as_ptr() => _,
+                    m = out(reg) _,
+                    left = out(reg) _,
+                    right = out(reg) _,
+                    mask = out(reg) _,
+                    offset = out(reg) _,
+                    x = out(reg) _,
+                    lo = out(reg) _,
+                    hi = out(reg) _,
+                    options(nostack),
+                );
+            }
+        } else {
+            unsafe {
+                asm!(
+                    ".rept 4",
+                    "ldr {x}, [{acc}], #4",
+                    "ldrd {m}, {left}, [{ch}]",
+                    "ldrd {right}, {mask}, [{ch}, #8]",
+                    "ldr {offset}, [{ch}, #16]",
+                    requantize_asm!(),
+                    "ldrd {min}, {max}, [{ch}, #20]",
+                    clamp_asm!(),
+                    "strb {x}, [{out}], #1",
+                    "add {ch}, {ch}, #32",
+                    ".endr",
+                    acc = inout(reg) acc.as_ptr() => _,
+                    out = inout(reg) out.as_mut_ptr() => _,
+                    ch = inout(reg) channels.as_ptr() => _,
+                    m = out(reg) _,
+                    left = out(reg) _,
+                    right = out(reg) _,
+                    mask = out(reg) _,
+                    offset = out(reg) _,
+                    min = out(reg) _,
+                    max = out(reg) _,
+                    x = out(reg) _,
+                    lo = out(reg) _,
+                    hi = out(reg) _,
+                    options(nostack),
+                );
+            }
         }
     }
 }
@@ -359,10 +464,32 @@ pub(crate) fn conv_int8(a: &mut ConvInt8<'_>, groups: usize) -> bool {
         for (slot, &pixel) in block.iter().enumerate() {
             fill_column(a, pixel, slot, &mut columns);
         }
+        if quads > 0 && patch == quads * 4 && first + PIXELS <= pixels {
+            let out_at = first * out_c;
+            if a.output.len() >= out_at + 3 * out_c + out_c {
+                let mut block = ConvBlock {
+                    columns: columns.as_ptr(),
+                    quads,
+                    multiplier: quant.multipliers.as_ptr(),
+                    shift_distance: out_c * 4,
+                    bias: if quant.bias.is_empty() { &0 } else { quant.bias.as_ptr() },
+                    bias_step: if quant.bias.is_empty() { 0 } else { 4 },
+                    out: a.output.as_mut_ptr().wrapping_add(out_at),
+                    out_step: out_c,
+                    output_offset: quant.output_offset,
+                    act_min: quant.act_min,
+                    act_max: quant.act_max,
+                    channels: out_c,
+                };
+                block_channels(&mut block, a.filter, quant.full_range);
+                first += PIXELS;
+                continue;
+            }
+        }
         let tails: &[i16] = bytemuck::cast_slice(&columns[quads * PIXELS * 2..][..PIXELS * 2]);
         for (oc, row) in a.filter.chunks_exact(patch).take(out_c).enumerate() {
-            let ch = quant.channel(oc);
-            let mut acc = dot_1x4(row, &columns, quads, ch.bias);
+            let bias = quant.bias.get(oc).copied().unwrap_or(0);
+            let mut acc = dot_1x4(row, &columns, quads, bias);
             for (j, &k) in row[quads * 4..].iter().enumerate() {
                 for (slot, acc) in acc.iter_mut().enumerate() {
                     *acc = acc.wrapping_add(k as i32 * tails[slot * 4 + j] as i32);
@@ -370,12 +497,228 @@ pub(crate) fn conv_int8(a: &mut ConvInt8<'_>, groups: usize) -> bool {
             }
             let count = PIXELS.min(pixels - first);
             if let Some(out) = a.output.get_mut(first * out_c + oc..) {
-                quant.write_channel(&ch, &acc, count, out, out_c);
+                quant.write_channel(oc, &acc, count, out, out_c);
             }
         }
         first += PIXELS;
     }
     true
+}
+
+/// One block of four output pixels, all channels, as [`block_channels`] reads it (field offsets
+/// are part of its assembly).
+#[repr(C)]
+struct ConvBlock {
+    columns: *const u32,
+    /// Groups of 4 patch elements (the patch length is a multiple of 4).
+    quads: usize,
+    /// The current channel's multiplier; its shift is `shift_distance` bytes further.
+    multiplier: *const i32,
+    shift_distance: usize,
+    /// The current channel's bias (a lone 0 with `bias_step` 0 when the op has none).
+    bias: *const i32,
+    bias_step: usize,
+    /// Output of the first pixel, current channel; the other pixels are `out_step` apart.
+    out: *mut i8,
+    out_step: usize,
+    output_offset: i32,
+    act_min: i32,
+    act_max: i32,
+    /// Channels left.
+    channels: usize,
+}
+
+/// Body of [`block_channels`]: per channel, the bias, the 1×4 dot product (as [`dot_1x4`]),
+/// the requantization of the four accumulators (as [`requantize_asm`]) with `$clamp`, and the
+/// four stores. Registers: `w` filter row, `col` columns, `n` counter, `a0`-`a3`
+/// accumulators, `t0`, `t1`, `c0`, `c1` scratch, `p` the [`ConvBlock`].
+macro_rules! block_channels_asm {
+    ($clamp:expr) => {
+        concat!(
+            "1:\n",
+            // Bias and counters.
+            "ldr {t0}, [{p}, #16]\n",
+            "ldr {t1}, [{p}, #20]\n",
+            "ldr {a0}, [{t0}]\n",
+            "add {t0}, {t0}, {t1}\n",
+            "str {t0}, [{p}, #16]\n",
+            "mov {a1}, {a0}\n",
+            "mov {a2}, {a0}\n",
+            "mov {a3}, {a0}\n",
+            "ldr {col}, [{p}]\n",
+            "ldr {n}, [{p}, #4]\n",
+            // Dot products: 16 MACs per group of 4 patch elements.
+            "2:\n",
+            "ldr {t0}, [{w}], #4\n",
+            "ldrd {c0}, {c1}, [{col}], #8\n",
+            "sxtb16 {t1}, {t0}\n",
+            "sxtb16 {t0}, {t0}, ror #8\n",
+            "smlad {a0}, {t1}, {c0}, {a0}\n",
+            "smlad {a0}, {t0}, {c1}, {a0}\n",
+            "ldrd {c0}, {c1}, [{col}], #8\n",
+            "smlad {a1}, {t1}, {c0}, {a1}\n",
+            "smlad {a1}, {t0}, {c1}, {a1}\n",
+            "ldrd {c0}, {c1}, [{col}], #8\n",
+            "smlad {a2}, {t1}, {c0}, {a2}\n",
+            "smlad {a2}, {t0}, {c1}, {a2}\n",
+            "ldrd {c0}, {c1}, [{col}], #8\n",
+            "smlad {a3}, {t1}, {c0}, {a3}\n",
+            "smlad {a3}, {t0}, {c1}, {a3}\n",
+            "subs {n}, {n}, #1\n",
+            "bne 2b\n",
+            // Channel parameters: c0 = multiplier, n = left, col = right, t1 = mask.
+            "ldr {t0}, [{p}, #8]\n",
+            "ldr {t1}, [{p}, #12]\n",
+            "ldr {t1}, [{t0}, {t1}]\n",
+            "ldr {c0}, [{t0}], #4\n",
+            "str {t0}, [{p}, #8]\n",
+            "bic {n}, {t1}, {t1}, asr #31\n",
+            "rsb {col}, {t1}, #0\n",
+            "bic {col}, {col}, {col}, asr #31\n",
+            "mov {t1}, #1\n",
+            "lsl {t1}, {t1}, {col}\n",
+            "sub {t1}, {t1}, #1\n",
+            requantize_block_asm!("{a0}"),
+            requantize_block_asm!("{a1}"),
+            requantize_block_asm!("{a2}"),
+            requantize_block_asm!("{a3}"),
+            // Output offset, clamp, stores.
+            "ldr {t0}, [{p}, #32]\n",
+            "qadd {a0}, {a0}, {t0}\n",
+            "qadd {a1}, {a1}, {t0}\n",
+            "qadd {a2}, {a2}, {t0}\n",
+            "qadd {a3}, {a3}, {t0}\n",
+            $clamp,
+            "ldr {t0}, [{p}, #24]\n",
+            "ldr {t1}, [{p}, #28]\n",
+            "strb {a0}, [{t0}]\n",
+            "strb {a1}, [{t0}, {t1}]\n",
+            "add {c1}, {t0}, {t1}, lsl #1\n",
+            "strb {a2}, [{c1}]\n",
+            "strb {a3}, [{c1}, {t1}]\n",
+            "add {t0}, {t0}, #1\n",
+            "str {t0}, [{p}, #24]\n",
+            "ldr {t0}, [{p}, #44]\n",
+            "subs {t0}, {t0}, #1\n",
+            "str {t0}, [{p}, #44]\n",
+            "bne 1b\n",
+        )
+    };
+}
+
+/// [`requantize_asm`] up to the output offset for accumulator `$a`, with the multiplier in
+/// `c0`, left shift in `n`, right shift in `col`, mask in `t1`; `t0` and `c1` are scratch.
+macro_rules! requantize_block_asm {
+    ($a:literal) => {
+        concat!(
+            "lsl ",
+            $a,
+            ", ",
+            $a,
+            ", {n}\n",
+            "smull {t0}, {c1}, ",
+            $a,
+            ", {c0}\n",
+            "adds {t0}, {t0}, #0x40000000\n",
+            "adc {c1}, {c1}, #0\n",
+            "lsr {t0}, {t0}, #31\n",
+            "orr ",
+            $a,
+            ", {t0}, {c1}, lsl #1\n",
+            "and {t0}, ",
+            $a,
+            ", {t1}\n",
+            "lsr {c1}, {t1}, #1\n",
+            "add {c1}, {c1}, ",
+            $a,
+            ", lsr #31\n",
+            "asr ",
+            $a,
+            ", ",
+            $a,
+            ", {col}\n",
+            "cmp {t0}, {c1}\n",
+            "it hi\n",
+            "addhi ",
+            $a,
+            ", ",
+            $a,
+            ", #1\n",
+        )
+    };
+}
+
+/// Clamps accumulator `$a` to `[c0, c1]` (`max` then `min`).
+macro_rules! clamp_block_asm {
+    ($a:literal) => {
+        concat!(
+            "cmp ", $a, ", {c0}\n", "it lt\n", "movlt ", $a, ", {c0}\n", "cmp ", $a, ", {c1}\n", "it gt\n", "movgt ",
+            $a, ", {c1}\n",
+        )
+    };
+}
+
+/// Computes and writes one block of four output pixels for every channel: filter rows are read
+/// from the start of `filter` (one after the other, the patch being a multiple of 4).
+#[inline(never)]
+fn block_channels(block: &mut ConvBlock, filter: &[i8], full_range: bool) {
+    if block.channels == 0 || filter.len() < block.channels * block.quads * 4 {
+        return;
+    }
+    // SAFETY (both blocks): for each of `channels` channels it reads `quads * 4` filter bytes
+    // (in bounds, checked above), `quads * 8` words of the column buffer, one multiplier, shift
+    // and bias word, and writes four outputs `out_step` apart: the caller built `block` so that
+    // all of these lie within its buffers. Shift amounts are below 32 (checked in
+    // `Quant::new`). Only the named registers, `block` and the outputs are written, and the
+    // flags (including the sticky Q flag, which no Rust code reads).
+    unsafe {
+        if full_range {
+            asm!(
+                block_channels_asm!(concat!(
+                    "ssat {a0}, #8, {a0}\n",
+                    "ssat {a1}, #8, {a1}\n",
+                    "ssat {a2}, #8, {a2}\n",
+                    "ssat {a3}, #8, {a3}\n",
+                )),
+                w = inout(reg) filter.as_ptr() => _,
+                p = in(reg) block as *mut ConvBlock,
+                col = out(reg) _,
+                n = out(reg) _,
+                a0 = out(reg) _,
+                a1 = out(reg) _,
+                a2 = out(reg) _,
+                a3 = out(reg) _,
+                t0 = out(reg) _,
+                t1 = out(reg) _,
+                c0 = out(reg) _,
+                c1 = out(reg) _,
+                options(nostack),
+            );
+        } else {
+            asm!(
+                block_channels_asm!(concat!(
+                    "ldrd {c0}, {c1}, [{p}, #36]\n",
+                    clamp_block_asm!("{a0}"),
+                    clamp_block_asm!("{a1}"),
+                    clamp_block_asm!("{a2}"),
+                    clamp_block_asm!("{a3}"),
+                )),
+                w = inout(reg) filter.as_ptr() => _,
+                p = in(reg) block as *mut ConvBlock,
+                col = out(reg) _,
+                n = out(reg) _,
+                a0 = out(reg) _,
+                a1 = out(reg) _,
+                a2 = out(reg) _,
+                a3 = out(reg) _,
+                t0 = out(reg) _,
+                t1 = out(reg) _,
+                c0 = out(reg) _,
+                c1 = out(reg) _,
+                options(nostack),
+            );
+        }
+    }
 }
 
 /// Writes the patch of output pixel `pixel` (flat over batch, y, x), plus the input offset, into
@@ -600,8 +943,21 @@ impl Taps {
     }
 }
 
-/// The four channel accumulators (starting from `bias`) over the taps: input words hold the group's four channels
-/// when `WORD` (multiplier 1), else one input value shared by the four.
+/// What the depthwise tap loop reads at the end of each filter row (from memory: it has no
+/// register left).
+#[repr(C)]
+struct RowStep {
+    rows: usize,
+    /// Added to the input pointer after a row's columns (wrapping).
+    x_skip: usize,
+    /// Added to the filter pointer (or, in the multiplier-1 loop, to the filter-minus-input
+    /// distance) after a row (wrapping).
+    k_skip: usize,
+    columns: usize,
+}
+
+/// The four channel accumulators (starting from `bias`) over the taps: input words hold the
+/// group's four channels when `WORD` (multiplier 1), else one input value shared by the four.
 #[inline(always)]
 fn depthwise_taps<const WORD: bool>(a: &ConvInt8<'_>, t: &Taps, offset: u32, bias: [i32; 4]) -> [i32; 4] {
     let mut acc = bias;
@@ -613,82 +969,120 @@ fn depthwise_taps<const WORD: bool>(a: &ConvInt8<'_>, t: &Taps, offset: u32, bia
     if x_end > a.input.len() || k_end > a.filter.len() {
         return acc;
     }
-    let (mut x_row, mut k_row) = (a.input.as_ptr().wrapping_add(t.x_at), a.filter.as_ptr().wrapping_add(t.k_at));
+    let (x, k) = (a.input.as_ptr().wrapping_add(t.x_at), a.filter.as_ptr().wrapping_add(t.k_at));
     let [mut a0, mut a1, mut a2, mut a3] = acc;
-    for _ in 0..t.rows {
-        if WORD && t.x_column == t.k_column {
-            // SAFETY: the loop reads `columns` words at `x_row + c * x_column` and
-            // `k_row + c * x_column` (= `k_column`), all below `x_end`/`k_end` bytes from the
-            // slice starts (checked above); unaligned LDR is allowed on Armv7-M. It writes only
-            // its registers and the flags (SUBS, Q). The filter word is loaded twice to keep
-            // within the registers available.
-            unsafe {
-                asm!(
-                    "2:",
-                    "ldr {t0}, [{x}]",
-                    "ldr {t1}, [{x}, {delta}]",
-                    "sxtab16 {t2}, {off}, {t0}",
-                    "sxtb16 {t1}, {t1}",
-                    "smlabb {a0}, {t2}, {t1}, {a0}",
-                    "smlatt {a2}, {t2}, {t1}, {a2}",
-                    "ldr {t1}, [{x}, {delta}]",
-                    "sxtab16 {t2}, {off}, {t0}, ror #8",
-                    "add {x}, {x}, {step}",
-                    "sxtb16 {t1}, {t1}, ror #8",
-                    "smlabb {a1}, {t2}, {t1}, {a1}",
-                    "smlatt {a3}, {t2}, {t1}, {a3}",
-                    "subs {n}, {n}, #1",
-                    "bne 2b",
-                    x = inout(reg) x_row => _,
-                    delta = in(reg) (k_row as usize).wrapping_sub(x_row as usize),
-                    step = in(reg) t.x_column,
-                    n = inout(reg) t.columns => _,
-                    off = in(reg) offset,
-                    a0 = inout(reg) a0,
-                    a1 = inout(reg) a1,
-                    a2 = inout(reg) a2,
-                    a3 = inout(reg) a3,
-                    t0 = out(reg) _,
-                    t1 = out(reg) _,
-                    t2 = out(reg) _,
-                    options(readonly, nostack),
-                );
-            }
-        } else if !WORD && t.x_column == 1 {
-            // SAFETY: as above, reading `columns` consecutive bytes from `x_row` and words at
-            // `k_row + c * k_column`.
-            unsafe {
-                asm!(
-                    "2:",
-                    "ldrsb {t0}, [{x}], #1",
-                    "ldr {t1}, [{k}]",
-                    "add {k}, {k}, {ks}",
-                    "add {t0}, {t0}, {off}",
-                    "pkhbt {t0}, {t0}, {t0}, lsl #16",
-                    "sxtb16 {t2}, {t1}",
-                    "sxtb16 {t1}, {t1}, ror #8",
-                    "smlabb {a0}, {t0}, {t2}, {a0}",
-                    "smlatt {a2}, {t0}, {t2}, {a2}",
-                    "smlabb {a1}, {t0}, {t1}, {a1}",
-                    "smlatt {a3}, {t0}, {t1}, {a3}",
-                    "subs {n}, {n}, #1",
-                    "bne 2b",
-                    x = inout(reg) x_row => _,
-                    k = inout(reg) k_row => _,
-                    ks = in(reg) t.k_column,
-                    n = inout(reg) t.columns => _,
-                    off = in(reg) a.input_offset,
-                    a0 = inout(reg) a0,
-                    a1 = inout(reg) a1,
-                    a2 = inout(reg) a2,
-                    a3 = inout(reg) a3,
-                    t0 = out(reg) _,
-                    t1 = out(reg) _,
-                    t2 = out(reg) _,
-                    options(readonly, nostack),
-                );
-            }
-        } else {
+    let x_skip = t.x_row.wrapping_sub(t.columns * t.x_column);
+    if WORD && t.x_column == t.k_column {
+        let rows = RowStep { rows: t.rows, x_skip, k_skip: t.k_row.wrapping_sub(t.x_row), columns: t.columns };
+        // SAFETY: tap (r, c) reads the words at `x + r * x_row + c * x_column` and
+        // `k + r * k_row + c * x_column` (`k_column` = `x_column`), below `x_end`/`k_end` bytes
+        // from the slice starts (checked above); unaligned LDR is allowed on Armv7-M. The filter
+        // address is kept as its distance from the input address. `rows` is read through a
+        // pointer saved on the stack, which is restored. It writes only its registers and the
+        // flags (SUBS, Q).
+        unsafe {
+            asm!(
+                "ldr {t1}, [{t0}]",
+                "push {{{t0}}}",
+                "push {{{t1}}}",
+                "2:",
+                "ldr {t0}, [{x}]",
+                "ldr {t1}, [{x}, {delta}]",
+                "sxtab16 {t2}, {off}, {t0}",
+                "sxtb16 {t1}, {t1}",
+                "smlabb {a0}, {t2}, {t1}, {a0}",
+                "smlatt {a2}, {t2}, {t1}, {a2}",
+                "ldr {t1}, [{x}, {delta}]",
+                "sxtab16 {t2}, {off}, {t0}, ror #8",
+                "add {x}, {x}, {step}",
+                "sxtb16 {t1}, {t1}, ror #8",
+                "smlabb {a1}, {t2}, {t1}, {a1}",
+                "smlatt {a3}, {t2}, {t1}, {a3}",
+                "subs {n}, {n}, #1",
+                "bne 2b",
+                "ldr {t1}, [sp]",
+                "subs {t1}, {t1}, #1",
+                "beq 3f",
+                "str {t1}, [sp]",
+                "ldr {t0}, [sp, #4]",
+                "ldr {t1}, [{t0}, #4]",
+                "add {x}, {x}, {t1}",
+                "ldr {t1}, [{t0}, #8]",
+                "add {delta}, {delta}, {t1}",
+                "ldr {n}, [{t0}, #12]",
+                "b 2b",
+                "3:",
+                "add sp, sp, #8",
+                x = inout(reg) x => _,
+                delta = inout(reg) (k as usize).wrapping_sub(x as usize) => _,
+                step = in(reg) t.x_column,
+                n = inout(reg) t.columns => _,
+                off = in(reg) offset,
+                a0 = inout(reg) a0,
+                a1 = inout(reg) a1,
+                a2 = inout(reg) a2,
+                a3 = inout(reg) a3,
+                t0 = inout(reg) &rows as *const RowStep => _,
+                t1 = out(reg) _,
+                t2 = out(reg) _,
+                options(readonly),
+            );
+        }
+    } else if !WORD && t.x_column == 1 {
+        let k_skip = t.k_row.wrapping_sub(t.columns * t.k_column);
+        let rows = RowStep { rows: t.rows, x_skip, k_skip, columns: t.columns };
+        // SAFETY: as above, reading consecutive bytes from `x + r * x_row` and words at
+        // `k + r * k_row + c * k_column`.
+        unsafe {
+            asm!(
+                "ldr {t1}, [{t0}]",
+                "push {{{t0}}}",
+                "push {{{t1}}}",
+                "2:",
+                "ldrsb {t0}, [{x}], #1",
+                "ldr {t1}, [{k}]",
+                "add {k}, {k}, {ks}",
+                "add {t0}, {t0}, {off}",
+                "pkhbt {t0}, {t0}, {t0}, lsl #16",
+                "sxtb16 {t2}, {t1}",
+                "sxtb16 {t1}, {t1}, ror #8",
+                "smlabb {a0}, {t0}, {t2}, {a0}",
+                "smlatt {a2}, {t0}, {t2}, {a2}",
+                "smlabb {a1}, {t0}, {t1}, {a1}",
+                "smlatt {a3}, {t0}, {t1}, {a3}",
+                "subs {n}, {n}, #1",
+                "bne 2b",
+                "ldr {t1}, [sp]",
+                "subs {t1}, {t1}, #1",
+                "beq 3f",
+                "str {t1}, [sp]",
+                "ldr {t0}, [sp, #4]",
+                "ldr {t1}, [{t0}, #4]",
+                "add {x}, {x}, {t1}",
+                "ldr {t1}, [{t0}, #8]",
+                "add {k}, {k}, {t1}",
+                "ldr {n}, [{t0}, #12]",
+                "b 2b",
+                "3:",
+                "add sp, sp, #8",
+                x = inout(reg) x => _,
+                k = inout(reg) k => _,
+                ks = in(reg) t.k_column,
+                n = inout(reg) t.columns => _,
+                off = in(reg) a.input_offset,
+                a0 = inout(reg) a0,
+                a1 = inout(reg) a1,
+                a2 = inout(reg) a2,
+                a3 = inout(reg) a3,
+                t0 = inout(reg) &rows as *const RowStep => _,
+                t1 = out(reg) _,
+                t2 = out(reg) _,
+                options(readonly),
+            );
+        }
+    } else {
+        let (mut x_row, mut k_row) = (x, k);
+        for _ in 0..t.rows {
             let (mut x, mut k) = (x_row, k_row);
             for _ in 0..t.columns {
                 // SAFETY: every tap reads at most `x_end` input and `k_end` filter bytes from the
@@ -697,7 +1091,7 @@ fn depthwise_taps<const WORD: bool>(a: &ConvInt8<'_>, t: &Taps, offset: u32, bia
                     let kw = (k as *const u32).read_unaligned();
                     if WORD {
                         let xw = (x as *const u32).read_unaligned();
-                        (sadd16(sxtb16(xw), offset), sadd16(sxtb16_ror8(xw), offset), kw)
+                        (sxtab16(offset, xw), sxtab16_ror8(offset, xw), kw)
                     } else {
                         let both = splat16(*x as i32 + a.input_offset);
                         (both, both, kw)
@@ -711,9 +1105,9 @@ fn depthwise_taps<const WORD: bool>(a: &ConvInt8<'_>, t: &Taps, offset: u32, bia
                 x = x.wrapping_add(t.x_column);
                 k = k.wrapping_add(t.k_column);
             }
+            x_row = x_row.wrapping_add(t.x_row);
+            k_row = k_row.wrapping_add(t.k_row);
         }
-        x_row = x_row.wrapping_add(t.x_row);
-        k_row = k_row.wrapping_add(t.k_row);
     }
     acc = [a0, a1, a2, a3];
     acc
