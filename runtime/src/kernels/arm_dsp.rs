@@ -22,6 +22,9 @@
 use crate::kernels::conv_2d::{tap_range, ConvInt8};
 use core::arch::asm;
 
+#[doc(hidden)]
+pub mod testing;
+
 /// Longest patch (`filter_h * filter_w * in_c`) CONV_2D takes: two int16 columns of it live on
 /// the stack (1 KB).
 const MAX_PATCH: usize = 256;
@@ -471,7 +474,7 @@ pub(crate) fn conv_int8(a: &mut ConvInt8<'_>, groups: usize) -> bool {
                     columns: columns.as_ptr(),
                     quads,
                     multiplier: quant.multipliers.as_ptr(),
-                    shift_distance: out_c * 4,
+                    shift_distance: (quant.shifts.as_ptr() as usize).wrapping_sub(quant.multipliers.as_ptr() as usize),
                     bias: if quant.bias.is_empty() { &0 } else { quant.bias.as_ptr() },
                     bias_step: if quant.bias.is_empty() { 0 } else { 4 },
                     out: a.output.as_mut_ptr().wrapping_add(out_at),
@@ -512,7 +515,7 @@ struct ConvBlock {
     columns: *const u32,
     /// Groups of 4 patch elements (the patch length is a multiple of 4).
     quads: usize,
-    /// The current channel's multiplier; its shift is `shift_distance` bytes further.
+    /// The current channel's multiplier; its shift is `shift_distance` bytes further (wrapping).
     multiplier: *const i32,
     shift_distance: usize,
     /// The current channel's bias (a lone 0 with `bias_step` 0 when the op has none).
