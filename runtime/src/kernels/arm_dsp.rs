@@ -75,17 +75,6 @@ fn sxtab16_ror8(acc: u32, x: u32) -> u32 {
     r
 }
 
-/// Lane-wise int16 addition (sets only the GE flags).
-#[inline(always)]
-fn sadd16(a: u32, b: u32) -> u32 {
-    let r;
-    // SAFETY: register-only arithmetic; it writes the GE flags, which no Rust code reads.
-    unsafe {
-        asm!("sadd16 {r}, {a}, {b}", r = lateout(reg) r, a = in(reg) a, b = in(reg) b, options(pure, nomem, nostack))
-    };
-    r
-}
-
 /// `acc + a.lo * b.lo + a.hi * b.hi`, wrapping (sets only the sticky Q flag).
 #[inline(always)]
 fn smlad(a: u32, b: u32, acc: i32) -> i32 {
@@ -433,8 +422,8 @@ fn offset_fits(offset: i32) -> bool {
 
 /// Output pixels per CONV_2D block: each filter row is multiplied with this many columns.
 const PIXELS: usize = 4;
-/// Words of the column buffer: `PIXELS` columns of `MAX_PATCH` int16 values, plus the plain-order
-/// tails (4 int16 values per column).
+/// Words of the column buffer: `PIXELS` columns of `MAX_PATCH` int16 values (a multiple of 4),
+/// plus one spare group.
 const COLUMN_WORDS: usize = PIXELS * MAX_PATCH / 2 + PIXELS * 2;
 
 /// Int8 CONV_2D (no groups); `false` when the caller must run the reference loop.
@@ -456,9 +445,9 @@ pub(crate) fn conv_int8(a: &mut ConvInt8<'_>, groups: usize) -> bool {
         return false;
     }
     let Some(quant) = Quant::new(a, out_c) else { return false };
-    let quads = patch / 4;
-    // Per group of 4 patch elements, each column's two words (`[c0_02, c0_13, c1_02, ...]`);
-    // then each column's last `patch % 4` elements in plain order.
+    // Whole groups of 4 patch elements, and groups with the last partial one (zero-padded).
+    let (quads, padded) = (patch / 4, patch.div_ceil(4));
+    // Per group of 4 patch elements, each column's two words (`[c0_02, c0_13, c1_02, ...]`).
     let mut columns = [0u32; COLUMN_WORDS];
     let mut first = 0;
     while first < pixels {
@@ -467,35 +456,44 @@ pub(crate) fn conv_int8(a: &mut ConvInt8<'_>, groups: usize) -> bool {
         for (slot, &pixel) in block.iter().enumerate() {
             fill_column(a, pixel, slot, &mut columns);
         }
-        if quads > 0 && patch == quads * 4 && first + PIXELS <= pixels {
-            let out_at = first * out_c;
-            if a.output.len() >= out_at + 3 * out_c + out_c {
-                let mut block = ConvBlock {
-                    columns: columns.as_ptr(),
-                    quads,
-                    multiplier: quant.multipliers.as_ptr(),
-                    shift_distance: (quant.shifts.as_ptr() as usize).wrapping_sub(quant.multipliers.as_ptr() as usize),
-                    bias: if quant.bias.is_empty() { &0 } else { quant.bias.as_ptr() },
-                    bias_step: if quant.bias.is_empty() { 0 } else { 4 },
-                    out: a.output.as_mut_ptr().wrapping_add(out_at),
-                    out_step: out_c,
-                    output_offset: quant.output_offset,
-                    act_min: quant.act_min,
-                    act_max: quant.act_max,
-                    channels: out_c,
-                };
-                block_channels(&mut block, a.filter, quant.full_range);
-                first += PIXELS;
-                continue;
+        // The fused block reads whole filter words: a zero-padded group's last word may run past
+        // its row, into the next one (times zero columns), but not past the filter; a last row
+        // that would is left to the loop below.
+        let fused = match a.filter.len().checked_sub(padded * 4) {
+            Some(spare) => (spare / patch + 1).min(out_c),
+            None => 0,
+        };
+        let out_at = first * out_c;
+        let mut done = 0;
+        if first + PIXELS <= pixels && fused > 0 && a.output.len() >= out_at + 4 * out_c {
+            let mut block = ConvBlock {
+                columns: columns.as_ptr(),
+                quads: padded,
+                multiplier: quant.multipliers.as_ptr(),
+                shift_distance: (quant.shifts.as_ptr() as usize).wrapping_sub(quant.multipliers.as_ptr() as usize),
+                bias: if quant.bias.is_empty() { &0 } else { quant.bias.as_ptr() },
+                bias_step: if quant.bias.is_empty() { 0 } else { 4 },
+                out: a.output.as_mut_ptr().wrapping_add(out_at),
+                out_step: out_c,
+                output_offset: quant.output_offset,
+                act_min: quant.act_min,
+                act_max: quant.act_max,
+                channels: fused,
+                rows: a.filter.as_ptr(),
+                row_step: patch,
+            };
+            if block_channels(&mut block, a.filter, quant.full_range) {
+                done = fused;
             }
         }
+        // The partial group's elements, in SXTB16 lane order.
         let tails: &[i16] = bytemuck::cast_slice(&columns[quads * PIXELS * 2..][..PIXELS * 2]);
-        for (oc, row) in a.filter.chunks_exact(patch).take(out_c).enumerate() {
+        for (oc, row) in a.filter.chunks_exact(patch).enumerate().take(out_c).skip(done) {
             let bias = quant.bias.get(oc).copied().unwrap_or(0);
             let mut acc = dot_1x4(row, &columns, quads, bias);
             for (j, &k) in row[quads * 4..].iter().enumerate() {
                 for (slot, acc) in acc.iter_mut().enumerate() {
-                    *acc = acc.wrapping_add(k as i32 * tails[slot * 4 + j] as i32);
+                    *acc = acc.wrapping_add(k as i32 * tails[slot * 4 + [0, 2, 1, 3][j]] as i32);
                 }
             }
             let count = PIXELS.min(pixels - first);
@@ -529,6 +527,33 @@ struct ConvBlock {
     act_max: i32,
     /// Channels left.
     channels: usize,
+    /// The current channel's filter row; rows are `row_step` bytes apart.
+    rows: *const i8,
+    row_step: usize,
+}
+
+/// One group of 4 patch elements of the 1×4 dot product: the filter word at `w` (widened
+/// once) times the four columns' words at `col`, 16 MACs.
+macro_rules! dot_quad_asm {
+    () => {
+        concat!(
+            "ldr {t0}, [{w}], #4\n",
+            "ldrd {c0}, {c1}, [{col}], #8\n",
+            "sxtb16 {t1}, {t0}\n",
+            "sxtb16 {t0}, {t0}, ror #8\n",
+            "smlad {a0}, {t1}, {c0}, {a0}\n",
+            "smlad {a0}, {t0}, {c1}, {a0}\n",
+            "ldrd {c0}, {c1}, [{col}], #8\n",
+            "smlad {a1}, {t1}, {c0}, {a1}\n",
+            "smlad {a1}, {t0}, {c1}, {a1}\n",
+            "ldrd {c0}, {c1}, [{col}], #8\n",
+            "smlad {a2}, {t1}, {c0}, {a2}\n",
+            "smlad {a2}, {t0}, {c1}, {a2}\n",
+            "ldrd {c0}, {c1}, [{col}], #8\n",
+            "smlad {a3}, {t1}, {c0}, {a3}\n",
+            "smlad {a3}, {t0}, {c1}, {a3}\n",
+        )
+    };
 }
 
 /// Body of [`block_channels`]: per channel, the bias, the 1×4 dot product (as [`dot_1x4`]),
@@ -550,25 +575,24 @@ macro_rules! block_channels_asm {
             "mov {a3}, {a0}\n",
             "ldr {col}, [{p}]\n",
             "ldr {n}, [{p}, #4]\n",
-            // Dot products: 16 MACs per group of 4 patch elements.
+            "ldr {w}, [{p}, #48]\n",
+            "ldr {t1}, [{p}, #52]\n",
+            "add {t0}, {w}, {t1}\n",
+            "str {t0}, [{p}, #48]\n",
+            // Dot products: 16 MACs per group of 4 patch elements, two groups per iteration
+            // after an odd first one.
+            "tst {n}, #1\n",
+            "beq 3f\n",
+            dot_quad_asm!(),
+            "3:\n",
+            "lsrs {n}, {n}, #1\n",
+            "beq 4f\n",
             "2:\n",
-            "ldr {t0}, [{w}], #4\n",
-            "ldrd {c0}, {c1}, [{col}], #8\n",
-            "sxtb16 {t1}, {t0}\n",
-            "sxtb16 {t0}, {t0}, ror #8\n",
-            "smlad {a0}, {t1}, {c0}, {a0}\n",
-            "smlad {a0}, {t0}, {c1}, {a0}\n",
-            "ldrd {c0}, {c1}, [{col}], #8\n",
-            "smlad {a1}, {t1}, {c0}, {a1}\n",
-            "smlad {a1}, {t0}, {c1}, {a1}\n",
-            "ldrd {c0}, {c1}, [{col}], #8\n",
-            "smlad {a2}, {t1}, {c0}, {a2}\n",
-            "smlad {a2}, {t0}, {c1}, {a2}\n",
-            "ldrd {c0}, {c1}, [{col}], #8\n",
-            "smlad {a3}, {t1}, {c0}, {a3}\n",
-            "smlad {a3}, {t0}, {c1}, {a3}\n",
+            dot_quad_asm!(),
+            dot_quad_asm!(),
             "subs {n}, {n}, #1\n",
             "bne 2b\n",
+            "4:\n",
             // Channel parameters: c0 = multiplier, n = left, col = right, t1 = mask.
             "ldr {t0}, [{p}, #8]\n",
             "ldr {t1}, [{p}, #12]\n",
@@ -661,15 +685,20 @@ macro_rules! clamp_block_asm {
     };
 }
 
-/// Computes and writes one block of four output pixels for every channel: filter rows are read
-/// from the start of `filter` (one after the other, the patch being a multiple of 4).
+/// Computes and writes one block of four output pixels for `block.channels` channels;
+/// `block.rows` must be the start of `filter`. `false` (nothing written) when the filter rows
+/// are not all readable.
 #[inline(never)]
-fn block_channels(block: &mut ConvBlock, filter: &[i8], full_range: bool) {
-    if block.channels == 0 || filter.len() < block.channels * block.quads * 4 {
-        return;
+fn block_channels(block: &mut ConvBlock, filter: &[i8], full_range: bool) -> bool {
+    if block.channels == 0
+        || block.quads == 0
+        || block.rows != filter.as_ptr()
+        || filter.len() < (block.channels - 1) * block.row_step + block.quads * 4
+    {
+        return false;
     }
-    // SAFETY (both blocks): for each of `channels` channels it reads `quads * 4` filter bytes
-    // (in bounds, checked above), `quads * 8` words of the column buffer, one multiplier, shift
+    // SAFETY (both blocks): for channel `c` it reads the `quads * 4` filter bytes from
+    // `c * row_step` (in bounds, checked above), `quads * 8` words of the column buffer, one multiplier, shift
     // and bias word, and writes four outputs `out_step` apart: the caller built `block` so that
     // all of these lie within its buffers. Shift amounts are below 32 (checked in
     // `Quant::new`). Only the named registers, `block` and the outputs are written, and the
@@ -683,7 +712,7 @@ fn block_channels(block: &mut ConvBlock, filter: &[i8], full_range: bool) {
                     "ssat {a2}, #8, {a2}\n",
                     "ssat {a3}, #8, {a3}\n",
                 )),
-                w = inout(reg) filter.as_ptr() => _,
+                w = out(reg) _,
                 p = in(reg) block as *mut ConvBlock,
                 col = out(reg) _,
                 n = out(reg) _,
@@ -706,7 +735,7 @@ fn block_channels(block: &mut ConvBlock, filter: &[i8], full_range: bool) {
                     clamp_block_asm!("{a2}"),
                     clamp_block_asm!("{a3}"),
                 )),
-                w = inout(reg) filter.as_ptr() => _,
+                w = out(reg) _,
                 p = in(reg) block as *mut ConvBlock,
                 col = out(reg) _,
                 n = out(reg) _,
@@ -722,6 +751,7 @@ fn block_channels(block: &mut ConvBlock, filter: &[i8], full_range: bool) {
             );
         }
     }
+    true
 }
 
 /// Writes the patch of output pixel `pixel` (flat over batch, y, x), plus the input offset, into
@@ -731,7 +761,8 @@ fn fill_column(a: &ConvInt8<'_>, pixel: usize, slot: usize, columns: &mut [u32; 
     let (in_h, in_w, in_c) = (w.in_h as usize, w.in_w as usize, w.in_c as usize);
     let (out_h, out_w) = (w.out_h as usize, w.out_w as usize);
     let (fh, fw) = (w.filter_h as usize, w.filter_w as usize);
-    let quads = fh * fw * in_c / 4;
+    let patch = fh * fw * in_c;
+    let padded = patch.div_ceil(4);
     let (ox, rest) = (pixel % out_w, pixel / out_w);
     let (oy, b) = (rest % out_h, rest / out_h);
     let iy0 = oy as i32 * w.stride_h - w.pad_h;
@@ -773,39 +804,30 @@ fn fill_column(a: &ConvInt8<'_>, pixel: usize, slot: usize, columns: &mut [u32; 
         }
         return;
     }
-    // Any depth: element by element in plain order, then each group of 4 reordered in place.
+    // Any depth: element by element in plain order (the last group zero-padded), then each
+    // group of 4 reordered in place. `at` is this column's current group, `lane` the element.
     let halves: &mut [i16] = bytemuck::cast_slice_mut(&mut columns[..]);
-    let position = |k: usize| {
-        if k < quads * 4 {
-            (k / 4) * PIXELS * 4 + slot * 4 + k % 4
-        } else {
-            quads * PIXELS * 4 + slot * 4 + k - quads * 4
+    let (mut at, mut lane) = (slot * 4, 0);
+    let mut put = |v: i32| {
+        if let Some(h) = halves.get_mut(at + lane) {
+            *h = v as i16;
+        }
+        lane += 1;
+        if lane == 4 {
+            lane = 0;
+            at += PIXELS * 4;
         }
     };
-    let mut k = 0;
     for fy in 0..fh {
         for fx in 0..fw {
             match tap(fy, fx) {
-                Some(values) => {
-                    for &x in values {
-                        if let Some(h) = halves.get_mut(position(k)) {
-                            *h = (x as i32 + a.input_offset) as i16;
-                        }
-                        k += 1;
-                    }
-                }
-                None => {
-                    for _ in 0..in_c {
-                        if let Some(h) = halves.get_mut(position(k)) {
-                            *h = 0;
-                        }
-                        k += 1;
-                    }
-                }
+                Some(values) => values.iter().for_each(|&x| put(x as i32 + a.input_offset)),
+                None => (0..in_c).for_each(|_| put(0)),
             }
         }
     }
-    for q in 0..quads {
+    (patch..padded * 4).for_each(|_| put(0));
+    for q in 0..padded {
         let at = q * PIXELS * 2 + slot * 2;
         if let Some(words) = columns.get_mut(at..at + 2) {
             let (n0, n1) = (words[0], words[1]);
@@ -1141,8 +1163,8 @@ pub(crate) fn fully_connected(
             for q in 0..quads {
                 let x = load4(row, q * 4);
                 let k = load4(weights, q * 4);
-                acc = smlad(sadd16(sxtb16(x), offset), sxtb16(k), acc);
-                acc = smlad(sadd16(sxtb16_ror8(x), offset), sxtb16_ror8(k), acc);
+                acc = smlad(sxtab16(offset, x), sxtb16(k), acc);
+                acc = smlad(sxtab16_ror8(offset, x), sxtb16_ror8(k), acc);
             }
             for (&x, &k) in row[quads * 4..].iter().zip(&weights[quads * 4..]) {
                 acc = acc.wrapping_add(k as i32 * (x as i32 + input_offset));

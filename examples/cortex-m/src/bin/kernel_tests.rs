@@ -16,7 +16,7 @@ use ferrolite::kernels::arm_dsp::testing::{self, Conv};
 use harness::{fail, print, print_number};
 
 /// Random cases per kernel.
-const CASES: usize = 300;
+const CASES: usize = 1000;
 
 const MAX_INPUT: usize = 4096;
 const MAX_FILTER: usize = 8192;
