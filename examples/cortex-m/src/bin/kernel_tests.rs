@@ -69,18 +69,18 @@ impl Quant {
             multipliers: [0; MAX_CHANNELS],
             shifts: [0; MAX_CHANNELS],
             bias: [0; MAX_CHANNELS],
-            has_bias: rng.next() % 4 != 0,
+            has_bias: !rng.next().is_multiple_of(4),
             // -zero point: zero points are int8.
             input_offset: -rng.range(-128, 127),
             output_offset: rng.range(-128, 127),
             act_min: -128,
             act_max: 127,
         };
-        if rng.next() % 3 == 0 {
+        if rng.next().is_multiple_of(3) {
             q.act_min = rng.range(-128, 0);
             q.act_max = rng.range(q.act_min, 127);
         }
-        let per_tensor = rng.next() % 4 == 0;
+        let per_tensor = rng.next().is_multiple_of(4);
         for c in 0..channels {
             let source = if per_tensor && c > 0 { 0 } else { c };
             if source != c {
@@ -108,15 +108,12 @@ impl Quant {
     }
 }
 
+/// A convolution entry point of `testing`: (case, output, DSP or reference) -> taken.
+type Kernel = fn(&Conv<'_>, &mut [i8], bool) -> Option<bool>;
+
 /// Compares the DSP kernel with the reference on one case; returns whether the DSP kernel took
 /// it.
-fn compare(
-    label: &str,
-    index: usize,
-    case: &Conv<'_>,
-    run: fn(&Conv<'_>, &mut [i8], bool) -> Option<bool>,
-    outputs: &mut [[i8; MAX_OUTPUT]; 2],
-) -> bool {
+fn compare(label: &str, index: usize, case: &Conv<'_>, run: Kernel, outputs: &mut [[i8; MAX_OUTPUT]; 2]) -> bool {
     let Some(len) = case.output_len() else { return false };
     let [expected, got] = outputs;
     expected[..len].fill(0x55);
@@ -165,8 +162,8 @@ fn conv_case<'a>(
         filter_h,
         filter_w,
         stride: (rng.range(1, 3), rng.range(1, 3)),
-        dilation: if rng.next() % 4 == 0 { (rng.range(1, 3), rng.range(1, 3)) } else { (1, 1) },
-        same_padding: rng.next() % 2 == 0,
+        dilation: if rng.next().is_multiple_of(4) { (rng.range(1, 3), rng.range(1, 3)) } else { (1, 1) },
+        same_padding: rng.next().is_multiple_of(2),
         input: &input[..input_len],
         filter: &filter[..filter_len],
         bias: quant.has_bias.then_some(&quant.bias[..channels]),
@@ -215,7 +212,7 @@ fn conv_cases(rng: &mut Rng, depthwise: bool, outputs: &mut [[i8; MAX_OUTPUT]; 2
             continue;
         }
         valid += 1;
-        let (label, run): (&str, fn(&Conv<'_>, &mut [i8], bool) -> Option<bool>) =
+        let (label, run): (&str, Kernel) =
             if depthwise { ("DEPTHWISE_CONV_2D", testing::depthwise_conv_2d) } else { ("CONV_2D", testing::conv_2d) };
         if compare(label, index, &case, run, outputs) {
             taken += 1;
