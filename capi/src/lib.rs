@@ -188,7 +188,7 @@ impl Failure {
 fn status_of(e: Error) -> FerroliteStatus {
     use FerroliteStatus as S;
     match e {
-        Error::Flatbuffer(_)
+        Error::Flatbuffer { .. }
         | Error::MissingField(_)
         | Error::IndexOutOfRange { .. }
         | Error::BadShape { .. }
@@ -302,7 +302,7 @@ fn arena_size(model: &FerroliteModel, options: FerroliteInterpreterOptions) -> R
         let mut work = work_buffer(len.saturating_add(FERROLITE_ARENA_ALIGNMENT))?;
         match ferrolite::arena_bytes_needed(&model.model, &RESOLVER, &mut work, options) {
             Ok(needed) => return Ok(needed),
-            Err(Error::ArenaTooSmall { needed, .. }) if needed > len => len = needed,
+            Err(Error::ArenaTooSmall { needed }) if needed as usize > len => len = needed as usize,
             Err(e) => return Err(Failure::runtime("arena size", e)),
         }
     }

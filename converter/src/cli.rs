@@ -17,6 +17,10 @@ pub enum Command {
     Run(RunArgs),
     /// Describe a model: inputs, outputs, operators, arena and constant bytes.
     Inspect(InspectArgs),
+    /// Time invoke() on one thread: median and fastest microseconds per inference.
+    Bench(BenchArgs),
+    /// Top-1 accuracy of a classifier on labelled .npy data.
+    Eval(EvalArgs),
     /// Convert a float .tflite or .onnx model to an int8 .tflite, calibrated on sample inputs.
     Convert(ConvertArgs),
 }
@@ -68,6 +72,9 @@ pub struct RunArgs {
     /// Requantization rounding: TensorFlow Lite Micro (default) or LiteRT reference kernels.
     #[arg(long, value_enum, default_value_t = RoundingArg::Tflm)]
     pub rounding: RoundingArg,
+    /// Each input file holds N samples, [N, ...input shape]; each output file gets [N, ...output shape].
+    #[arg(long)]
+    pub batch: bool,
 }
 
 #[derive(Debug, Args)]
@@ -77,6 +84,45 @@ pub struct InspectArgs {
     /// Print machine-readable JSON instead of tables.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// The .tflite model (one input; output 0 holds the class scores).
+    pub model: PathBuf,
+    /// Samples, [N, ...input shape] (any shape with as many elements per sample): float32, float64 or uint8.
+    #[arg(long, value_name = "X.npy")]
+    pub data: PathBuf,
+    /// Integer class labels, [N].
+    #[arg(long, value_name = "Y.npy")]
+    pub labels: PathBuf,
+    /// Multiply the data by this first (e.g. 0.00392156862745098 = 1/255 for raw uint8 pixels).
+    #[arg(long)]
+    pub scale: Option<f64>,
+    /// Print {"accuracy": fraction, "correct": n, "total": n}.
+    #[arg(long)]
+    pub json: bool,
+    /// Requantization rounding: TensorFlow Lite Micro (default) or LiteRT reference kernels.
+    #[arg(long, value_enum, default_value_t = RoundingArg::Tflm)]
+    pub rounding: RoundingArg,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// The .tflite model.
+    pub model: PathBuf,
+    /// Timed invokes.
+    #[arg(long, default_value_t = 100)]
+    pub iterations: usize,
+    /// Untimed invokes before timing (caches, branch predictors, CPU clock).
+    #[arg(long, default_value_t = 10)]
+    pub warmup: usize,
+    /// Print one JSON object (`median_us`, `min_us`, ...) instead of a sentence.
+    #[arg(long)]
+    pub json: bool,
+    /// Requantization rounding: TensorFlow Lite Micro (default) or LiteRT reference kernels.
+    #[arg(long, value_enum, default_value_t = RoundingArg::Tflm)]
+    pub rounding: RoundingArg,
 }
 
 /// `--rounding` values.

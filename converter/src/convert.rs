@@ -5,11 +5,10 @@ use crate::calibrate::{self, with_interpreter, Samples};
 use crate::cli::{ConvertArgs, IoTypeArg};
 use crate::graph::{write, Graph, TensorId};
 use crate::import::{self, ImportOptions};
-use crate::load;
 use crate::npy;
 use crate::quantize::{self, IoType, QuantizeOptions, Quantized};
-use anyhow::{anyhow, bail, Context, Result};
-use ferrolite::{DataType, Interpreter, InterpreterOptions, Model, Rounding};
+use anyhow::{anyhow, bail, ensure, Context, Result};
+use ferrolite::{DataType, Interpreter, Rounding};
 use serde_json::json;
 use std::io::Write;
 use std::path::Path;
@@ -76,12 +75,11 @@ impl Summary {
             "calibration     {} samples\n\nper-layer float vs int8 (SQNR on the calibration data)\n",
             self.calibration_samples
         );
-        let width = self.layers.iter().map(|l| l.tensor.len()).max().unwrap_or(0).max(6);
         let op_width = self.layers.iter().map(|l| l.op.len()).max().unwrap_or(0).max(2);
-        s += &format!("  {:op_width$}  {:width$}  SQNR dB\n", "op", "tensor");
+        s += &format!("  {:op_width$}  {:>7}  tensor\n", "op", "SQNR dB");
         for l in &self.layers {
             let db = l.sqnr_db.map_or_else(|| "exact".to_string(), |db| format!("{db:.1}"));
-            s += &format!("  {:op_width$}  {:width$}  {db:>7}\n", l.op, l.tensor);
+            s += &format!("  {:op_width$}  {db:>7}  {}\n", l.op, l.tensor);
         }
         s
     }
@@ -116,20 +114,19 @@ pub fn convert_graph(graph: &Graph, samples: &Samples, options: &QuantizeOptions
 /// Loads the model with the runtime's full verification, invokes it once on the first sample and
 /// returns the arena bytes it needs.
 fn verify(bytes: &[u8], samples: &Samples) -> Result<usize> {
-    let model =
-        Model::from_bytes(bytes).map_err(|e| anyhow!("internal error: the runtime rejects the int8 model: {e}"))?;
-    let arena = load::arena_bytes(&model, InterpreterOptions::default())
-        .map_err(|e| anyhow!("internal error: the runtime cannot prepare the int8 model: {e}"))?;
     with_interpreter(bytes, Rounding::Tflm, |interpreter| {
         set_input(interpreter, samples.sample(0))?;
-        interpreter.invoke().map_err(|e| anyhow!("internal error: the int8 model fails to run: {e}"))
-    })?;
-    Ok(arena)
+        interpreter.invoke().map_err(|e| anyhow!("the int8 model fails to run: {e}"))?;
+        Ok(interpreter.arena_used())
+    })
+    .context("internal error: the runtime does not accept the int8 model")
 }
 
 /// Writes one float sample into input 0, quantizing it with the input's params when it is int8.
 fn set_input(interpreter: &mut Interpreter<'_>, sample: &[f32]) -> Result<()> {
     let meta = interpreter.input_meta(0).map_err(|e| anyhow!("input: {e}"))?;
+    let elements = meta.shape.dims().iter().product::<usize>();
+    ensure!(elements == sample.len(), "the input holds {elements} values, a sample {}", sample.len());
     match meta.dtype {
         DataType::Float32 => {
             interpreter.input_mut::<f32>(0).map_err(|e| anyhow!("input: {e}"))?.copy_from_slice(sample);
@@ -183,20 +180,21 @@ pub fn layer_errors(graph: &Graph, quantized: &Quantized, samples: &Samples) -> 
         })
     })?;
     bar.finish_and_clear();
-    let producer = |t: TensorId| graph.nodes.iter().find(|n| n.outputs.contains(&t)).map_or("", |n| n.op.name());
-    let mut layers: Vec<LayerError> = observed
-        .iter()
-        .enumerate()
-        .map(|(o, &t)| LayerError {
-            op: producer(t),
-            tensor: graph.tensors[t].name.clone(),
-            sqnr_db: (noise[o] > 0.0).then(|| 10.0 * (signal[o] / noise[o]).log10()),
+    // In execution order (the observed list starts with the graph outputs).
+    let producer = |t: TensorId| graph.nodes.iter().position(|n| n.outputs.contains(&t));
+    let mut order: Vec<usize> = (0..observed.len()).collect();
+    order.sort_by_key(|&o| producer(observed[o]));
+    let layers = order
+        .into_iter()
+        .map(|o| {
+            let t = observed[o];
+            LayerError {
+                op: producer(t).map_or("", |n| graph.nodes[n].op.name()),
+                tensor: graph.tensors[t].name.clone(),
+                sqnr_db: (noise[o] > 0.0).then(|| 10.0 * (signal[o] / noise[o]).log10()),
+            }
         })
         .collect();
-    // Execution order, not output-list order.
-    let position =
-        |name: &str| graph.nodes.iter().position(|n| n.outputs.iter().any(|&t| graph.tensors[t].name == name));
-    layers.sort_by_key(|l| position(&l.tensor));
     Ok(layers)
 }
 

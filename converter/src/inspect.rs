@@ -3,7 +3,7 @@
 use crate::cli::InspectArgs;
 use crate::load;
 use anyhow::{anyhow, Result};
-use ferrolite::{InterpreterOptions, Model, TensorMeta};
+use ferrolite::{AllOpsResolver, Interpreter, InterpreterOptions, Model, TensorMeta};
 use ferrolite_schema::tflite::builtin;
 use serde_json::{json, Value};
 use std::fmt::Write as _;
@@ -58,13 +58,18 @@ pub struct Report {
     pub constant_bytes: usize,
     /// Exact arena bytes with every kernel and default options, or why the model cannot be prepared.
     pub arena: std::result::Result<usize, String>,
+    /// The arena's persistent part (tables, op parameters, state) and its planned activations.
+    pub arena_split: Option<(usize, usize)>,
+    /// Persistent bytes the fast kernels add for packed weights: none, they read weights in place
+    /// and keep per-pixel patches on the stack.
+    pub packed_bytes: usize,
     pub inputs: Vec<TensorInfo>,
     pub outputs: Vec<TensorInfo>,
     /// In order of first use.
     pub ops: Vec<OpInfo>,
 }
 
-fn tensor_info(index: usize, tensor: usize, meta: &TensorMeta<'_>) -> TensorInfo {
+fn tensor_info(index: usize, tensor: usize, name: &str, meta: &TensorMeta<'_>) -> TensorInfo {
     let quantization = match &meta.quantization {
         None => QuantInfo::None,
         Some(q) if q.len() == 1 => QuantInfo::PerTensor { scale: q.scale(0), zero_point: q.zero_point(0) },
@@ -73,7 +78,7 @@ fn tensor_info(index: usize, tensor: usize, meta: &TensorMeta<'_>) -> TensorInfo
     TensorInfo {
         index,
         tensor,
-        name: meta.name.to_string(),
+        name: name.to_string(),
         shape: meta.shape.dims().to_vec(),
         dtype: meta.dtype.name(),
         quantization,
@@ -87,7 +92,8 @@ pub fn report(model: &Model<'_>) -> Result<Report> {
             .map(|i| {
                 let t = tensor_of(i).map_err(|e| anyhow!("{kind} {i}: {e}"))?;
                 let meta = model.tensor(t).map_err(|e| anyhow!("{kind} {i}: {e}"))?;
-                Ok(tensor_info(i, t, &meta))
+                let name = model.tensor_name(t).map_err(|e| anyhow!("{kind} {i}: {e}"))?;
+                Ok(tensor_info(i, t, name, &meta))
             })
             .collect::<Result<Vec<_>>>()
     };
@@ -108,10 +114,21 @@ pub fn report(model: &Model<'_>) -> Result<Report> {
         operators: model.num_ops(),
         constant_bytes: model.constant_bytes(),
         arena: load::arena_bytes(model, InterpreterOptions::default()).map_err(|e| e.to_string()),
+        arena_split: arena_split(model),
+        packed_bytes: 0,
         inputs,
         outputs,
         ops,
     })
+}
+
+/// (persistent, activation) arena bytes with default options, when the model prepares.
+fn arena_split(model: &Model<'_>) -> Option<(usize, usize)> {
+    let options = InterpreterOptions::default();
+    let needed = load::arena_bytes(model, options).ok()?;
+    let mut arena = load::Arena::new(needed);
+    let interpreter = Interpreter::new(model, &AllOpsResolver, arena.bytes_mut(), options).ok()?;
+    Some(interpreter.arena_split())
 }
 
 impl QuantInfo {
@@ -159,6 +176,9 @@ impl Report {
             "operators": self.operators,
             "constant_bytes": self.constant_bytes,
             "arena_bytes": self.arena.as_ref().ok(),
+            "persistent_bytes": self.arena_split.map(|s| s.0),
+            "activation_bytes": self.arena_split.map(|s| s.1),
+            "packed_bytes": self.packed_bytes,
             "inputs": tensors(&self.inputs),
             "outputs": tensors(&self.outputs),
             "ops": self.ops.iter().map(|op| json!({
@@ -188,6 +208,11 @@ impl Report {
         let _ = writeln!(s, "operators       {}", self.operators);
         let _ = writeln!(s, "constant bytes  {}", self.constant_bytes);
         let _ = writeln!(s, "arena bytes     {arena}");
+        if let Some((persistent, activations)) = self.arena_split {
+            let _ = writeln!(s, "  persistent    {persistent} (tables, op parameters, state)");
+            let _ = writeln!(s, "  activations   {activations} (planned tensors and op scratch)");
+        }
+        let _ = writeln!(s, "packed bytes    {} (fast kernels read weights in place)", self.packed_bytes);
         for (title, list) in [("inputs", &self.inputs), ("outputs", &self.outputs)] {
             let _ = writeln!(s, "\n{title}");
             let rows: Vec<[String; 6]> = list

@@ -2,9 +2,11 @@
 //! [`cli`] parses arguments, [`run`] invokes a model on `.npy` inputs, [`inspect`] describes a
 //! model, [`npy`] maps tensors to and from `.npy` files, [`load`] reads models and sizes arenas.
 
+pub mod bench;
 pub mod calibrate;
 pub mod cli;
 pub mod convert;
+pub mod eval;
 pub mod graph;
 pub mod import;
 pub mod inspect;
@@ -20,6 +22,8 @@ pub fn execute(cli: &Cli) -> anyhow::Result<()> {
     match &cli.command {
         Command::Run(args) => run::run(args),
         Command::Inspect(args) => inspect::inspect(args),
+        Command::Bench(args) => bench::bench(args),
+        Command::Eval(args) => eval::eval(args),
         Command::Convert(args) => convert::convert(args),
     }
 }

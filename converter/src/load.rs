@@ -27,7 +27,7 @@ pub fn arena_bytes(model: &Model<'_>, options: InterpreterOptions) -> core::resu
             // `needed` is a lower bound until the bookkeeping tables fit, then exact: retry with
             // at least that much (plus alignment slack for the work buffer's start).
             Err(Error::ArenaTooSmall { needed, .. }) if size < MAX_ARENA => {
-                size = needed.saturating_add(ARENA_ALIGN).max(size.saturating_mul(2)).min(MAX_ARENA);
+                size = (needed as usize).saturating_add(ARENA_ALIGN).max(size.saturating_mul(2)).min(MAX_ARENA);
             }
             result => return result,
         }

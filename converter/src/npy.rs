@@ -85,6 +85,7 @@ pub fn read(path: &Path) -> Result<Array> {
 
 /// Parses `.npy` bytes; the data must be C-ordered and exactly as long as the shape says.
 pub fn parse(bytes: &[u8]) -> Result<Array> {
+    check_header(bytes)?;
     let npy = npyz::NpyFile::new(bytes).map_err(|e| anyhow!("bad header: {e}"))?;
     if npy.uses_pickled_array() {
         bail!("object arrays (pickled) are not supported");
@@ -104,6 +105,39 @@ pub fn parse(bytes: &[u8]) -> Result<Array> {
         bail!("holds {} data bytes, but its shape {shape:?} and dtype {descr} need {expected}", data.len());
     }
     Ok(Array { descr, shape, data: data.to_vec() })
+}
+
+/// Deepest bracket nesting accepted in a header: numpy writes a dict holding a shape tuple
+/// (depth 2); structured dtypes add a level or two.
+const MAX_HEADER_DEPTH: usize = 4;
+
+/// Checks what npyz trusts in a header before handing it over. npyz allocates as many bytes as the
+/// header length field claims before reading them (a 100-byte file could ask for 4 GB), and its
+/// Python-literal parser backtracks exponentially in bracket nesting (`'shape':{{{{...` with 30
+/// braces would never finish). Anything else wrong with the preamble is left to npyz to report.
+fn check_header(bytes: &[u8]) -> Result<()> {
+    let Some(rest) = bytes.strip_prefix(b"\x93NUMPY") else { return Ok(()) };
+    let (claimed, preamble) = match rest.first() {
+        Some(1) => (rest.get(2..4).map(|b| u16::from_le_bytes([b[0], b[1]]) as usize), 10),
+        Some(2 | 3) => (rest.get(2..6).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize), 12),
+        _ => return Ok(()),
+    };
+    let Some(len) = claimed else { return Ok(()) };
+    let Some(header) = bytes.get(preamble..).and_then(|h| h.get(..len)) else {
+        bail!("bad header: its length field says {len} bytes, the file holds {}", bytes.len())
+    };
+    let mut depth = 0usize;
+    for &b in header {
+        match b {
+            b'(' | b'[' | b'{' => depth += 1,
+            b')' | b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        if depth > MAX_HEADER_DEPTH {
+            bail!("bad header: brackets nested more than {MAX_HEADER_DEPTH} deep");
+        }
+    }
+    Ok(())
 }
 
 /// Encodes raw little-endian tensor bytes as a v1.0 `.npy` file of the tensor's dtype and shape.

@@ -4,15 +4,14 @@ use crate::cli::RunArgs;
 use crate::load::{self, Arena};
 use crate::npy;
 use anyhow::{anyhow, bail, Context, Result};
-use ferrolite::{AllOpsResolver, Interpreter, InterpreterOptions, TensorMeta};
+use ferrolite::{AllOpsResolver, Interpreter, InterpreterOptions, Model, TensorMeta};
 use std::path::Path;
 
 /// A tensor's label for messages: `input 0 ("serving_default_x:0")`.
-fn label(kind: &str, i: usize, meta: &TensorMeta<'_>) -> String {
-    if meta.name.is_empty() {
-        format!("{kind} {i}")
-    } else {
-        format!("{kind} {i} ({:?})", meta.name)
+fn label(kind: &str, i: usize, model: &Model<'_>, meta: &TensorMeta<'_>) -> String {
+    match model.tensor_name(meta.index as usize) {
+        Ok(name) if !name.is_empty() => format!("{kind} {i} ({name:?})"),
+        _ => format!("{kind} {i}"),
     }
 }
 
@@ -40,35 +39,63 @@ pub fn run(args: &RunArgs) -> Result<()> {
     let mut arrays = Vec::with_capacity(n_in);
     for (i, path) in args.inputs.iter().enumerate() {
         let meta = model.input_tensor(i).and_then(|t| model.tensor(t)).map_err(|e| anyhow!("input {i}: {e}"))?;
-        arrays.push(check_input(i, &meta, path)?);
+        arrays.push(check_input(i, &model, &meta, path, args.batch)?);
     }
+    let samples = if args.batch { batch_size(&arrays)? } else { 1 };
     let options = InterpreterOptions { rounding: args.rounding.into() };
     let needed = load::arena_bytes(&model, options).map_err(|e| anyhow!("cannot prepare the model: {e}"))?;
     let mut arena = Arena::new(needed);
     let mut interpreter = Interpreter::new(&model, &AllOpsResolver, arena.bytes_mut(), options)
         .map_err(|e| anyhow!("cannot prepare the model: {e}"))?;
-    for (i, array) in arrays.iter().enumerate() {
-        let dst = interpreter.input_bytes_mut(i).map_err(|e| anyhow!("input {i}: {e}"))?;
-        if dst.len() != array.data.len() {
-            bail!("input {i}: the tensor holds {} bytes, the file {}", dst.len(), array.data.len());
+    let mut results = vec![Vec::new(); n_out];
+    for k in 0..samples {
+        // Every sample of a batch starts from the state a fresh interpreter has.
+        interpreter.reset_variables();
+        for (i, array) in arrays.iter().enumerate() {
+            let dst = interpreter.input_bytes_mut(i).map_err(|e| anyhow!("input {i}: {e}"))?;
+            let sample = array.data.chunks(dst.len().max(1)).nth(k).unwrap_or_default();
+            if dst.len() != sample.len() {
+                bail!("input {i}: the tensor holds {} bytes, the file {}", dst.len(), sample.len());
+            }
+            dst.copy_from_slice(sample);
         }
-        dst.copy_from_slice(&array.data);
+        let failed =
+            |e| if args.batch { anyhow!("invoke failed on sample {k}: {e}") } else { anyhow!("invoke failed: {e}") };
+        interpreter.invoke().map_err(failed)?;
+        for (i, result) in results.iter_mut().enumerate() {
+            result.extend_from_slice(interpreter.output_bytes(i).map_err(|e| anyhow!("output {i}: {e}"))?);
+        }
     }
-    interpreter.invoke().map_err(|e| anyhow!("invoke failed: {e}"))?;
     let mut files = Vec::with_capacity(n_out);
-    for (i, path) in args.outputs.iter().enumerate() {
+    for ((i, path), data) in args.outputs.iter().enumerate().zip(&results) {
         let meta = interpreter.output_meta(i).map_err(|e| anyhow!("output {i}: {e}"))?;
-        let data = interpreter.output_bytes(i).map_err(|e| anyhow!("output {i}: {e}"))?;
-        let encoded = npy::encode(meta.dtype, meta.shape.dims(), data)
-            .with_context(|| format!("{} cannot be saved", label("output", i, &meta)))?;
+        let mut shape = meta.shape.dims().to_vec();
+        if args.batch {
+            shape.insert(0, samples);
+        }
+        let encoded = npy::encode(meta.dtype, &shape, data)
+            .with_context(|| format!("{} cannot be saved", label("output", i, &model, &meta)))?;
         files.push((path.as_path(), encoded));
     }
     npy::write_files_atomically(&files)
 }
 
-/// Reads input `i`'s file and checks it holds exactly the tensor's dtype and shape.
-fn check_input(i: usize, meta: &TensorMeta<'_>, path: &Path) -> Result<npy::Array> {
-    let what = label("input", i, meta);
+/// The common sample count N of batched inputs.
+fn batch_size(arrays: &[npy::Array]) -> Result<usize> {
+    let sizes: Vec<u64> = arrays.iter().map(|a| a.shape[0]).collect();
+    match sizes.split_first() {
+        Some((&n, rest)) if rest.iter().all(|&m| m == n) => {
+            usize::try_from(n).map_err(|_| anyhow!("too many samples ({n})"))
+        }
+        Some(_) => bail!("batched inputs must have the same number of samples, these have {sizes:?}"),
+        None => Ok(0),
+    }
+}
+
+/// Reads input `i`'s file and checks it holds exactly the tensor's dtype and shape (with a
+/// leading sample dimension when `batch`).
+fn check_input(i: usize, model: &Model<'_>, meta: &TensorMeta<'_>, path: &Path, batch: bool) -> Result<npy::Array> {
+    let what = label("input", i, model, meta);
     let Some(expected) = npy::descr(meta.dtype) else {
         bail!("{what} has type {}, which .npy inputs cannot provide", meta.dtype.name());
     };
@@ -81,9 +108,18 @@ fn check_input(i: usize, meta: &TensorMeta<'_>, path: &Path) -> Result<npy::Arra
             npy::descr_name(expected)
         );
     }
-    let shape: Vec<u64> = meta.shape.dims().iter().map(|&d| d as u64).collect();
+    let mut shape: Vec<u64> = meta.shape.dims().iter().map(|&d| d as u64).collect();
+    if batch {
+        shape.insert(0, array.shape.first().copied().unwrap_or(0));
+    }
     if array.shape != shape {
-        bail!("{what}: {} has shape {:?}, the model expects shape {shape:?}", path.display(), array.shape);
+        let batched = if batch { "[N] + " } else { "" };
+        bail!(
+            "{what}: {} has shape {:?}, the model expects shape {batched}{:?}",
+            path.display(),
+            array.shape,
+            meta.shape.dims()
+        );
     }
     Ok(array)
 }

@@ -76,6 +76,31 @@ fn inspect_json_reports_arena_ops_and_io() {
 }
 
 #[test]
+fn inspect_splits_the_arena_and_reports_packing() {
+    let out = ferrolite(&[&"inspect", &examples().join("hello_world_int8.tflite"), &"--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("valid JSON");
+    let (persistent, activations) = (json["persistent_bytes"].as_u64(), json["activation_bytes"].as_u64());
+    assert_eq!(persistent.zip(activations).map(|(p, a)| p + a), json["arena_bytes"].as_u64(), "{json}");
+    assert!(persistent.is_some_and(|p| p > 0), "{json}");
+    assert_eq!(json["packed_bytes"], 0, "{json}");
+}
+
+#[test]
+fn bench_json_has_median_and_min() {
+    let model = examples().join("hello_world_int8.tflite");
+    let out = ferrolite(&[&"bench", &model, &"--iterations", &"7", &"--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("valid JSON");
+    let (median, min) = (json["median_us"].as_f64().unwrap(), json["min_us"].as_f64().unwrap());
+    assert!(min > 0.0 && min <= median, "{json}");
+    assert_eq!(json["iterations"], 7);
+    let text = ferrolite(&[&"bench", &model, &"--iterations", &"3"]);
+    assert!(String::from_utf8_lossy(&text.stdout).contains("median"), "{}", stderr(&text));
+    assert_one_line_error(&ferrolite(&[&"bench", &model, &"--iterations", &"0"]), "iterations");
+}
+
+#[test]
 fn inspect_table_works_on_the_bundled_example() {
     let out = ferrolite(&[&"inspect", &examples().join("hello_world_int8.tflite")]);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -211,4 +236,48 @@ fn truncated_model_is_a_one_line_error() {
         assert_one_line_error(&out, "cut.tflite");
         assert!(!output.exists());
     }
+}
+
+/// `run --batch` on a model's golden inputs stacked as `[N, ...]` gives each golden output in its
+/// row, in both rounding modes.
+#[test]
+fn run_batch_matches_every_golden_sample() {
+    let Some(shared) = support::shared_dir() else { return };
+    let name = "tiny_kws_dscnn_int8";
+    let golden = shared.join("golden").join(name);
+    let count = (0..).take_while(|k| golden.join(format!("input_{k}.npy")).is_file()).count();
+    assert!(count > 1, "{name} has {count} golden samples");
+    let dir = scratch("batch");
+    let first = support::read_npy(&golden.join("input_0.npy"));
+    let stacked: Vec<i8> = (0..count)
+        .flat_map(|k| support::read_npy(&golden.join(format!("input_{k}.npy"))).bytes)
+        .map(|b| b as i8)
+        .collect();
+    let input = dir.join("in.npy");
+    write_npy(&input, &[&[count as u64][..], &first.shape].concat(), &stacked);
+    let model = shared.join("models").join(format!("{name}.tflite"));
+    for (rounding, reference) in [("tflm", "tflm/"), ("litert", "")] {
+        let output = dir.join(format!("out_{rounding}.npy"));
+        let out = ferrolite(&[
+            &"run",
+            &model,
+            &"--batch",
+            &"--input",
+            &input,
+            &"--output",
+            &output,
+            &"--rounding",
+            &rounding,
+        ]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let got = support::read_npy(&output);
+        let row = got.bytes.len() / count;
+        for k in 0..count {
+            let want = support::read_npy(&golden.join(format!("{reference}output_{k}.npy")));
+            assert_eq!(got.shape, [&[count as u64][..], &want.shape].concat());
+            assert_eq!(got.bytes[k * row..(k + 1) * row], want.bytes, "{rounding} sample {k}");
+        }
+    }
+    let unbatched = ferrolite(&[&"run", &model, &"--input", &input, &"--output", &dir.join("x.npy")]);
+    assert_one_line_error(&unbatched, "shape");
 }

@@ -6,7 +6,7 @@
 //! not committed.
 
 use ferrolite::{AllOpsResolver, DataType, Interpreter, InterpreterOptions, Model};
-use ferrolite_converter::graph::{write, Activation, Data, Graph, Op, Tensor};
+use ferrolite_converter::graph::{write, Activation, Data, Graph, Op, Padding, Tensor, Window};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -58,17 +58,17 @@ fn read_npy<T: npyz::Deserialize>(path: &Path) -> (Vec<u64>, Vec<T>) {
     (shape, npy.into_vec().unwrap())
 }
 
-/// Top-1 accuracy of an int8 or float-input model run by the runtime, on raw test data divided by `divisor`.
-fn accuracy(model_bytes: &[u8], x: &[u8], y: &[u8], divisor: f32) -> f64 {
-    let model = Model::from_bytes(model_bytes).expect("the runtime loads the converted model");
+/// Top-1 predictions of an int8 or float-input model run by the runtime, on raw test samples of
+/// `per_sample` values divided by `divisor`.
+fn predictions(model_bytes: &[u8], x: &[u8], per_sample: usize, divisor: f32) -> Vec<usize> {
+    let model = Model::from_bytes(model_bytes).expect("the runtime loads the model");
     let mut arena = vec![0u8; 1 << 20];
     let mut interpreter =
         Interpreter::new(&model, &AllOpsResolver, &mut arena, InterpreterOptions::default()).expect("prepare");
-    let per_sample = x.len() / y.len();
     let input = interpreter.input_meta(0).unwrap();
     let output_is_float = interpreter.output_meta(0).unwrap().dtype == DataType::Float32;
-    let mut correct = 0;
-    for (sample, &label) in x.chunks(per_sample).zip(y) {
+    let mut predicted = Vec::new();
+    for sample in x.chunks(per_sample) {
         let values = sample.iter().map(|&v| f32::from(v) / divisor);
         if input.dtype == DataType::Int8 {
             let (scale, zero_point) = input.scale_zero_point();
@@ -81,14 +81,18 @@ fn accuracy(model_bytes: &[u8], x: &[u8], y: &[u8], divisor: f32) -> f64 {
             }
         }
         interpreter.invoke().unwrap();
-        let predicted = if output_is_float {
+        predicted.push(if output_is_float {
             argmax(interpreter.output::<f32>(0).unwrap())
         } else {
             argmax(interpreter.output::<i8>(0).unwrap())
-        };
-        correct += usize::from(predicted == usize::from(label));
+        });
     }
-    correct as f64 / y.len() as f64
+    predicted
+}
+
+/// Fraction of positions where two sequences agree.
+fn agreement<A: PartialEq<B>, B>(a: &[A], b: &[B]) -> f64 {
+    a.iter().zip(b).filter(|(a, b)| a == b).count() as f64 / a.len() as f64
 }
 
 fn argmax<T: PartialOrd + Copy>(values: &[T]) -> usize {
@@ -115,14 +119,28 @@ fn check_baseline(float: &Path, dir: &Path, model: &str, key: &str, extra: &[&st
     let (_, x) = read_npy::<u8>(&float.join(format!("test_{data}_x.npy")));
     let (_, y) = read_npy::<u8>(&float.join(format!("test_{data}_y.npy")));
     let divisor = if data == "digits" { 16.0 } else { 255.0 };
-    let acc = accuracy(&std::fs::read(&out).unwrap(), &x, &y, divisor);
+    let per_sample = x.len() / y.len();
+    let ours = predictions(&std::fs::read(&out).unwrap(), &x, per_sample, divisor);
+    let labels: Vec<usize> = y.iter().map(|&l| usize::from(l)).collect();
+    let acc = agreement(&ours, &labels);
+    // TensorFlow's own int8 file, run by the same runtime: the quantizers should agree almost everywhere.
+    let theirs =
+        predictions(&std::fs::read(float.join(format!("{key}_tf_int8.tflite"))).unwrap(), &x, per_sample, divisor);
+    let same = agreement(&ours, &theirs);
     let summary: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
     assert_eq!(summary["int8_bytes"].as_u64(), Some(std::fs::metadata(&out).unwrap().len()));
     assert_eq!(summary["calibration_samples"].as_u64(), Some(200));
     assert!(summary["layers"].as_array().is_some_and(|l| !l.is_empty()));
-    eprintln!("{model} {extra:?}: int8 {:.2}% (TensorFlow int8 {:.2}%)", acc * 100.0, baseline * 100.0);
+    eprintln!(
+        "{model} {extra:?}: int8 {:.2}% (TensorFlow int8 {:.2}%), same top-1 as TensorFlow's int8 on {:.2}%",
+        acc * 100.0,
+        baseline * 100.0,
+        same * 100.0
+    );
     if acc + 1e-9 < baseline {
         format!("{model}: int8 accuracy {acc} is below TensorFlow's {baseline}")
+    } else if same < 0.99 {
+        format!("{model}: top-1 agrees with TensorFlow's int8 model on only {same} of the test samples")
     } else {
         String::new()
     }
@@ -439,4 +457,212 @@ fn unwritable_output_path() {
     let keep = [TINY, &["taken"]].concat();
     assert_convert_fails(&dir, &model, &calib, &dir.join("taken"), &["cannot write"], &keep);
     assert_eq!(std::fs::read_dir(dir.join("taken")).unwrap().count(), 0);
+}
+
+/// Deterministic pseudo-random values in [-scale, scale].
+fn noise(n: usize, seed: u32, scale: f32) -> Vec<f32> {
+    let mut state = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
+    (0..n)
+        .map(|_| {
+            state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            ((state >> 8) as f32 / (1u32 << 24) as f32 * 2.0 - 1.0) * scale
+        })
+        .collect()
+}
+
+/// One graph with every supported op: PAD, CONV_2D (RELU6), DEPTHWISE_CONV_2D (x2, RELU), MAX_POOL_2D,
+/// AVERAGE_POOL_2D, LOGISTIC, TANH, CONCATENATION (of fixed-param and free inputs), ADD/SUB with
+/// constants, MUL, RELU, RELU6, TRANSPOSE, MEAN, RESHAPE, FULLY_CONNECTED, SOFTMAX, LOG_SOFTMAX.
+fn every_op_graph() -> Graph {
+    let mut g = Graph::default();
+    let act = |g: &mut Graph, name: &str, shape: &[usize]| g.add_tensor(Tensor::activation(name, shape.to_vec()));
+    let konst = |g: &mut Graph, name: &str, shape: &[usize], seed: u32, scale: f32| {
+        let n = shape.iter().product();
+        g.add_tensor(Tensor::constant(name, shape.to_vec(), Data::F32(noise(n, seed, scale))))
+    };
+    let ints = |g: &mut Graph, name: &str, values: Vec<i32>| {
+        g.add_tensor(Tensor::constant(name, vec![values.len()], Data::I32(values)))
+    };
+    let window = |stride, padding| Window { stride: [stride, stride], dilation: [1, 1], padding };
+    let x = act(&mut g, "x", &[1, 8, 8, 2]);
+    let paddings = g.add_tensor(Tensor::constant("paddings", vec![4, 2], Data::I32(vec![0, 0, 1, 1, 1, 1, 0, 0])));
+    let p = act(&mut g, "pad", &[1, 10, 10, 2]);
+    g.add_node("pad", Op::Pad, vec![Some(x), Some(paddings)], vec![p]);
+    let (w, b) = (konst(&mut g, "conv/w", &[4, 3, 3, 2], 1, 0.5), konst(&mut g, "conv/b", &[4], 2, 0.2));
+    let c = act(&mut g, "conv", &[1, 8, 8, 4]);
+    let op = Op::Conv2d { window: window(1, Padding::Valid), activation: Activation::Relu6 };
+    g.add_node("conv", op, vec![Some(p), Some(w), Some(b)], vec![c]);
+    let (w, b) = (konst(&mut g, "dw/w", &[1, 3, 3, 8], 3, 0.5), konst(&mut g, "dw/b", &[8], 4, 0.2));
+    let d = act(&mut g, "dw", &[1, 8, 8, 8]);
+    let op =
+        Op::DepthwiseConv2d { window: window(1, Padding::Same), depth_multiplier: 2, activation: Activation::Relu };
+    g.add_node("dw", op, vec![Some(c), Some(w), Some(b)], vec![d]);
+    let m = act(&mut g, "maxpool", &[1, 4, 4, 8]);
+    let op = Op::MaxPool2d { filter: [2, 2], window: window(2, Padding::Valid), activation: Activation::None };
+    g.add_node("maxpool", op, vec![Some(d)], vec![m]);
+    let a = act(&mut g, "avgpool", &[1, 4, 4, 8]);
+    let op = Op::AveragePool2d { filter: [2, 2], window: window(1, Padding::Same), activation: Activation::None };
+    g.add_node("avgpool", op, vec![Some(m)], vec![a]);
+    let l = act(&mut g, "logistic", &[1, 4, 4, 8]);
+    g.add_node("logistic", Op::Logistic, vec![Some(a)], vec![l]);
+    let t = act(&mut g, "tanh", &[1, 4, 4, 8]);
+    g.add_node("tanh", Op::Tanh, vec![Some(a)], vec![t]);
+    let k = act(&mut g, "concat", &[1, 4, 4, 24]);
+    let op = Op::Concatenation { axis: -1, activation: Activation::None };
+    g.add_node("concat", op, vec![Some(l), Some(t), Some(m)], vec![k]);
+    let bias = konst(&mut g, "add/c", &[24], 5, 1.0);
+    let s = act(&mut g, "add", &[1, 4, 4, 24]);
+    g.add_node("add", Op::Add { activation: Activation::None }, vec![Some(k), Some(bias)], vec![s]);
+    let shift = konst(&mut g, "sub/c", &[], 6, 1.0);
+    let u = act(&mut g, "sub", &[1, 4, 4, 24]);
+    g.add_node("sub", Op::Sub { activation: Activation::None }, vec![Some(s), Some(shift)], vec![u]);
+    let v = act(&mut g, "mul", &[1, 4, 4, 24]);
+    g.add_node("mul", Op::Mul { activation: Activation::None }, vec![Some(u), Some(k)], vec![v]);
+    let r = act(&mut g, "relu", &[1, 4, 4, 24]);
+    g.add_node("relu", Op::Relu, vec![Some(v)], vec![r]);
+    let r6 = act(&mut g, "relu6", &[1, 4, 4, 24]);
+    g.add_node("relu6", Op::Relu6, vec![Some(r)], vec![r6]);
+    let perm = ints(&mut g, "perm", vec![0, 3, 1, 2]);
+    let tr = act(&mut g, "transpose", &[1, 24, 4, 4]);
+    g.add_node("transpose", Op::Transpose, vec![Some(r6), Some(perm)], vec![tr]);
+    let axes = ints(&mut g, "axes", vec![2, 3]);
+    let me = act(&mut g, "mean", &[1, 24]);
+    g.add_node("mean", Op::Mean { keep_dims: false }, vec![Some(tr), Some(axes)], vec![me]);
+    let shape = ints(&mut g, "shape", vec![1, 1, 24]);
+    let rs = act(&mut g, "reshape", &[1, 1, 24]);
+    g.add_node("reshape", Op::Reshape, vec![Some(me), Some(shape)], vec![rs]);
+    let (w, b) = (konst(&mut g, "fc/w", &[10, 24], 7, 1.0), konst(&mut g, "fc/b", &[10], 8, 0.3));
+    let fc = act(&mut g, "fc", &[1, 10]);
+    let op = Op::FullyConnected { activation: Activation::None, keep_num_dims: false };
+    g.add_node("fc", op, vec![Some(rs), Some(w), Some(b)], vec![fc]);
+    let sm = act(&mut g, "softmax", &[1, 10]);
+    g.add_node("softmax", Op::Softmax { beta: 1.0 }, vec![Some(fc)], vec![sm]);
+    let ls = act(&mut g, "log_softmax", &[1, 10]);
+    g.add_node("log_softmax", Op::LogSoftmax, vec![Some(fc)], vec![ls]);
+    g.inputs = vec![x];
+    g.outputs = vec![sm, ls];
+    g
+}
+
+/// Writes `graph` as a float `.tflite`, converts it (calibrating on 32 noise samples), checks every
+/// layer's SQNR, and compares each dequantized int8 output with the float model's (both run by the
+/// runtime) on fresh inputs, within `tolerances[output]`. Returns the int8 model's op names and bytes.
+fn convert_and_compare(test: &str, graph: &Graph, tolerances: &[f32]) -> (Vec<String>, Vec<u8>) {
+    let dir = scratch(test);
+    graph.validate().unwrap();
+    let float_bytes = write::float_model(graph, None).to_bytes();
+    std::fs::write(dir.join("float.tflite"), &float_bytes).unwrap();
+    let input_shape = &graph.tensors[graph.inputs[0]].shape;
+    let per_sample: usize = input_shape.iter().product();
+    let calib_shape: Vec<u64> = std::iter::once(32).chain(input_shape[1..].iter().map(|&d| d as u64)).collect();
+    write_npy(&dir.join("calib.npy"), &calib_shape, &noise(32 * per_sample, 9, 1.0));
+    let (model, out, report) = (dir.join("float.tflite"), dir.join("int8.tflite"), dir.join("report.json"));
+    let run =
+        ferrolite(&[&"convert", &model, &"--calibration", &dir.join("calib.npy"), &"-o", &out, &"--report", &report]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    let summary: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    for layer in summary["layers"].as_array().unwrap() {
+        let db = layer["sqnr_db"].as_f64().unwrap_or(f64::INFINITY);
+        assert!(db > 15.0, "{layer}");
+    }
+
+    let int8_bytes = std::fs::read(&out).unwrap();
+    let (float_model, int8_model) = (Model::from_bytes(&float_bytes).unwrap(), Model::from_bytes(&int8_bytes).unwrap());
+    let (mut float_arena, mut int8_arena) = (vec![0u8; 1 << 20], vec![0u8; 1 << 20]);
+    let options = InterpreterOptions::default();
+    let mut float = Interpreter::new(&float_model, &AllOpsResolver, &mut float_arena, options).unwrap();
+    let mut int8 = Interpreter::new(&int8_model, &AllOpsResolver, &mut int8_arena, options).unwrap();
+    let (scale, zero_point) = int8.input_meta(0).unwrap().scale_zero_point();
+    for sample in 0..4 {
+        let x = noise(per_sample, 100 + sample, 1.0);
+        float.input_mut::<f32>(0).unwrap().copy_from_slice(&x);
+        for (q, v) in int8.input_mut::<i8>(0).unwrap().iter_mut().zip(&x) {
+            *q = ((v / scale).round() + zero_point as f32).clamp(-128.0, 127.0) as i8;
+        }
+        float.invoke().unwrap();
+        int8.invoke().unwrap();
+        for (o, tolerance) in tolerances.iter().enumerate() {
+            let (s, z) = int8.output_meta(o).unwrap().scale_zero_point();
+            let expected = float.output::<f32>(o).unwrap();
+            let got: Vec<f32> = int8.output::<i8>(o).unwrap().iter().map(|&q| s * (f32::from(q) - z as f32)).collect();
+            for (g, e) in got.iter().zip(expected) {
+                assert!((g - e).abs() <= *tolerance, "output {o}: int8 {got:?} vs float {expected:?}");
+            }
+        }
+    }
+    let ops = summary["ops"].as_array().unwrap().iter().map(|o| o.as_str().unwrap().to_string()).collect();
+    (ops, int8_bytes)
+}
+
+#[test]
+fn every_supported_op_converts_and_stays_close_to_float() {
+    let (ops, _) = convert_and_compare("every-op", &every_op_graph(), &[0.02, 0.3]);
+    assert_eq!(
+        ops.iter().filter(|o| *o == "QUANTIZE").count(),
+        2,
+        "LOGISTIC and TANH outputs are requantized: {ops:?}"
+    );
+}
+
+#[test]
+fn dilated_convolution_and_keep_num_dims_convert() {
+    let mut g = Graph::default();
+    let x = g.add_tensor(Tensor::activation("x", vec![1, 7, 7, 2]));
+    let w = g.add_tensor(Tensor::constant("conv/w", vec![3, 3, 3, 2], Data::F32(noise(54, 1, 0.5))));
+    let c = g.add_tensor(Tensor::activation("conv", vec![1, 3, 3, 3]));
+    let window = Window { stride: [1, 1], dilation: [2, 2], padding: Padding::Valid };
+    g.add_node("conv", Op::Conv2d { window, activation: Activation::None }, vec![Some(x), Some(w), None], vec![c]);
+    let fw = g.add_tensor(Tensor::constant("fc/w", vec![5, 3], Data::F32(noise(15, 2, 1.0))));
+    let fb = g.add_tensor(Tensor::constant("fc/b", vec![5], Data::F32(noise(5, 3, 0.5))));
+    let y = g.add_tensor(Tensor::activation("fc", vec![1, 3, 3, 5]));
+    let fc = Op::FullyConnected { activation: Activation::Relu, keep_num_dims: true };
+    g.add_node("fc", fc, vec![Some(c), Some(fw), Some(fb)], vec![y]);
+    g.inputs = vec![x];
+    g.outputs = vec![y];
+    let (ops, bytes) = convert_and_compare("dilated", &g, &[0.05]);
+    assert_eq!(ops, ["CONV_2D", "FULLY_CONNECTED"]);
+    // The int8 CONV_2D gets a zero bias: LiteRT's int8 convolution requires one.
+    let model = Model::from_bytes(&bytes).unwrap();
+    let (inputs, _) = model.op_io(0).unwrap();
+    let bias = model.tensor(inputs.get(2).unwrap() as usize).unwrap();
+    assert_eq!((bias.dtype, bias.shape.dims()), (DataType::Int32, &[3][..]));
+    assert!(bias.data.unwrap().iter().all(|&b| b == 0));
+}
+
+#[test]
+fn outputs_option_keeps_only_the_named_outputs() {
+    let dir = scratch("outputs");
+    std::fs::write(dir.join("every.tflite"), write::float_model(&every_op_graph(), None).to_bytes()).unwrap();
+    write_npy(&dir.join("calib.npy"), &[8, 8, 8, 2], &noise(8 * 128, 3, 1.0));
+    let (model, calib, out) = (dir.join("every.tflite"), dir.join("calib.npy"), dir.join("out.tflite"));
+    let report = dir.join("report.json");
+    let run = ferrolite(&[
+        &"convert",
+        &model,
+        &"--calibration",
+        &calib,
+        &"-o",
+        &out,
+        &"--outputs",
+        &"log_softmax",
+        &"--report",
+        &report,
+    ]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    let summary: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let ops: Vec<&str> = summary["ops"].as_array().unwrap().iter().map(|o| o.as_str().unwrap()).collect();
+    assert_eq!(ops.last(), Some(&"LOG_SOFTMAX"));
+    assert!(!ops.contains(&"SOFTMAX"), "{ops:?}");
+    std::fs::remove_file(&report).unwrap();
+    let bytes = std::fs::read(&out).unwrap();
+    let converted = Model::from_bytes(&bytes).unwrap();
+    assert_eq!(converted.num_outputs(), 1);
+    assert_eq!(converted.tensor_name(converted.output_tensor(0).unwrap()).unwrap(), "log_softmax");
+    std::fs::remove_file(&out).unwrap();
+    let keep = ["every.tflite", "calib.npy"];
+    let run = ferrolite(&[&"convert", &model, &"--calibration", &calib, &"-o", &out, &"--outputs", &"label"]);
+    assert!(!run.status.success());
+    assert_eq!(stderr(&run).lines().count(), 1, "{}", stderr(&run));
+    assert!(stderr(&run).contains("no output named \"label\""), "{}", stderr(&run));
+    assert!(!out.exists() && std::fs::read_dir(&dir).unwrap().count() == keep.len());
 }

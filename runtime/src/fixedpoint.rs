@@ -63,7 +63,7 @@ pub const fn count_leading_sign_bits_i32(x: i32) -> i32 {
 /// Why it matters: this is the "high half" step of every double-rounding requantization, and
 /// its tie rule (up, not away from zero) is one of the two roundings that make TFLM's outputs
 /// differ from a single exact rounding.
-#[inline]
+#[inline(always)]
 pub const fn saturating_rounding_doubling_high_mul(a: i32, b: i32) -> i32 {
     if a == b && a == i32::MIN {
         return i32::MAX;
@@ -93,7 +93,7 @@ pub const fn saturating_rounding_doubling_high_mul_i16(a: i16, b: i16) -> i16 {
 /// Contract (gemmlowp asserts): `exponent` in `0..=31`. Outside it: a negative exponent is
 /// treated as 0 (identity); exponents above 31 give the exact mathematical extension of the
 /// same rounding rule (0, except `i32::MIN / 2^32 = -0.5` which rounds to `-1`).
-#[inline]
+#[inline(always)]
 pub const fn rounding_divide_by_pot(x: i32, exponent: i32) -> i32 {
     if exponent <= 0 {
         return x;
@@ -202,7 +202,7 @@ pub const fn rounding_half_sum_i16(a: i16, b: i16) -> i16 {
 /// `x * 2^n` with two's-complement wrap-around: what the C expression `x * (1 << n)` computes
 /// on the targets TFLite runs on (the overflow itself is UB in C and out of TFLite's
 /// contract). `n >= 32` shifts every bit out.
-#[inline]
+#[inline(always)]
 const fn shl_wrapping(x: i32, n: i32) -> i32 {
     if n <= 0 {
         x
@@ -225,7 +225,7 @@ const fn shl_wrapping(x: i32, n: i32) -> i32 {
 /// Contract: `x * 2^left_shift` fits in `i32` and `shift >= -31`. Outside it: the left shift
 /// wraps as in C on real hardware; `shift < -31` uses the exact extension of
 /// [`rounding_divide_by_pot`].
-#[inline]
+#[inline(always)]
 pub fn multiply_by_quantized_multiplier(x: i32, quantized_multiplier: i32, shift: i32) -> i32 {
     let left_shift = if shift > 0 { shift } else { 0 };
     let right_shift = if shift > 0 { 0 } else { shift.saturating_neg() };
@@ -244,7 +244,7 @@ pub fn multiply_by_quantized_multiplier(x: i32, quantized_multiplier: i32, shift
 /// possible for any `x` and `M`. Outside it (cold path): `shift > 30` computes the exact product
 /// `x * M * 2^(shift-31)` truncated to 32 bits, `shift < -31` keeps the same rounding formula
 /// evaluated exactly in 128 bits.
-#[inline]
+#[inline(always)]
 pub fn multiply_by_quantized_multiplier_single_round(x: i32, quantized_multiplier: i32, shift: i32) -> i32 {
     if (-31..=30).contains(&shift) {
         let total_shift = 31 - shift; // 1..=62
@@ -400,6 +400,107 @@ fn quantize_multiplier_impl(real_multiplier: f64, single_rounding: bool) -> (i32
     }
     // q_fixed is in [-2^31, 2^31 - 1] here, so this cast is exact.
     (q_fixed as i32, shift)
+}
+
+/// A finite, nonzero f32 as `(negative, significand, exponent)` with `|x| = significand *
+/// 2^exponent` exactly (`None` for zeros, infinities and NaN).
+const fn f32_parts(x: f32) -> Option<(bool, u64, i32)> {
+    let bits = x.to_bits();
+    let biased_exponent = ((bits >> 23) & 0xFF) as i32;
+    let fraction = (bits & 0x7F_FFFF) as u64;
+    match biased_exponent {
+        0xFF => None,
+        0 if fraction == 0 => None,
+        0 => Some((bits >> 31 != 0, fraction, -149)),
+        _ => Some((bits >> 31 != 0, fraction | (1 << 23), biased_exponent - 150)),
+    }
+}
+
+/// The double `±significand * 2^exponent` for a significand in `[2^52, 2^53)` and an exponent
+/// that keeps it normal (the callers' ranges guarantee both).
+const fn f64_from_parts(negative: bool, significand: u64, exponent: i32) -> f64 {
+    let biased_exponent = (exponent + 52 + 1023) as u64;
+    f64::from_bits(((negative as u64) << 63) | (biased_exponent << 52) | (significand & ((1 << 52) - 1)))
+}
+
+/// `(a as f64) * (b as f64) / (c as f64)` exactly as IEEE double arithmetic rounds it, in integer
+/// arithmetic only (no soft-float on FPU-less or single-precision targets); `None` when an
+/// operand is zero, infinite or NaN.
+///
+/// The product of two f32 significands has at most 48 bits, so the double product is exact.
+/// Every quotient of such values lies between 2^-426 and 2^405, far inside the normal double
+/// range, so the only rounding is the division's: round to nearest, ties to even, at 53 bits.
+fn f32_ratio_as_f64(a: f32, b: f32, c: f32) -> Option<f64> {
+    let (negative_a, significand_a, exponent_a) = f32_parts(a)?;
+    let (negative_b, significand_b, exponent_b) = f32_parts(b)?;
+    let (negative_c, significand_c, exponent_c) = f32_parts(c)?;
+    // Numerator and denominator both normalized to [2^47, 2^48): their ratio is in (1/2, 2).
+    let product = significand_a * significand_b;
+    let numerator_shift = product.leading_zeros() as i32 - 16;
+    let numerator = product << numerator_shift;
+    let denominator_shift = significand_c.leading_zeros() as i32 - 16;
+    let denominator = significand_c << denominator_shift;
+    let exponent = exponent_a + exponent_b - exponent_c - numerator_shift + denominator_shift;
+    // Restoring division: 55 quotient bits, `remainder` stays below 2 * denominator (< 2^49).
+    let (mut quotient, mut remainder) = (0u64, numerator);
+    for _ in 0..55 {
+        quotient <<= 1;
+        if remainder >= denominator {
+            remainder -= denominator;
+            quotient |= 1;
+        }
+        remainder <<= 1;
+    }
+    // |a * b / c| = (quotient + fraction) * 2^(exponent - 54), quotient in [2^53, 2^55).
+    let dropped_bits = 64 - quotient.leading_zeros() as i32 - 53;
+    let half = 1u64 << (dropped_bits - 1);
+    let dropped = quotient & ((1 << dropped_bits) - 1);
+    let mut significand = quotient >> dropped_bits;
+    let mut result_exponent = exponent - 54 + dropped_bits;
+    if dropped > half || (dropped == half && (remainder != 0 || significand & 1 == 1)) {
+        significand += 1;
+        if significand == 1 << 53 {
+            significand >>= 1;
+            result_exponent += 1;
+        }
+    }
+    Some(f64_from_parts(negative_a ^ negative_b ^ negative_c, significand, result_exponent))
+}
+
+/// [`quantize_multiplier`] of `input_scale * filter_scale / output_scale` evaluated in double, as
+/// TFLite's `GetQuantizedConvolutionMultipler` does, bit for bit, but without floating-point
+/// arithmetic (see [`f32_ratio_as_f64`]). A zero, infinite or NaN scale makes the double result
+/// zero, infinite or NaN, which all quantize to `(0, 0)`.
+pub fn quantize_scale_ratio(input_scale: f32, filter_scale: f32, output_scale: f32) -> (i32, i32) {
+    match f32_ratio_as_f64(input_scale, filter_scale, output_scale) {
+        Some(real) => quantize_multiplier(real),
+        None => (0, 0),
+    }
+}
+
+/// [`preprocess_softmax_scaling`]`(beta as f64, input_scale as f64, input_integer_bits)` for
+/// SOFTMAX's int8 prepare, without floating-point arithmetic: `None` unless the double
+/// `beta * input_scale * 2^(31 - input_integer_bits)` is finite and above one (where TFLite's
+/// `QuantizeMultiplierGreaterThanOne` aborts). `input_integer_bits` must be in `0..=31`.
+///
+/// The double product of two f32 values is exact (48 significant bits, exponent far inside the
+/// double range), and so is the power of two; comparisons of positive doubles are comparisons
+/// of their bit patterns.
+pub fn softmax_input_scaling(beta: f32, input_scale: f32, input_integer_bits: i32) -> Option<(i32, i32)> {
+    let (negative_beta, significand_beta, exponent_beta) = f32_parts(beta)?;
+    let (negative_scale, significand_scale, exponent_scale) = f32_parts(input_scale)?;
+    if negative_beta != negative_scale {
+        return None;
+    }
+    let product = significand_beta * significand_scale;
+    let shift = product.leading_zeros() as i32 - 11;
+    let exponent = exponent_beta + exponent_scale + (31 - input_integer_bits) - shift;
+    let real = f64_from_parts(false, product << shift, exponent).to_bits();
+    if real <= 1.0f64.to_bits() {
+        return None;
+    }
+    const CAP: u64 = 2_147_483_647.0f64.to_bits();
+    Some(quantize_multiplier_impl(f64::from_bits(real.min(CAP)), false))
 }
 
 /// TFLite `QuantizeMultiplier(double)` as TFLM builds it (double rounding, no
@@ -1766,5 +1867,63 @@ mod tests {
             max_err = max_err.max((got - want).abs());
         }
         assert!(max_err < 1e-6, "max_err={max_err:e}");
+    }
+
+    /// f32 values for the integer-only double paths: any finite or special bit pattern, typical
+    /// quantization scales, subnormals, powers of two and significands of all ones.
+    fn any_f32(rng: &mut Lcg) -> f32 {
+        let special = [0.0, -0.0, f32::INFINITY, f32::NEG_INFINITY, f32::NAN, f32::MAX, f32::MIN_POSITIVE, 1.0];
+        match rng.range(0, 9) {
+            0 => special[rng.range(0, special.len() as i32 - 1) as usize],
+            1 => f32::from_bits(rng.next_u64() as u32 & 0x807F_FFFF), // zero or subnormal
+            2 => f32::from_bits((rng.range(1, 254) as u32) << 23),    // power of two
+            3 => f32::from_bits(((rng.range(1, 254) as u32) << 23) | 0x7F_FFFF), // all-ones significand
+            4..=6 => f32::from_bits((rng.range(100, 130) as u32) << 23 | (rng.next_u64() as u32 & 0x7F_FFFF)),
+            _ => f32::from_bits((rng.next_u64() >> 32) as u32),
+        }
+    }
+
+    fn same_multiplier_as_double(a: f32, b: f32, c: f32) {
+        let real = a as f64 * b as f64 / c as f64;
+        match f32_ratio_as_f64(a, b, c) {
+            Some(exact) => assert_eq!(exact.to_bits(), real.to_bits(), "{a:e} * {b:e} / {c:e}"),
+            None => assert!(real == 0.0 || !real.is_finite(), "{a:e} * {b:e} / {c:e} = {real:e}"),
+        }
+        assert_eq!(quantize_scale_ratio(a, b, c), quantize_multiplier(real), "{a:e} * {b:e} / {c:e}");
+    }
+
+    #[test]
+    fn quantize_scale_ratio_matches_double_arithmetic() {
+        let mut rng = Lcg(0x5EED_F00D);
+        for _ in 0..4_000_000 {
+            same_multiplier_as_double(any_f32(&mut rng), any_f32(&mut rng), any_f32(&mut rng));
+        }
+        // Ratios whose Q31 rounding reaches 2^31 (the multiplier's carry into the shift).
+        for k in 0..100_000u32 {
+            let a = f32::from_bits(0x3F7F_FF00 + (k & 0xFF));
+            let b = f32::from_bits(0x3F80_0000 - (k >> 8));
+            same_multiplier_as_double(a, b, 1.0);
+            same_multiplier_as_double(a, 1.0, f32::from_bits(0x3F80_0000 + (k >> 8)));
+        }
+    }
+
+    #[test]
+    fn softmax_input_scaling_matches_double_arithmetic() {
+        let mut rng = Lcg(0xBE7A);
+        let check = |beta: f32, scale: f32| {
+            let real = beta as f64 * scale as f64 * (1u64 << 26) as f64;
+            let expected =
+                (real.is_finite() && real > 1.0).then(|| preprocess_softmax_scaling(beta as f64, scale as f64, 5));
+            assert_eq!(softmax_input_scaling(beta, scale, 5), expected, "beta {beta:e}, scale {scale:e}");
+        };
+        for _ in 0..4_000_000 {
+            check(any_f32(&mut rng), any_f32(&mut rng));
+        }
+        for scale in [1.0f32 / 256.0, 0.1, 2.0f32.powi(-26), 2.0f32.powi(5), 32.0 - 1.0 / 64.0, 1e30] {
+            check(1.0, scale);
+            check(-1.0, -scale);
+            check(1.0, f32::from_bits(scale.to_bits() + 1));
+            check(1.0, f32::from_bits(scale.to_bits() - 1));
+        }
     }
 }

@@ -5,7 +5,7 @@
 //! Everything before the activations is persistent; activations are placed by [`planner`] over
 //! tensor lifetimes, and op scratch buffers live there too, for the one op that uses them.
 
-use crate::error::{Error, Result};
+use crate::error::{self, Error, GraphFault, Limited, Result};
 use crate::kernels::{EvalContext, ParamWriter, PrepareContext, Registration, MAX_INPUTS, MAX_MUTABLES};
 use crate::model::Model;
 use crate::planner::{self, align_up, Buffers, Lifetime};
@@ -83,8 +83,8 @@ struct OpSlot {
 const TENSOR_SLOT: usize = core::mem::size_of::<TensorSlot>();
 const OP_SLOT: usize = core::mem::size_of::<OpSlot>();
 
-fn to_u32(x: usize, what: &'static str) -> Result<u32> {
-    u32::try_from(x).map_err(|_| Error::TooMany { what, limit: u32::MAX as usize })
+fn to_u32(x: usize, what: Limited) -> Result<u32> {
+    u32::try_from(x).map_err(|_| Error::TooMany { what, limit: u32::MAX })
 }
 
 /// The arena's persistent tables, read and written as plain old data (no alignment needed).
@@ -181,18 +181,18 @@ impl<'a> Interpreter<'a> {
         let num_ops = model.num_ops();
         // Tensor slots keep op and tensor indices in 16 bits, with `UNSET` reserved.
         if num_tensors >= UNSET as usize || num_ops >= UNSET as usize {
-            return Err(Error::TooMany { what: "tensors or operators", limit: UNSET as usize - 1 });
+            return Err(Error::TooMany { what: Limited::TensorsOrOperators, limit: UNSET as u32 - 1 });
         }
         let tables_len = align_up(
             num_tensors
                 .checked_mul(TENSOR_SLOT)
                 .and_then(|t| t.checked_add(num_ops.checked_mul(OP_SLOT)?))
-                .ok_or(Error::TooMany { what: "tensors", limit: u32::MAX as usize })?,
+                .ok_or(Error::TooMany { what: Limited::Tensors, limit: u32::MAX })?,
             ARENA_ALIGN,
         );
         if tables_len > arena.len() {
             let needed = skip + tables_len + Self::persistent_lower_bound(&model, resolver, &options)?;
-            return Err(Error::ArenaTooSmall { needed, available });
+            return Err(Error::arena_too_small(needed));
         }
         let (table_bytes, rest) = arena.split_at_mut(tables_len);
         let mut tables = Tables { bytes: table_bytes, num_tensors, num_ops };
@@ -201,11 +201,11 @@ impl<'a> Interpreter<'a> {
             let free = rest.get_mut(cursor..).unwrap_or(&mut []);
             let prepared = prepare_op(&model, resolver, &options, o, free)?;
             let slot = OpSlot {
-                registration: to_u32(prepared.registration, "kernels")?,
-                params_offset: to_u32(tables_len + cursor, "arena bytes")?,
-                params_len: to_u32(prepared.params_len, "arena bytes")?,
+                registration: to_u32(prepared.registration, Limited::Kernels)?,
+                params_offset: to_u32(tables_len + cursor, Limited::ArenaBytes)?,
+                params_len: to_u32(prepared.params_len, Limited::ArenaBytes)?,
                 scratch_offset: NOT_SET,
-                scratch_len: to_u32(align_up(prepared.scratch_bytes, ARENA_ALIGN), "arena bytes")?,
+                scratch_len: to_u32(align_up(prepared.scratch_bytes, ARENA_ALIGN), Limited::ArenaBytes)?,
                 skip: 0,
             };
             tables.set_op(o, slot);
@@ -216,7 +216,7 @@ impl<'a> Interpreter<'a> {
             let meta = model.tensor(t)?;
             let mut slot = TensorSlot {
                 offset: 0,
-                len: to_u32(meta.byte_len(), "arena bytes")?,
+                len: to_u32(meta.byte_len(), Limited::ArenaBytes)?,
                 place: Place::None as u16,
                 first: UNSET,
                 last: UNSET,
@@ -224,10 +224,10 @@ impl<'a> Interpreter<'a> {
             };
             if let Some(data) = meta.data {
                 slot.place = Place::Model as u16;
-                slot.offset = to_u32(data.as_ptr() as usize - model.bytes().as_ptr() as usize, "model bytes")?;
+                slot.offset = to_u32(data.as_ptr() as usize - model.bytes().as_ptr() as usize, Limited::ModelBytes)?;
             } else if meta.is_variable {
                 slot.place = Place::Persistent as u16;
-                slot.offset = to_u32(tables_len + cursor, "arena bytes")?;
+                slot.offset = to_u32(tables_len + cursor, Limited::ArenaBytes)?;
                 cursor = align_up(cursor + meta.byte_len(), ARENA_ALIGN);
             } else {
                 slot.place = Place::Activation as u16;
@@ -236,7 +236,8 @@ impl<'a> Interpreter<'a> {
         }
         Self::trace_lifetimes(&model, resolver, &mut tables)?;
         let activations = tables_len + cursor;
-        let plan_len = planner::plan_best(&mut tables, ARENA_ALIGN);
+        let plan_len = planner::plan_best(&mut tables, ARENA_ALIGN)
+            .ok_or(Error::TooMany { what: Limited::PlannerSteps, limit: error::saturate_u32(planner::MAX_STEPS) })?;
         // Aliased tensors take their root's offset.
         for t in 0..num_tensors {
             let mut slot = tables.tensor(t);
@@ -247,7 +248,7 @@ impl<'a> Interpreter<'a> {
         }
         let used = activations + plan_len;
         if used > arena.len() {
-            return Err(Error::ArenaTooSmall { needed: skip + used, available });
+            return Err(Error::arena_too_small(skip + used));
         }
         let mut interpreter = Interpreter { model, resolver, options, arena, activations, used };
         interpreter.reset_variables();
@@ -295,7 +296,7 @@ impl<'a> Interpreter<'a> {
                 let t = t as usize;
                 let s = tables.tensor(t);
                 if s.place == Place::Activation as u16 && s.first == UNSET {
-                    return Err(Error::BadGraph { tensor: t as u32, reason: "read before any operator writes it" });
+                    return Err(Error::BadGraph { tensor: t as u32, fault: GraphFault::ReadBeforeWritten });
                 }
                 touch(tables, t, o as u16);
             }
@@ -303,10 +304,7 @@ impl<'a> Interpreter<'a> {
                 let t = t as usize;
                 let s = tables.tensor(t);
                 if s.place != Place::Activation as u16 || s.first != UNSET {
-                    return Err(Error::BadGraph {
-                        tensor: t as u32,
-                        reason: "written twice, or an operator writes a constant, variable or input tensor",
-                    });
+                    return Err(Error::BadGraph { tensor: t as u32, fault: GraphFault::WrittenTwice });
                 }
                 touch(tables, t, o as u16);
             }
@@ -315,7 +313,7 @@ impl<'a> Interpreter<'a> {
             let t = model.output_tensor(i)?;
             let s = tables.tensor(t);
             if s.place == Place::Activation as u16 && s.first == UNSET {
-                return Err(Error::BadGraph { tensor: t as u32, reason: "graph output is never written" });
+                return Err(Error::BadGraph { tensor: t as u32, fault: GraphFault::OutputNeverWritten });
             }
             touch(tables, t, end);
         }
@@ -377,28 +375,29 @@ impl<'a> Interpreter<'a> {
             }
             let Some(reg) = self.resolver.registration(slot.registration as usize) else {
                 let op = model.op(o)?;
-                return Err(Error::UnsupportedOp { code: op.code, version: op.version });
+                return Err(Error::unsupported_op(op.code, op.version));
             };
             // Only the tensor lists: the rest of the op was verified when the interpreter was built.
             let (inputs, outputs) = model.op_io(o)?;
-            let invalid = |reason| Error::InvalidOp { op: o as u32, code: reg.code, reason };
+            let invalid = |reason| Error::invalid_op(o as u32, reg.code, reason);
             if inputs.len() > MAX_INPUTS {
-                return Err(Error::TooMany { what: "op inputs", limit: MAX_INPUTS });
+                return Err(Error::TooMany { what: Limited::OpInputs, limit: MAX_INPUTS as u32 });
             }
             // Mutable buffers: outputs, variable inputs, scratch.
             let mut ranges = [(0usize, 0usize); MAX_MUTABLES];
             let mut n = 0;
             let mut push = |range: (usize, usize)| -> Result<()> {
-                *ranges.get_mut(n).ok_or(Error::TooMany { what: "op outputs", limit: MAX_MUTABLES })? = range;
+                *ranges.get_mut(n).ok_or(Error::TooMany { what: Limited::OpOutputs, limit: MAX_MUTABLES as u32 })? =
+                    range;
                 n += 1;
                 Ok(())
             };
             for t in outputs.iter() {
-                push(self.arena_range(t as usize).ok_or(invalid("output is not an activation"))?)?;
+                push(self.arena_range(t as usize).ok_or(invalid(reason!("output is not an activation")))?)?;
             }
             for t in inputs.iter().filter(|&t| t >= 0) {
                 if self.tensor_slot(t as usize).place == Place::Persistent as u16 {
-                    push(self.arena_range(t as usize).ok_or(invalid("bad variable tensor"))?)?;
+                    push(self.arena_range(t as usize).ok_or(invalid(reason!("bad variable tensor")))?)?;
                 }
             }
             if slot.scratch_len > 0 {
@@ -420,22 +419,22 @@ impl<'a> Interpreter<'a> {
             let mut mutables: [&mut [u8]; MAX_MUTABLES] = Default::default();
             let mut gaps: [(usize, &[u8]); MAX_MUTABLES + 1] = [(0, &[]); MAX_MUTABLES + 1];
             let num_gaps = split_disjoint(self.arena, &ranges[..n], &mut mutables, &mut gaps)
-                .map_err(|_| invalid("tensors overlap"))?;
+                .map_err(|_| invalid(reason!("tensors overlap")))?;
             let gaps = &gaps[..num_gaps];
             let mut inputs: [&[u8]; MAX_INPUTS] = [&[]; MAX_INPUTS];
             for (i, r) in input_ranges.iter().enumerate() {
                 inputs[i] = match *r {
                     None => &[],
                     Some((true, start, len)) => {
-                        model_bytes.get(start..start + len).ok_or(invalid("constant out of range"))?
+                        model_bytes.get(start..start + len).ok_or(invalid(reason!("constant out of range")))?
                     }
                     Some((false, start, len)) => {
-                        find_in_gaps(gaps, start, len).ok_or(invalid("input overlaps an output"))?
+                        find_in_gaps(gaps, start, len).ok_or(invalid(reason!("input overlaps an output")))?
                     }
                 };
             }
             let params = find_in_gaps(gaps, slot.params_offset as usize, slot.params_len as usize)
-                .ok_or(invalid("parameters overlap an output"))?;
+                .ok_or(invalid(reason!("parameters overlap an output")))?;
             let mut ctx = EvalContext { params, inputs, mutables, num_mutables: n };
             (reg.eval)(&mut ctx)?;
         }
@@ -473,18 +472,22 @@ impl<'a> Interpreter<'a> {
     /// Raw little-endian bytes of graph input `i`, to fill before `invoke`.
     pub fn input_bytes_mut(&mut self, i: usize) -> Result<&mut [u8]> {
         let t = self.model.input_tensor(i)?;
-        let (start, len) = self.arena_range(t).ok_or(Error::NoSuchTensor { index: i })?;
+        let (start, len) = self.arena_range(t).ok_or(Error::NoSuchTensor { index: error::saturate_u32(i) })?;
         Ok(&mut self.arena[start..start + len])
     }
 
     /// Raw little-endian bytes of graph output `i`.
     pub fn output_bytes(&self, i: usize) -> Result<&[u8]> {
         let t = self.model.output_tensor(i)?;
-        self.tensor_bytes(t).ok_or(Error::NoSuchTensor { index: i })
+        self.tensor_bytes(t).ok_or(Error::NoSuchTensor { index: error::saturate_u32(i) })
     }
 
-    /// Bytes of any tensor (activations are only meaningful while no later op reused them).
+    /// Bytes of any tensor (activations are only meaningful while no later op reused them);
+    /// `None` for an index past the model's tensors.
     pub fn tensor_bytes(&self, t: usize) -> Option<&[u8]> {
+        if t >= self.model.num_tensors() {
+            return None;
+        }
         let s = self.tensor_slot(t);
         if s.place == Place::Model as u16 {
             return self.model.bytes().get(s.offset as usize..(s.offset + s.len) as usize);
@@ -530,8 +533,8 @@ impl<'a> Interpreter<'a> {
 
 /// The resolver's kernel for an op: its index and registration.
 fn resolve(resolver: &dyn OpResolver, code: i32, version: i32) -> Result<(usize, &'static Registration)> {
-    let index = resolver.lookup(code, version).ok_or(Error::UnsupportedOp { code, version })?;
-    let registration = resolver.registration(index).ok_or(Error::UnsupportedOp { code, version })?;
+    let index = resolver.lookup(code, version).ok_or(Error::unsupported_op(code, version))?;
+    let registration = resolver.registration(index).ok_or(Error::unsupported_op(code, version))?;
     Ok((index, registration))
 }
 
@@ -562,7 +565,7 @@ fn check_type<T: Element>(meta: &TensorMeta<'_>) -> Result<()> {
     if meta.dtype == T::DTYPE {
         Ok(())
     } else {
-        Err(Error::TypeMismatch { expected: T::DTYPE.name(), actual: meta.dtype.name() })
+        Err(Error::TypeMismatch { expected: T::DTYPE, actual: meta.dtype })
     }
 }
 

@@ -1,6 +1,6 @@
 //! A model verified once, up front, so nothing later has to trust the bytes.
 
-use crate::error::{Error, Result};
+use crate::error::{self, Error, Indexed, Limited, Reason, Result};
 use crate::kernels;
 use crate::tensor::{DataType, Quantization, Shape, TensorMeta};
 use ferrolite_schema::reader::{TableVector, Vector};
@@ -34,44 +34,65 @@ pub struct Model<'a> {
     outputs: Vector<'a, i32>,
 }
 
-fn required<T>(value: Option<T>, what: &'static str) -> Result<T> {
+fn required<T>(value: Option<T>, what: Reason) -> Result<T> {
     value.ok_or(Error::MissingField(what))
 }
 
-fn check_index(index: i64, len: usize, what: &'static str) -> Result<usize> {
-    usize::try_from(index).ok().filter(|&i| i < len).ok_or(Error::IndexOutOfRange { what, index, len })
+/// Elements verification may still visit (see [`Model::from_bytes`]).
+struct Budget {
+    left: usize,
+    limit: usize,
+}
+
+impl Budget {
+    fn spend(&mut self, n: usize) -> Result<()> {
+        self.left = self
+            .left
+            .checked_sub(n)
+            .ok_or(Error::TooMany { what: Limited::SharedTableElements, limit: error::saturate_u32(self.limit) })?;
+        Ok(())
+    }
+}
+
+fn check_index(index: i64, len: usize, what: Indexed) -> Result<usize> {
+    usize::try_from(index).ok().filter(|&i| i < len).ok_or_else(|| out_of_range(what, index))
+}
+
+/// An [`Error::IndexOutOfRange`], the index saturated to `i32`.
+fn out_of_range(what: Indexed, index: i64) -> Error {
+    Error::IndexOutOfRange { what, index: index.clamp(i32::MIN.into(), i32::MAX.into()) as i32 }
 }
 
 impl<'a> Model<'a> {
-    /// Verifies the whole model and returns a view of it.
+    /// Verifies the whole model and returns a view of it. Strings (names, custom op codes) are
+    /// left out: the runtime never reads them, and [`Model::tensor_name`] checks on access.
     pub fn from_bytes(bytes: &'a [u8]) -> Result<Self> {
         let root = tflite::Model::from_bytes(bytes)?;
         let version = root.version()?;
         if version != 3 {
             return Err(Error::UnsupportedSchemaVersion(version));
         }
-        let subgraphs = required(root.subgraphs()?, "subgraphs")?;
+        let subgraphs = required(root.subgraphs()?, reason!("subgraphs"))?;
         if subgraphs.is_empty() {
-            return Err(Error::MissingField("subgraphs"));
+            return Err(Error::MissingField(reason!("subgraphs")));
         }
-        let buffers = required(root.buffers()?, "buffers")?;
+        let buffers = required(root.buffers()?, reason!("buffers"))?;
         let opcodes = root.operator_codes()?;
         for i in 0..buffers.len() {
             let buffer = tflite::Buffer(buffers.get(i)?);
             buffer.data()?;
             let (offset, size) = (buffer.offset()?, buffer.size()?);
             if offset > 1 && offset.checked_add(size).is_none_or(|end| end > bytes.len() as u64) {
-                return Err(Error::IndexOutOfRange { what: "buffer offset", index: offset as i64, len: bytes.len() });
+                return Err(out_of_range(Indexed::BufferOffset, offset as i64));
             }
         }
         for i in 0..opcodes.map_or(0, |o| o.len()) {
-            let code = tflite::OperatorCode(required(opcodes, "operator_codes")?.get(i)?);
+            let code = tflite::OperatorCode(required(opcodes, reason!("operator_codes"))?.get(i)?);
             code.builtin_code()?;
             code.version()?;
-            code.custom_code()?;
         }
         let main = tflite::SubGraph(subgraphs.get(0)?);
-        let tensors = required(main.tensors()?, "subgraph tensors")?;
+        let tensors = required(main.tensors()?, reason!("subgraph tensors"))?;
         let model = Model {
             bytes,
             root,
@@ -79,57 +100,67 @@ impl<'a> Model<'a> {
             opcodes,
             tensors,
             operators: main.operators()?,
-            inputs: required(main.inputs()?, "subgraph inputs")?,
-            outputs: required(main.outputs()?, "subgraph outputs")?,
+            inputs: required(main.inputs()?, reason!("subgraph inputs"))?,
+            outputs: required(main.outputs()?, reason!("subgraph outputs"))?,
         };
+        // Flatbuffer tables can be shared: a vector may point at one subgraph, tensor or operator
+        // many times, so a small file could make verification visit billions of elements. In a
+        // file without sharing every element visited below takes at least 4 bytes of its own, so
+        // one visit per byte is a generous budget that only shared structures exceed.
+        let mut budget = Budget { left: bytes.len(), limit: bytes.len() };
         for i in 0..subgraphs.len() {
-            model.verify_subgraph(tflite::SubGraph(subgraphs.get(i)?), i == 0)?;
+            model.verify_subgraph(tflite::SubGraph(subgraphs.get(i)?), i == 0, &mut budget)?;
         }
         Ok(model)
     }
 
-    fn verify_subgraph(&self, sg: tflite::SubGraph<'a>, executed: bool) -> Result<()> {
-        let tensors = required(sg.tensors()?, "subgraph tensors")?;
+    fn verify_subgraph(&self, sg: tflite::SubGraph<'a>, executed: bool, budget: &mut Budget) -> Result<()> {
+        let tensors = required(sg.tensors()?, reason!("subgraph tensors"))?;
+        budget.spend(1)?;
         for t in 0..tensors.len() {
-            self.read_tensor(tensors, t)?;
+            let meta = self.read_tensor(tensors, t)?;
+            budget.spend(1 + meta.shape.rank() + meta.quantization.as_ref().map_or(0, |q| 2 * q.len()))?;
         }
-        sg.name()?;
-        for io in [required(sg.inputs()?, "subgraph inputs")?, required(sg.outputs()?, "subgraph outputs")?] {
+        for io in
+            [required(sg.inputs()?, reason!("subgraph inputs"))?, required(sg.outputs()?, reason!("subgraph outputs"))?]
+        {
             for i in io.iter() {
-                check_index(i as i64, tensors.len(), "tensor")?;
+                check_index(i as i64, tensors.len(), Indexed::Tensor)?;
             }
         }
         let Some(operators) = sg.operators()? else { return Ok(()) };
         for o in 0..operators.len() {
             let op = self.read_op(tflite::Operator(operators.get(o)?), o as u32, tensors.len())?;
+            let intermediates = op.table.intermediates()?.map_or(0, |v| v.len());
+            budget.spend(1 + op.inputs.len() + op.outputs.len() + intermediates)?;
             if executed && !kernels::is_known(op.code, op.version) {
-                return Err(Error::UnsupportedOp { code: op.code, version: op.version });
+                return Err(Error::unsupported_op(op.code, op.version));
             }
         }
         Ok(())
     }
 
     fn read_op(&self, table: tflite::Operator<'a>, index: u32, num_tensors: usize) -> Result<OpView<'a>> {
-        let opcodes = required(self.opcodes, "operator_codes")?;
-        let opcode = check_index(table.opcode_index()? as i64, opcodes.len(), "opcode")?;
+        let opcodes = required(self.opcodes, reason!("operator_codes"))?;
+        let opcode = check_index(table.opcode_index()? as i64, opcodes.len(), Indexed::Opcode)?;
         let code_table = tflite::OperatorCode(opcodes.get(opcode)?);
         let code = code_table.builtin_code()?;
         if code == builtin::CUSTOM {
             return Err(Error::CustomOp { op: index });
         }
-        let inputs = required(table.inputs()?, "operator inputs")?;
-        let outputs = required(table.outputs()?, "operator outputs")?;
+        let inputs = required(table.inputs()?, reason!("operator inputs"))?;
+        let outputs = required(table.outputs()?, reason!("operator outputs"))?;
         for i in inputs.iter() {
             if i != -1 {
-                check_index(i as i64, num_tensors, "tensor")?;
+                check_index(i as i64, num_tensors, Indexed::Tensor)?;
             }
         }
         for i in outputs.iter() {
-            check_index(i as i64, num_tensors, "tensor")?;
+            check_index(i as i64, num_tensors, Indexed::Tensor)?;
         }
         if let Some(v) = table.intermediates()? {
             for i in v.iter() {
-                check_index(i as i64, num_tensors, "tensor")?;
+                check_index(i as i64, num_tensors, Indexed::Tensor)?;
             }
         }
         // Reading the options table validates its vtable whatever its type.
@@ -148,11 +179,11 @@ impl<'a> Model<'a> {
         if table.has_sparsity()? {
             return Err(Error::SparseTensor { tensor: index });
         }
-        let buffer_index = check_index(table.buffer()? as i64, self.buffers.len(), "buffer")?;
+        let buffer_index = check_index(table.buffer()? as i64, self.buffers.len(), Indexed::Buffer)?;
         let data = self.buffer_data(buffer_index)?;
         if let Some(d) = data {
             if d.len() != byte_len {
-                return Err(Error::BufferSizeMismatch { tensor: index, expected: byte_len, actual: d.len() });
+                return Err(Error::BufferSizeMismatch { tensor: index });
             }
         }
         let quantization = match table.quantization()? {
@@ -190,15 +221,7 @@ impl<'a> Model<'a> {
             }
             None => None,
         };
-        Ok(TensorMeta {
-            index,
-            dtype,
-            shape,
-            quantization,
-            data,
-            is_variable: table.is_variable()?,
-            name: table.name()?.unwrap_or(""),
-        })
+        Ok(TensorMeta { index, dtype, shape, quantization, data, is_variable: table.is_variable()? })
     }
 
     /// Constant data of buffer `i`, or `None` for an empty buffer (activations).
@@ -208,11 +231,7 @@ impl<'a> Model<'a> {
         if offset > 1 {
             let start = offset as usize;
             let end = start.checked_add(size as usize).filter(|&e| e <= self.bytes.len());
-            let end = end.ok_or(Error::IndexOutOfRange {
-                what: "buffer offset",
-                index: offset as i64,
-                len: self.bytes.len(),
-            })?;
+            let end = end.ok_or_else(|| out_of_range(Indexed::BufferOffset, offset as i64))?;
             return Ok(if size == 0 { None } else { Some(&self.bytes[start..end]) });
         }
         Ok(buffer.data()?.filter(|d| !d.is_empty()))
@@ -233,8 +252,16 @@ impl<'a> Model<'a> {
 
     /// Metadata of tensor `t` of the executed subgraph.
     pub fn tensor(&self, t: usize) -> Result<TensorMeta<'a>> {
-        check_index(t as i64, self.tensors.len(), "tensor")?;
+        check_index(t as i64, self.tensors.len(), Indexed::Tensor)?;
         self.read_tensor(self.tensors, t)
+    }
+
+    /// Name of tensor `t` of the executed subgraph (`""` when unnamed). Names are read, and checked
+    /// to be UTF-8, only here: the runtime itself never needs them, so firmware does not link
+    /// UTF-8 validation.
+    pub fn tensor_name(&self, t: usize) -> Result<&'a str> {
+        let index = check_index(t as i64, self.tensors.len(), Indexed::Tensor)?;
+        Ok(tflite::Tensor(self.tensors.get(index)?).name()?.unwrap_or(""))
     }
 
     pub fn num_ops(&self) -> usize {
@@ -243,17 +270,17 @@ impl<'a> Model<'a> {
 
     /// Operator `o` of the executed subgraph, in execution order.
     pub fn op(&self, o: usize) -> Result<OpView<'a>> {
-        let ops = required(self.operators, "operators")?;
-        check_index(o as i64, ops.len(), "operator")?;
+        let ops = required(self.operators, reason!("operators"))?;
+        check_index(o as i64, ops.len(), Indexed::Operator)?;
         self.read_op(tflite::Operator(ops.get(o)?), o as u32, self.tensors.len())
     }
 
     /// Input and output tensor indices of operator `o`, without re-verifying the rest of the op
     /// (for the interpreter's hot path; `from_bytes` checked every index).
     pub fn op_io(&self, o: usize) -> Result<(Vector<'a, i32>, Vector<'a, i32>)> {
-        let ops = required(self.operators, "operators")?;
+        let ops = required(self.operators, reason!("operators"))?;
         let op = tflite::Operator(ops.get(o)?);
-        Ok((required(op.inputs()?, "operator inputs")?, required(op.outputs()?, "operator outputs")?))
+        Ok((required(op.inputs()?, reason!("operator inputs"))?, required(op.outputs()?, reason!("operator outputs"))?))
     }
 
     pub fn num_inputs(&self) -> usize {
@@ -266,12 +293,12 @@ impl<'a> Model<'a> {
 
     /// Tensor index of graph input `i`.
     pub fn input_tensor(&self, i: usize) -> Result<usize> {
-        self.inputs.get(i).map(|t| t as usize).ok_or(Error::NoSuchTensor { index: i })
+        self.inputs.get(i).map(|t| t as usize).ok_or(Error::NoSuchTensor { index: error::saturate_u32(i) })
     }
 
     /// Tensor index of graph output `i`.
     pub fn output_tensor(&self, i: usize) -> Result<usize> {
-        self.outputs.get(i).map(|t| t as usize).ok_or(Error::NoSuchTensor { index: i })
+        self.outputs.get(i).map(|t| t as usize).ok_or(Error::NoSuchTensor { index: error::saturate_u32(i) })
     }
 
     /// Total bytes of constant tensor data in the executed subgraph.

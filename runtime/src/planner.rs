@@ -57,12 +57,19 @@ impl Order {
     }
 }
 
-/// Plans with every [`Order`] and keeps the smallest result (ties go to the earlier order).
-pub fn plan_best(buffers: &mut impl Buffers, align: usize) -> usize {
+/// Most buffer visits one [`plan`] may make. Greedy placement rescans the placed buffers after
+/// every bump, which is cubic in the number of buffers alive together: a crafted model of a few
+/// hundred kilobytes would keep `Interpreter::new` busy for hours. The shared models need at most
+/// a few hundred thousand visits.
+pub const MAX_STEPS: usize = 1 << 25;
+
+/// Plans with every [`Order`] and keeps the smallest result (ties go to the earlier order);
+/// `None` when a plan would take more than [`MAX_STEPS`].
+pub fn plan_best(buffers: &mut impl Buffers, align: usize) -> Option<usize> {
     const ORDERS: [Order; 3] = [Order::Size, Order::Area, Order::Lifetime];
     let mut best = (usize::MAX, Order::Size);
     for order in ORDERS {
-        let total = plan(buffers, align, order);
+        let total = plan(buffers, align, order)?;
         if total < best.0 {
             best = (total, order);
         }
@@ -70,21 +77,27 @@ pub fn plan_best(buffers: &mut impl Buffers, align: usize) -> usize {
     plan(buffers, align, best.1)
 }
 
-/// Places every buffer in `order`, returns the bytes the region needs. Offsets are multiples of
-/// `align`.
-pub fn plan(buffers: &mut impl Buffers, align: usize, order: Order) -> usize {
+/// Places every buffer in `order`, returns the bytes the region needs (`None` past
+/// [`MAX_STEPS`]). Offsets are multiples of `align`.
+pub fn plan(buffers: &mut impl Buffers, align: usize, order: Order) -> Option<usize> {
     let n = buffers.count();
     for i in 0..n {
         if buffers.lifetime(i).is_some() {
             buffers.set_offset(i, None);
         }
     }
+    let mut steps = 0usize;
     let mut total = 0;
     while let Some(next) = first_unplaced(buffers, order) {
+        steps += n;
         let Some(me) = buffers.lifetime(next) else { break };
         let mut offset = 0;
         // Bump past every colliding placed buffer until none collides: the lowest offset that fits.
         'search: loop {
+            steps += n;
+            if steps > MAX_STEPS {
+                return None;
+            }
             for j in 0..n {
                 let (Some(other), Some(at)) = (buffers.lifetime(j), buffers.offset(j)) else { continue };
                 if other.size > 0 && me.overlaps_in_time(&other) && at < offset + me.size && offset < at + other.size {
@@ -97,7 +110,7 @@ pub fn plan(buffers: &mut impl Buffers, align: usize, order: Order) -> usize {
         buffers.set_offset(next, Some(offset));
         total = total.max(offset + me.size);
     }
-    total
+    Some(total)
 }
 
 /// The unplaced buffer to place next: highest `order` key, then earliest first use, then lowest index.
@@ -155,7 +168,7 @@ mod tests {
         // A chain a -> b -> c -> d: only neighbours are alive together.
         let mut t =
             Table { lifetimes: [lt(100, 0, 1), lt(50, 1, 2), lt(100, 2, 3), lt(30, 3, 4), None], offsets: [None; 5] };
-        let total = plan(&mut t, 16, Order::Size);
+        let total = plan(&mut t, 16, Order::Size).unwrap();
         assert_eq!(t.offsets[4], None);
         for i in 0..4 {
             for j in 0..4 {
@@ -173,7 +186,7 @@ mod tests {
     #[test]
     fn disjoint_lifetimes_share_offset_zero() {
         let mut t = Table { lifetimes: [lt(64, 0, 0), lt(64, 1, 1), lt(64, 2, 2), None, None], offsets: [None; 5] };
-        assert_eq!(plan_best(&mut t, 16), 64);
+        assert_eq!(plan_best(&mut t, 16), Some(64));
         assert_eq!(t.offsets[..3], [Some(0), Some(0), Some(0)]);
     }
 }

@@ -1,6 +1,6 @@
 //! Op resolvers decide which kernels are linked: firmware that registers six ops pays flash for six.
 
-use crate::error::{Error, Result};
+use crate::error::{self, Error, Limited, Result};
 use crate::kernels::{self, Registration};
 
 /// Maps (builtin code, version) to a kernel registration by index, so the interpreter can keep
@@ -36,7 +36,10 @@ impl<const N: usize> MutableOpResolver<N> {
 
     /// Registers a kernel; `Err(TooMany)` when the resolver is full.
     pub fn add(&mut self, registration: &'static Registration) -> Result<&mut Self> {
-        let slot = self.regs.get_mut(self.len).ok_or(Error::TooMany { what: "kernels in resolver", limit: N })?;
+        let slot = self
+            .regs
+            .get_mut(self.len)
+            .ok_or(Error::TooMany { what: Limited::KernelsInResolver, limit: error::saturate_u32(N) })?;
         *slot = Some(registration);
         self.len += 1;
         Ok(self)

@@ -112,7 +112,6 @@ pub struct TensorMeta<'a> {
     /// Constant data (from the model's buffers), when the tensor is a constant.
     pub data: Option<&'a [u8]>,
     pub is_variable: bool,
-    pub name: &'a str,
 }
 
 impl TensorMeta<'_> {

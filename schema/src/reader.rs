@@ -9,22 +9,20 @@ use core::fmt;
 /// What was wrong with the bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ReadError {
-    /// A read at `offset` of `len` bytes would leave the buffer.
-    OutOfBounds { offset: usize, len: usize },
+    /// A read at `offset` would leave the buffer.
+    OutOfBounds { offset: u32 },
     /// A vtable is shorter than its header, odd-sized, or a field lies outside its table.
-    BadVtable { offset: usize },
+    BadVtable { offset: u32 },
     /// The 4-byte file identifier is not the expected one.
     BadIdentifier,
     /// A string is not UTF-8.
-    BadUtf8 { offset: usize },
+    BadUtf8 { offset: u32 },
 }
 
 impl fmt::Display for ReadError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
-            ReadError::OutOfBounds { offset, len } => {
-                write!(f, "flatbuffer read of {len} bytes at offset {offset} is out of bounds")
-            }
+            ReadError::OutOfBounds { offset } => write!(f, "flatbuffer read at offset {offset} is out of bounds"),
             ReadError::BadVtable { offset } => write!(f, "malformed flatbuffer vtable at offset {offset}"),
             ReadError::BadIdentifier => write!(f, "file identifier is not TFL3"),
             ReadError::BadUtf8 { offset } => write!(f, "string at offset {offset} is not UTF-8"),
@@ -34,10 +32,21 @@ impl fmt::Display for ReadError {
 
 pub type Result<T> = core::result::Result<T, ReadError>;
 
+/// A buffer offset as stored in a [`ReadError`]: `u32` keeps the error two words, so results
+/// return in registers on 32-bit targets; flatbuffers are under 2 GiB, larger offsets saturate.
+fn offset32(offset: usize) -> u32 {
+    u32::try_from(offset).unwrap_or(u32::MAX)
+}
+
+/// A [`ReadError::OutOfBounds`] at `offset`.
+fn out_of_bounds(offset: usize) -> ReadError {
+    ReadError::OutOfBounds { offset: offset32(offset) }
+}
+
 /// Returns `buf[offset..offset + len]` or an error; never panics, even on overflow.
 #[inline]
 pub fn bytes_at(buf: &[u8], offset: usize, len: usize) -> Result<&[u8]> {
-    offset.checked_add(len).and_then(|end| buf.get(offset..end)).ok_or(ReadError::OutOfBounds { offset, len })
+    offset.checked_add(len).and_then(|end| buf.get(offset..end)).ok_or_else(|| out_of_bounds(offset))
 }
 
 /// A little-endian scalar that can live in a flatbuffer.
@@ -79,9 +88,9 @@ pub fn read_scalar<T: Scalar>(buf: &[u8], offset: usize) -> Result<T> {
 /// Follows a `uoffset_t` stored at `offset` to the position it points at.
 fn follow_uoffset(buf: &[u8], offset: usize) -> Result<usize> {
     let rel = read_scalar::<u32>(buf, offset)? as usize;
-    let target = offset.checked_add(rel).ok_or(ReadError::OutOfBounds { offset, len: rel })?;
+    let target = offset.checked_add(rel).ok_or_else(|| out_of_bounds(offset))?;
     if target >= buf.len() {
-        return Err(ReadError::OutOfBounds { offset: target, len: 1 });
+        return Err(out_of_bounds(target));
     }
     Ok(target)
 }
@@ -112,13 +121,13 @@ impl<'a> Table<'a> {
         let soffset = read_scalar::<i32>(buf, pos)? as i64;
         let vtable = pos as i64 - soffset;
         if vtable < 0 || vtable as u64 > buf.len() as u64 {
-            return Err(ReadError::BadVtable { offset: pos });
+            return Err(ReadError::BadVtable { offset: offset32(pos) });
         }
         let vtable = vtable as usize;
         let vtable_len = read_scalar::<u16>(buf, vtable)? as usize;
         let object_len = read_scalar::<u16>(buf, vtable + 2)? as usize;
         if vtable_len < 4 || !vtable_len.is_multiple_of(2) || object_len < 4 {
-            return Err(ReadError::BadVtable { offset: vtable });
+            return Err(ReadError::BadVtable { offset: offset32(vtable) });
         }
         bytes_at(buf, vtable, vtable_len)?;
         bytes_at(buf, pos, object_len)?;
@@ -141,7 +150,7 @@ impl<'a> Table<'a> {
             return Ok(None);
         }
         if rel < 4 || rel + size > self.object_len {
-            return Err(ReadError::BadVtable { offset: self.vtable });
+            return Err(ReadError::BadVtable { offset: offset32(self.vtable) });
         }
         Ok(Some(self.pos + rel))
     }
@@ -188,7 +197,7 @@ impl<'a> Table<'a> {
         match self.reference(id)? {
             Some(at) => {
                 let offsets = Vector::<u32>::at(self.buf, at)?;
-                Ok(Some(TableVector { buf: self.buf, offsets }))
+                Ok(Some(TableVector { buf: self.buf, start: at + 4, offsets }))
             }
             None => Ok(None),
         }
@@ -196,19 +205,20 @@ impl<'a> Table<'a> {
 
     /// A string field.
     pub fn string(&self, id: u16) -> Result<Option<&'a str>> {
-        match self.vector::<u8>(id)? {
-            Some(v) => core::str::from_utf8(v.as_bytes()).map(Some).map_err(|_| ReadError::BadUtf8 { offset: v.start }),
+        match self.reference(id)? {
+            Some(at) => core::str::from_utf8(Vector::<u8>::at(self.buf, at)?.as_bytes())
+                .map(Some)
+                .map_err(|_| ReadError::BadUtf8 { offset: offset32(at + 4) }),
             None => Ok(None),
         }
     }
 }
 
-/// A vector of scalars whose whole extent was checked to lie in the buffer.
+/// A vector of scalars whose whole extent was checked to lie in the buffer. Just the bytes (two
+/// words on 32-bit targets): the length follows from them.
 #[derive(Clone, Copy, Debug)]
 pub struct Vector<'a, T: Scalar> {
     bytes: &'a [u8],
-    start: usize,
-    len: usize,
     _marker: core::marker::PhantomData<T>,
 }
 
@@ -216,23 +226,23 @@ impl<'a, T: Scalar> Vector<'a, T> {
     fn at(buf: &'a [u8], pos: usize) -> Result<Self> {
         let len = read_scalar::<u32>(buf, pos)? as usize;
         let start = pos + 4;
-        let byte_len = len.checked_mul(T::SIZE).ok_or(ReadError::OutOfBounds { offset: start, len: usize::MAX })?;
+        let byte_len = len.checked_mul(T::SIZE).ok_or_else(|| out_of_bounds(start))?;
         let bytes = bytes_at(buf, start, byte_len)?;
-        Ok(Vector { bytes, start, len, _marker: core::marker::PhantomData })
+        Ok(Vector { bytes, _marker: core::marker::PhantomData })
     }
 
     pub fn len(&self) -> usize {
-        self.len
+        self.bytes.len() / T::SIZE
     }
 
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.bytes.is_empty()
     }
 
     /// Element `i`, or `None` past the end.
     #[inline]
     pub fn get(&self, i: usize) -> Option<T> {
-        if i < self.len {
+        if i < self.len() {
             Some(T::from_le(&self.bytes[i * T::SIZE..]))
         } else {
             None
@@ -248,17 +258,14 @@ impl<'a, T: Scalar> Vector<'a, T> {
     pub fn as_bytes(&self) -> &'a [u8] {
         self.bytes
     }
-
-    /// Offset of the first element within the whole buffer.
-    pub fn offset_in_buffer(&self) -> usize {
-        self.start
-    }
 }
 
 /// A vector of tables; each element is validated when it is fetched.
 #[derive(Clone, Copy, Debug)]
 pub struct TableVector<'a> {
     buf: &'a [u8],
+    /// Position of the first offset in `buf`.
+    start: usize,
     offsets: Vector<'a, u32>,
 }
 
@@ -274,9 +281,9 @@ impl<'a> TableVector<'a> {
     /// Table `i`; `Err` when `i` is out of range or the table is malformed.
     pub fn get(&self, i: usize) -> Result<Table<'a>> {
         if i >= self.offsets.len() {
-            return Err(ReadError::OutOfBounds { offset: self.offsets.start, len: i.saturating_add(1) * 4 });
+            return Err(out_of_bounds(self.start));
         }
-        let slot = self.offsets.start + 4 * i;
+        let slot = self.start + 4 * i;
         Table::at(self.buf, follow_uoffset(self.buf, slot)?)
     }
 }

@@ -5,12 +5,22 @@
 use super::{Data, Graph, Node, Op, Padding, TensorId, Window};
 use anyhow::{anyhow, bail, ensure, Context, Result};
 
+/// The most elements one tensor may have (its float32 bytes must fit in an `i32`-indexed buffer).
+pub const MAX_ELEMENTS: usize = (i32::MAX / 4) as usize;
+
 impl Graph {
     /// Checks the whole graph; the error names the offending tensor or node.
     pub fn validate(&self) -> Result<()> {
         ensure!(!self.inputs.is_empty(), "the model has no inputs");
         ensure!(!self.outputs.is_empty(), "the model has no outputs");
         for tensor in &self.tensors {
+            let elements = tensor.shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d));
+            ensure!(
+                elements.is_some_and(|n| n <= MAX_ELEMENTS),
+                "tensor {:?} of shape {:?} is too large",
+                tensor.name,
+                tensor.shape
+            );
             if let Some(data) = &tensor.data {
                 ensure!(
                     data.len() == tensor.elements(),
@@ -182,9 +192,25 @@ impl Graph {
                 expected[axis] = total;
                 ensure!(out == expected, "output {out:?}, expected {expected:?}");
             }
-            Op::Mean { .. } => {
+            Op::Mean { keep_dims } => {
                 arity(2..=2)?;
-                self.int_constant(self.input(node, 1)?)?;
+                let axes = self.int_constant(self.input(node, 1)?)?;
+                let rank = xs.len() as i32;
+                let mut reduced = vec![false; xs.len()];
+                for &axis in axes {
+                    ensure!((-rank..rank).contains(&axis), "axis {axis} is out of range for rank {rank}");
+                    reduced[axis.rem_euclid(rank) as usize] = true;
+                }
+                let expected: Vec<usize> = xs
+                    .iter()
+                    .zip(&reduced)
+                    .filter_map(|(&d, &r)| match (r, keep_dims) {
+                        (false, _) => Some(d),
+                        (true, true) => Some(1),
+                        (true, false) => None,
+                    })
+                    .collect();
+                ensure!(out == expected, "output {out:?}, expected {expected:?}");
             }
             Op::Pad => {
                 arity(2..=2)?;
@@ -257,4 +283,56 @@ pub fn broadcast(a: &[usize], b: &[usize]) -> Option<Vec<usize>> {
             _ => None,
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::graph::{Activation, Tensor};
+
+    /// x [1,4,4,2] -> CONV_2D 3x3 (3 filters, SAME) -> [1,4,4,3] -> MEAN over H,W -> [1,3].
+    fn conv_graph(filter_channels: usize, out_shape: Vec<usize>, weight: f32) -> Graph {
+        let mut g = Graph::default();
+        let x = g.add_tensor(Tensor::activation("x", vec![1, 4, 4, 2]));
+        let n = 3 * 9 * filter_channels;
+        let w = g.add_tensor(Tensor::constant("w", vec![3, 3, 3, filter_channels], Data::F32(vec![weight; n])));
+        let y = g.add_tensor(Tensor::activation("y", out_shape));
+        let axes = g.add_tensor(Tensor::constant("axes", vec![2], Data::I32(vec![1, -2])));
+        let m = g.add_tensor(Tensor::activation("m", vec![1, 3]));
+        let window = Window { stride: [1, 1], dilation: [1, 1], padding: Padding::Same };
+        g.add_node("conv", Op::Conv2d { window, activation: Activation::None }, vec![Some(x), Some(w), None], vec![y]);
+        g.add_node("mean", Op::Mean { keep_dims: false }, vec![Some(y), Some(axes)], vec![m]);
+        g.inputs = vec![x];
+        g.outputs = vec![m];
+        g
+    }
+
+    #[test]
+    fn a_consistent_graph_passes() {
+        conv_graph(2, vec![1, 4, 4, 3], 0.5).validate().unwrap();
+    }
+
+    #[test]
+    fn errors_name_the_node_or_tensor() {
+        let err = format!("{:#}", conv_graph(5, vec![1, 4, 4, 3], 0.5).validate().unwrap_err());
+        assert!(err.contains("\"conv\"") && err.contains("input channels"), "{err}");
+        let err = format!("{:#}", conv_graph(2, vec![1, 2, 2, 3], 0.5).validate().unwrap_err());
+        assert!(err.contains("expected [1, 4, 4, 3]"), "{err}");
+        let err = format!("{:#}", conv_graph(2, vec![1, 4, 4, 3], f32::INFINITY).validate().unwrap_err());
+        assert!(err.contains("\"w\"") && err.contains("inf"), "{err}");
+        let mut g = conv_graph(2, vec![1, 4, 4, 3], 0.5);
+        g.nodes.swap(0, 1);
+        let err = format!("{:#}", g.validate().unwrap_err());
+        assert!(err.contains("before anything produces it"), "{err}");
+    }
+
+    #[test]
+    fn window_sizes_follow_tflite() {
+        assert_eq!(window_output(28, 3, 1, 1, Padding::Valid), Some(26));
+        assert_eq!(window_output(13, 2, 2, 1, Padding::Valid), Some(6));
+        assert_eq!(window_output(13, 2, 2, 1, Padding::Same), Some(7));
+        assert_eq!(window_output(5, 3, 1, 3, Padding::Valid), None);
+        assert_eq!(broadcast(&[1, 4, 4, 24], &[24]), Some(vec![1, 4, 4, 24]));
+        assert_eq!(broadcast(&[2, 3], &[4]), None);
+    }
 }

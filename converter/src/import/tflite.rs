@@ -5,6 +5,7 @@
 //! so an unsupported tail behind a dropped output does not stop the import.
 
 use super::ImportOptions;
+use crate::graph::check::MAX_ELEMENTS;
 use crate::graph::{Activation, Data, Graph, Op, Padding, Tensor, TensorId, Window};
 use anyhow::{anyhow, bail, Context, Result};
 use ferrolite_schema::generated::tflite::BuiltinOperator;
@@ -78,6 +79,10 @@ pub fn import(bytes: &[u8], options: &ImportOptions) -> Result<Graph> {
                 .collect::<Result<Vec<_>>>()?,
             None => Vec::new(),
         };
+        let elements = shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d));
+        if elements.is_none_or(|n| n > MAX_ELEMENTS) {
+            bail!("tensor {name:?} of shape {shape:?} is too large");
+        }
         let buffer = tensor.buffer().malformed()? as usize;
         let data = match (&buffers, buffer) {
             (_, 0) => None,
@@ -415,4 +420,90 @@ fn check_size(raw: &RawTensor<'_>, bytes: &[u8], elements: usize, size: usize) -
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::calibrate::Samples;
+    use crate::graph::write;
+
+    /// x [1,2,2,1] -> CONV_2D 1x1 -> RESHAPE [1,4] -> FULLY_CONNECTED -> SOFTMAX.
+    fn small_graph() -> Graph {
+        let mut g = Graph::default();
+        let x = g.add_tensor(Tensor::activation("x", vec![1, 2, 2, 1]));
+        let cw = g.add_tensor(Tensor::constant("cw", vec![1, 1, 1, 1], Data::F32(vec![0.5])));
+        let c = g.add_tensor(Tensor::activation("c", vec![1, 2, 2, 1]));
+        let shape = g.add_tensor(Tensor::constant("shape", vec![2], Data::I32(vec![1, 4])));
+        let r = g.add_tensor(Tensor::activation("r", vec![1, 4]));
+        let w = g.add_tensor(Tensor::constant(
+            "w",
+            vec![2, 4],
+            Data::F32(vec![0.1, 0.2, 0.3, 0.4, -0.1, -0.2, -0.3, -0.4]),
+        ));
+        let b = g.add_tensor(Tensor::constant("b", vec![2], Data::F32(vec![0.0, 1.0])));
+        let y = g.add_tensor(Tensor::activation("y", vec![1, 2]));
+        let p = g.add_tensor(Tensor::activation("p", vec![1, 2]));
+        let window = Window { stride: [1, 1], dilation: [1, 1], padding: Padding::Valid };
+        g.add_node("c", Op::Conv2d { window, activation: Activation::Relu }, vec![Some(x), Some(cw), None], vec![c]);
+        g.add_node("r", Op::Reshape, vec![Some(c), Some(shape)], vec![r]);
+        let fc = Op::FullyConnected { activation: Activation::None, keep_num_dims: false };
+        g.add_node("y", fc, vec![Some(r), Some(w), Some(b)], vec![y]);
+        g.add_node("p", Op::Softmax { beta: 1.0 }, vec![Some(y)], vec![p]);
+        g.inputs = vec![x];
+        g.outputs = vec![p];
+        g
+    }
+
+    #[test]
+    fn written_float_model_imports_back_to_the_same_graph() {
+        let graph = small_graph();
+        let bytes = write::float_model(&graph, None).to_bytes();
+        let imported = import(&bytes, &ImportOptions::default()).unwrap();
+        imported.validate().unwrap();
+        assert_eq!(
+            imported.nodes.iter().map(|n| n.op.clone()).collect::<Vec<_>>(),
+            graph.nodes.iter().map(|n| n.op.clone()).collect::<Vec<_>>()
+        );
+        let names = |g: &Graph| g.nodes.iter().map(|n| g.tensors[n.outputs[0]].name.clone()).collect::<Vec<_>>();
+        assert_eq!(names(&imported), names(&graph));
+        let weights =
+            |g: &Graph| g.tensors.iter().filter(|t| t.name == "w").map(|t| t.data.clone()).collect::<Vec<_>>();
+        assert_eq!(weights(&imported), weights(&graph));
+    }
+
+    #[test]
+    fn outputs_option_prunes_and_rejects_unknown_names() {
+        let bytes = write::float_model(&small_graph(), Some(&[4, 7])).to_bytes();
+        let kept = import(&bytes, &ImportOptions { outputs: Some(vec!["r".into()]) }).unwrap();
+        assert_eq!(kept.nodes.len(), 2);
+        let err = import(&bytes, &ImportOptions { outputs: Some(vec!["nope".into()]) }).unwrap_err();
+        assert!(format!("{err:#}").contains("no output named \"nope\" (its outputs: r, y)"), "{err:#}");
+    }
+
+    #[test]
+    fn damaged_files_are_errors_not_panics() {
+        let bytes = write::float_model(&small_graph(), None).to_bytes();
+        for len in 0..bytes.len() {
+            let _ = import(&bytes[..len], &ImportOptions::default());
+        }
+        let mut state = 0x2545_f491_u32;
+        for _ in 0..3000 {
+            let mut damaged = bytes.clone();
+            for _ in 0..3 {
+                state ^= state << 13;
+                state ^= state >> 17;
+                state ^= state << 5;
+                let at = state as usize % damaged.len();
+                damaged[at] = (state >> 24) as u8;
+            }
+            // Whatever imports and validates must also convert (or fail) without panicking.
+            let Ok(graph) = import(&damaged, &ImportOptions::default()) else { continue };
+            if graph.validate().is_ok() && graph.inputs.len() == 1 {
+                let per_sample = graph.tensors[graph.inputs[0]].elements();
+                let samples = Samples { per_sample, values: vec![0.5; 2 * per_sample] };
+                let _ = crate::convert::convert_graph(&graph, &samples, &Default::default());
+            }
+        }
+    }
 }

@@ -6,12 +6,13 @@
 //!   point nudged onto the integer grid as TensorFlow does);
 //! - fixed output params where the spec fixes them (SOFTMAX, LOGISTIC, TANH, LOG_SOFTMAX);
 //! - ops that only move data (RESHAPE, pools, PAD, TRANSPOSE) and CONCATENATION use one set of params
-//!   for all their activation inputs and outputs;
+//!   for all their activation inputs and outputs (a CONCATENATION input whose params are fixed gets
+//!   requantized by an int8 -> int8 QUANTIZE op, as TensorFlow does);
 //! - optional float32 model edges through QUANTIZE / DEQUANTIZE ops.
 
 use crate::calibrate::{Range, Ranges};
 use crate::graph::write::{int8_version, DType, FlatModel, FlatOp, FlatOperator, FlatTensor, Quantization};
-use crate::graph::{Data, Graph, Op, TensorId};
+use crate::graph::{Data, Graph, Node, Op, TensorId};
 use anyhow::{anyhow, bail, Result};
 
 /// Type of the model's inputs or outputs.
@@ -45,6 +46,9 @@ pub struct Params {
     pub scale: f32,
     pub zero_point: i32,
 }
+
+/// Version of an int8 -> int8 QUANTIZE (requantization), as TensorFlow's converter writes it.
+const REQUANTIZE_VERSION: i32 = 2;
 
 const QMIN: f64 = -128.0;
 const QMAX: f64 = 127.0;
@@ -84,17 +88,9 @@ fn fixed_output(op: &Op) -> Option<Params> {
     }
 }
 
-/// Ops whose activation inputs and output must share one set of params.
-fn shares_params(op: &Op) -> bool {
-    matches!(
-        op,
-        Op::Reshape
-            | Op::MaxPool2d { .. }
-            | Op::AveragePool2d { .. }
-            | Op::Pad
-            | Op::Transpose
-            | Op::Concatenation { .. }
-    )
+/// Ops that only move data: their output takes the params of their (first) input.
+fn moves_data(op: &Op) -> bool {
+    matches!(op, Op::Reshape | Op::MaxPool2d { .. } | Op::AveragePool2d { .. } | Op::Pad | Op::Transpose)
 }
 
 /// Union-find over tensor ids.
@@ -115,61 +111,82 @@ impl Classes {
     }
 }
 
-/// Params of every activation tensor (and of constants that share a class with activations).
-pub fn activation_params(graph: &Graph, ranges: &Ranges) -> Result<Vec<Option<Params>>> {
+/// The int8 params of a graph's activations.
+#[derive(Clone, Debug)]
+pub struct ActivationParams {
+    /// Per tensor id: activations, and constants that are CONCATENATION operands.
+    pub params: Vec<Option<Params>>,
+    /// (node index, input slot) of CONCATENATION inputs whose params are fixed by their producer
+    /// (e.g. a LOGISTIC output) and so are requantized to the output's params by a QUANTIZE op.
+    pub requantize: Vec<(usize, usize)>,
+}
+
+/// Chooses every activation's params: data-moving ops share one set between input and output,
+/// CONCATENATION shares one set between its inputs and output (inputs with fixed params are
+/// requantized instead), ops the spec fixes get their fixed params, the rest come from the
+/// calibrated ranges (a shared set covers the union of its members' ranges).
+pub fn activation_params(graph: &Graph, ranges: &Ranges) -> Result<ActivationParams> {
     let n = graph.tensors.len();
     let mut classes = Classes((0..n).collect());
-    let mut fixed: Vec<Option<(Params, &str)>> = vec![None; n];
-    let mut shared = vec![false; n];
+    let mut fixed: Vec<Option<Params>> = vec![None; n];
     for node in &graph.nodes {
-        if shares_params(&node.op) {
-            let data_inputs = if matches!(node.op, Op::Concatenation { .. }) { node.inputs.len() } else { 1 };
-            for input in node.inputs.iter().take(data_inputs).flatten() {
-                classes.join(node.outputs[0], *input);
-                shared[*input] = true;
-            }
+        if let (true, Some(input)) = (moves_data(&node.op), node.inputs.first().copied().flatten()) {
+            classes.join(input, node.outputs[0]);
         }
         if let Some(params) = fixed_output(&node.op) {
-            fixed[node.outputs[0]] = Some((params, node.op.name()));
+            fixed[node.outputs[0]] = Some(params);
         }
     }
-    // Per class: the fixed params of a member, else params for the union of the members' ranges
-    // (a constant joins a class only as a concatenation operand).
-    let mut class_fixed: Vec<Option<(Params, &str)>> = vec![None; n];
-    let mut class_range: Vec<Option<Range>> = vec![None; n];
-    for t in 0..n {
-        let root = classes.root(t);
-        if let Some((params, op)) = fixed[t] {
-            match class_fixed[root] {
-                Some((other, other_op)) if other != params => bail!(
-                    "tensor {:?} needs the fixed int8 params of {op} and of {other_op} at once",
-                    graph.tensors[t].name
-                ),
-                _ => class_fixed[root] = Some((params, op)),
-            }
+    // Fixed params per class (a data-moving op never has fixed params, so a class has at most one).
+    let mut class_fixed: Vec<Option<Params>> = vec![None; n];
+    for (t, params) in fixed.iter().enumerate() {
+        if params.is_some() {
+            let root = classes.root(t);
+            class_fixed[root] = *params;
         }
-        let range = match &graph.tensors[t].data {
-            Some(Data::F32(values)) if shared[t] => Range::of(values),
+    }
+    let mut concat_constant = vec![false; n];
+    let mut requantize = Vec::new();
+    for (index, node) in graph.nodes.iter().enumerate() {
+        if !matches!(node.op, Op::Concatenation { .. }) {
+            continue;
+        }
+        for (slot, input) in node.inputs.iter().enumerate() {
+            let Some(input) = *input else { continue };
+            let root = classes.root(input);
+            if class_fixed[root].is_some() {
+                requantize.push((index, slot));
+                continue;
+            }
+            concat_constant[input] |= graph.tensors[input].is_constant();
+            classes.join(node.outputs[0], input);
+        }
+    }
+    let mut class_range: Vec<Option<Range>> = vec![None; n];
+    for (t, tensor) in graph.tensors.iter().enumerate() {
+        let range = match &tensor.data {
+            Some(Data::F32(values)) if concat_constant[t] => Range::of(values),
             Some(_) => None,
             None => ranges.get(t).copied().flatten(),
         };
         if let Some(range) = range {
+            let root = classes.root(t);
             class_range[root] = Some(class_range[root].map_or(range, |r| r.union(range)));
         }
     }
     let mut params = vec![None; n];
     for (t, slot) in params.iter_mut().enumerate() {
-        if graph.tensors[t].is_constant() && !shared[t] {
+        if graph.tensors[t].is_constant() && !concat_constant[t] {
             continue;
         }
         let root = classes.root(t);
         *slot = match (class_fixed[root], class_range[root]) {
-            (Some((p, _)), _) => Some(p),
+            (Some(p), _) => Some(p),
             (None, Some(range)) => Some(Params::from_range(range)),
             (None, None) => bail!("tensor {:?} was never observed during calibration", graph.tensors[t].name),
         };
     }
-    Ok(params)
+    Ok(ActivationParams { params, requantize })
 }
 
 /// Symmetric int8 weights: one scale per slice along `axis` (or one for all), values in [-127, 127].
@@ -192,14 +209,17 @@ pub fn quantize_weights(values: &[f32], shape: &[usize], axis: usize, per_tensor
     (q, scales)
 }
 
-/// int32 bias with scale `input_scale * weight_scale[c]` per channel (rounded in double precision).
+/// int32 bias with scale `input_scale * weight_scale` (per channel when the weights are), rounded
+/// in double precision.
 pub fn quantize_bias(values: &[f32], input_scale: f32, weight_scales: &[f32]) -> (Vec<i32>, Vec<f32>) {
-    let scales: Vec<f32> =
-        (0..values.len()).map(|c| input_scale * weight_scales[if weight_scales.len() == 1 { 0 } else { c }]).collect();
+    let scales: Vec<f32> = weight_scales.iter().map(|&w| input_scale * w).collect();
     let q = values
         .iter()
-        .zip(&scales)
-        .map(|(&b, &s)| (f64::from(b) / f64::from(s)).round().clamp(f64::from(i32::MIN), f64::from(i32::MAX)) as i32)
+        .enumerate()
+        .map(|(c, &b)| {
+            let scale = scales[if scales.len() == 1 { 0 } else { c }];
+            (f64::from(b) / f64::from(scale)).round().clamp(f64::from(i32::MIN), f64::from(i32::MAX)) as i32
+        })
         .collect();
     (q, scales)
 }
@@ -213,7 +233,7 @@ fn quantize_with(values: &[f32], p: Params) -> Vec<u8> {
 
 /// Builds the int8 model of a calibrated graph.
 pub fn quantize(graph: &Graph, ranges: &Ranges, options: &QuantizeOptions) -> Result<Quantized> {
-    let params = activation_params(graph, ranges)?;
+    let ActivationParams { params, requantize } = activation_params(graph, ranges)?;
     let mut model = FlatModel {
         description: "ferrolite int8".into(),
         min_runtime_version: Some("1.14.0".into()),
@@ -251,7 +271,7 @@ pub fn quantize(graph: &Graph, ranges: &Ranges, options: &QuantizeOptions) -> Re
         }
     }
 
-    for node in &graph.nodes {
+    for (index, node) in graph.nodes.iter().enumerate() {
         let mut inputs = Vec::with_capacity(node.inputs.len());
         for (slot, input) in node.inputs.iter().enumerate() {
             let Some(t) = *input else {
@@ -266,52 +286,57 @@ pub fn quantize(graph: &Graph, ranges: &Ranges, options: &QuantizeOptions) -> Re
                     push(&mut model, &tensor.name, &tensor.shape, DType::I32, Some(bytes), None)
                 }),
                 Some(Data::F32(values)) => {
-                    let role = weight_role(&node.op, slot);
-                    match role {
+                    let input_scale = |model: &FlatModel| -> Result<(f32, Vec<f32>)> {
+                        let x = node.inputs[0].ok_or_else(|| anyhow!("node {:?} has no input", node.name))?;
+                        let weights =
+                            inputs.get(1).copied().flatten().and_then(|w: usize| model.tensors[w].quantization.clone());
+                        let weights =
+                            weights.ok_or_else(|| anyhow!("node {:?} has a bias but no int8 weights", node.name))?;
+                        Ok((params_of(x)?.scale, weights.scale))
+                    };
+                    let (dtype, bytes, quantization) = match weight_role(&node.op, slot) {
                         Role::Weights { axis } => {
                             let (q, scales) = quantize_weights(values, &tensor.shape, axis, options.per_tensor);
-                            let quant = Quantization {
-                                zero_point: vec![0; scales.len()],
-                                scale: scales,
-                                dimension: if options.per_tensor { 0 } else { axis as i32 },
-                            };
-                            let bytes = q.iter().map(|&v| v as u8).collect();
-                            push(&mut model, &tensor.name, &tensor.shape, DType::I8, Some(bytes), Some(quant))
+                            let dimension = if options.per_tensor { 0 } else { axis as i32 };
+                            let quantization =
+                                Quantization { zero_point: vec![0; scales.len()], scale: scales, dimension };
+                            (DType::I8, q.iter().map(|&v| v as u8).collect(), quantization)
                         }
                         Role::Bias => {
-                            let x = node.inputs[0].ok_or_else(|| anyhow!("node {:?} has no input", node.name))?;
-                            let w_flat: usize = inputs
-                                .get(1)
-                                .copied()
-                                .flatten()
-                                .ok_or_else(|| anyhow!("node {:?} has a bias but no weights", node.name))?;
-                            let w_scales = model.tensors[w_flat].quantization.as_ref().map(|q| q.scale.clone());
-                            let w_scales =
-                                w_scales.ok_or_else(|| anyhow!("weights of {:?} are not quantized", node.name))?;
-                            let (q, scales) = quantize_bias(values, params_of(x)?.scale, &w_scales);
-                            let quant = Quantization { zero_point: vec![0; scales.len()], scale: scales, dimension: 0 };
-                            let bytes = q.iter().flat_map(|v| v.to_le_bytes()).collect();
-                            push(&mut model, &tensor.name, &tensor.shape, DType::I32, Some(bytes), Some(quant))
+                            let (x_scale, w_scales) = input_scale(&model)?;
+                            let (q, scales) = quantize_bias(values, x_scale, &w_scales);
+                            let quantization =
+                                Quantization { zero_point: vec![0; scales.len()], scale: scales, dimension: 0 };
+                            (DType::I32, q.iter().flat_map(|v| v.to_le_bytes()).collect(), quantization)
                         }
                         Role::Operand => {
-                            let p = match params[t] {
-                                Some(p) => p,
-                                None => Params::from_range(Range::of(values).unwrap_or(Range { min: 0.0, max: 0.0 })),
-                            };
-                            let bytes = quantize_with(values, p);
-                            push(
-                                &mut model,
-                                &tensor.name,
-                                &tensor.shape,
-                                DType::I8,
-                                Some(bytes),
-                                Some(p.quantization()),
-                            )
+                            let range = Range::of(values).unwrap_or(Range { min: 0.0, max: 0.0 });
+                            let p = params[t].unwrap_or_else(|| Params::from_range(range));
+                            (DType::I8, quantize_with(values, p), p.quantization())
                         }
-                    }
+                    };
+                    push(&mut model, &tensor.name, &tensor.shape, dtype, Some(bytes), Some(quantization))
                 }
             };
+            let flat = if requantize.contains(&(index, slot)) {
+                let output = params_of(node.outputs[0])?;
+                let name = format!("{}_requantized", tensor.name);
+                let requantized = push(&mut model, &name, &tensor.shape, DType::I8, None, Some(output.quantization()));
+                model.operators.push(FlatOperator {
+                    op: FlatOp::Quantize,
+                    version: REQUANTIZE_VERSION,
+                    inputs: vec![Some(flat)],
+                    outputs: vec![requantized],
+                });
+                requantized
+            } else {
+                flat
+            };
             inputs.push(Some(flat));
+        }
+        if let Some(bias) = missing_bias(&mut model, node, &inputs, &params_of)? {
+            inputs.resize(2, None);
+            inputs.push(Some(bias));
         }
         let outputs = node.outputs.iter().map(|&o| activations[o].expect("outputs are activations")).collect();
         let op = FlatOp::Graph(node.op.clone());
@@ -337,6 +362,33 @@ pub fn quantize(graph: &Graph, ranges: &Ranges, options: &QuantizeOptions) -> Re
         }
     }
     Ok(Quantized { model, activations })
+}
+
+/// A zero int32 bias for a CONV_2D / DEPTHWISE_CONV_2D / FULLY_CONNECTED without one, as the
+/// model's last tensor (LiteRT's int8 convolutions require the bias input).
+fn missing_bias(
+    model: &mut FlatModel,
+    node: &Node,
+    inputs: &[Option<usize>],
+    params_of: &dyn Fn(TensorId) -> Result<Params>,
+) -> Result<Option<usize>> {
+    let channel_axis = match node.op {
+        Op::Conv2d { .. } | Op::FullyConnected { .. } => 0,
+        Op::DepthwiseConv2d { .. } => 3,
+        _ => return Ok(None),
+    };
+    if inputs.get(2).copied().flatten().is_some() {
+        return Ok(None);
+    }
+    let weights = inputs.get(1).copied().flatten().ok_or_else(|| anyhow!("node {:?} has no weights", node.name))?;
+    let channels = model.tensors[weights].shape[channel_axis];
+    let weight_scales = model.tensors[weights].quantization.as_ref().map(|q| q.scale.clone()).unwrap_or_default();
+    let x = node.inputs[0].ok_or_else(|| anyhow!("node {:?} has no input", node.name))?;
+    let (q, scales) = quantize_bias(&vec![0.0; channels], params_of(x)?.scale, &weight_scales);
+    let quantization = Quantization { zero_point: vec![0; scales.len()], scale: scales, dimension: 0 };
+    let bytes = q.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let name = format!("{}_bias", node.name);
+    Ok(Some(push(model, &name, &[channels], DType::I32, Some(bytes), Some(quantization))))
 }
 
 /// What a float constant is to the op that reads it.
@@ -365,4 +417,70 @@ fn push(
 ) -> usize {
     model.tensors.push(FlatTensor { name: name.to_string(), shape: shape.to_vec(), dtype, data, quantization });
     model.tensors.len() - 1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::graph::{Activation, Tensor};
+
+    #[test]
+    fn activation_params_match_tensorflow_on_known_ranges() {
+        // TensorFlow's int8 MNIST models: input [0, 1] -> 1/255, -128.
+        assert_eq!(Params::from_range(Range { min: 0.0, max: 1.0 }), Params { scale: 1.0 / 255.0, zero_point: -128 });
+        // A positive range is widened to include 0.
+        assert_eq!(Params::from_range(Range { min: 2.0, max: 5.1 }), Params::from_range(Range { min: 0.0, max: 5.1 }));
+        // [-1, 1]: the zero point -0.5 from the max end (smaller error) rounds away from zero.
+        assert_eq!(Params::from_range(Range { min: -1.0, max: 1.0 }), Params { scale: 2.0 / 255.0, zero_point: -1 });
+        // All-negative ranges put 0 at the top of the grid.
+        assert_eq!(Params::from_range(Range { min: -3.0, max: -1.0 }).zero_point, 127);
+        // A constant-zero tensor still gets a usable scale.
+        assert!(Params::from_range(Range { min: 0.0, max: 0.0 }).scale > 0.0);
+    }
+
+    #[test]
+    fn weights_are_symmetric_per_channel_and_bias_follows_their_scales() {
+        let values = [1.0, -0.5, 0.25, 0.0, 0.0, 0.0, -2.0, 1.0, 0.5];
+        let (q, scales) = quantize_weights(&values, &[3, 3], 0, false);
+        assert_eq!(q, [127, -64, 32, 0, 0, 0, -127, 64, 32]);
+        assert_eq!(scales, [1.0 / 127.0, 1.0, 2.0 / 127.0]);
+        let (q, per_tensor) = quantize_weights(&values, &[3, 3], 0, true);
+        assert_eq!((q[0], q[6], per_tensor.len()), (64, -127, 1));
+        // Depthwise filters are per channel along the last axis.
+        let (_, scales) = quantize_weights(&[1.0, -4.0, 2.0, 0.5], &[1, 1, 2, 2], 3, false);
+        assert_eq!(scales, [2.0 / 127.0, 4.0 / 127.0]);
+        let (bias, bias_scales) = quantize_bias(&[0.5, -1.0, 3.0], 0.5, &[0.01, 0.02, 0.04]);
+        assert_eq!(bias_scales, [0.005, 0.01, 0.02]);
+        assert_eq!(bias, [100, -100, 150]);
+        let (bias, bias_scales) = quantize_bias(&[0.5, -1.0], 0.5, &[0.01]);
+        assert_eq!((bias, bias_scales), (vec![100, -200], vec![0.005]));
+    }
+
+    #[test]
+    fn shared_and_fixed_params() {
+        let mut g = Graph::default();
+        let x = g.add_tensor(Tensor::activation("x", vec![1, 4]));
+        let l = g.add_tensor(Tensor::activation("logistic", vec![1, 4]));
+        let r = g.add_tensor(Tensor::activation("reshaped", vec![1, 4]));
+        let shape = g.add_tensor(Tensor::constant("shape", vec![2], Data::I32(vec![1, 4])));
+        let c = g.add_tensor(Tensor::activation("concat", vec![1, 8]));
+        g.add_node("logistic", Op::Logistic, vec![Some(x)], vec![l]);
+        g.add_node("reshape", Op::Reshape, vec![Some(x), Some(shape)], vec![r]);
+        let concat = Op::Concatenation { axis: 1, activation: Activation::None };
+        g.add_node("concat", concat, vec![Some(l), Some(r)], vec![c]);
+        g.inputs = vec![x];
+        g.outputs = vec![c];
+        let mut ranges: Ranges = vec![None; g.tensors.len()];
+        ranges[x] = Some(Range { min: -2.0, max: 2.0 });
+        ranges[l] = Some(Range { min: 0.1, max: 0.9 });
+        ranges[r] = Some(Range { min: -2.0, max: 2.0 });
+        ranges[c] = Some(Range { min: -3.0, max: 2.0 });
+        let chosen = activation_params(&g, &ranges).unwrap();
+        assert_eq!(chosen.params[l], Some(Params { scale: 1.0 / 256.0, zero_point: -128 }));
+        // RESHAPE and CONCATENATION share one set covering all their members.
+        let shared = Params::from_range(Range { min: -3.0, max: 2.0 });
+        assert_eq!((chosen.params[x], chosen.params[r], chosen.params[c]), (Some(shared), Some(shared), Some(shared)));
+        // The fixed-param LOGISTIC output is requantized into the concatenation.
+        assert_eq!(chosen.requantize, [(2, 0)]);
+    }
 }

@@ -68,10 +68,10 @@ pub fn fail(what: &str) -> ! {
 /// The runtime error's variant name (its `Display` would pull in `core::fmt`).
 pub fn error_name(e: &Error) -> &'static str {
     match e {
-        Error::Flatbuffer(_) => "malformed flatbuffer",
+        Error::Flatbuffer { .. } => "malformed flatbuffer",
         Error::UnsupportedSchemaVersion(_) => "unsupported schema version",
-        Error::MissingField(field) => field,
-        Error::IndexOutOfRange { what, .. } => what,
+        Error::MissingField(field) => or(field.as_str(), "missing field"),
+        Error::IndexOutOfRange { .. } => "index out of range",
         Error::UnsupportedOp { .. } => "unsupported op (not registered?)",
         Error::CustomOp { .. } => "custom op",
         Error::UnsupportedType { .. } => "unsupported tensor type",
@@ -79,13 +79,22 @@ pub fn error_name(e: &Error) -> &'static str {
         Error::BufferSizeMismatch { .. } => "constant buffer size mismatch",
         Error::BadQuantization { .. } => "bad quantization",
         Error::SparseTensor { .. } => "sparse tensor",
-        Error::BadGraph { reason, .. } => reason,
-        Error::InvalidOp { reason, .. } => reason,
+        Error::BadGraph { .. } => "bad graph",
+        Error::InvalidOp { reason, .. } => or(reason.as_str(), "invalid op"),
         Error::ArenaTooSmall { .. } => "arena too small",
-        Error::TooMany { what, .. } => what,
+        Error::TooMany { .. } => "too many",
         Error::NoSuchTensor { .. } => "no such tensor",
         Error::TypeMismatch { .. } => "type mismatch",
         Error::Misaligned => "misaligned",
+    }
+}
+
+/// `text`, or `fallback` when the runtime was built without its `error-text` feature.
+fn or(text: &'static str, fallback: &'static str) -> &'static str {
+    if text.is_empty() {
+        fallback
+    } else {
+        text
     }
 }
 

@@ -13,7 +13,8 @@
 
 use crate::error::Result;
 use crate::fixedpoint::{multiply_by_quantized_multiplier_smaller_than_one_exp, rounding_divide_by_pot_i16};
-use crate::kernels::util::{self, read_f32, write_f32};
+use crate::kernels::fast;
+use crate::kernels::util::{self, as_i8, as_i8_mut, read_f32, write_f32};
 use crate::kernels::{known_max_version, EvalContext, PrepareContext, Registration};
 use crate::tensor::{DataType, Shape, TensorMeta};
 use crate::Rounding;
@@ -204,14 +205,14 @@ pub(crate) fn clamp_f32(x: f32, lo: f32, hi: f32) -> f32 {
 /// finite positive scale and a zero point inside the type's range.
 pub(crate) fn checked_quant(ctx: &PrepareContext<'_, '_>, t: &TensorMeta<'_>) -> Result<(f32, i32)> {
     let (scale, zero_point) = ctx.quant(t)?;
-    ctx.ensure(scale.is_finite() && scale > 0.0, "quantization scale must be finite and positive")?;
+    ctx.ensure(scale.is_finite() && scale > 0.0, reason!("quantization scale must be finite and positive"))?;
     let (lo, hi) = match t.dtype {
         DataType::Int8 => (I8::MIN, I8::MAX),
         DataType::Int16 => (I16::MIN, I16::MAX),
         DataType::UInt8 => (0, u8::MAX as i32),
         _ => (i32::MIN, i32::MAX),
     };
-    ctx.ensure((lo..=hi).contains(&zero_point), "zero point outside the tensor type's range")?;
+    ctx.ensure((lo..=hi).contains(&zero_point), reason!("zero point outside the tensor type's range"))?;
     Ok((scale, zero_point))
 }
 
@@ -229,10 +230,10 @@ pub(crate) fn prepare_binary<'a>(ctx: &PrepareContext<'a, '_>) -> Result<Binary<
     let input1 = ctx.input(0)?;
     let input2 = ctx.input(1)?;
     let output = ctx.output(0)?;
-    ctx.ensure(input1.dtype == input2.dtype && input1.dtype == output.dtype, "input and output types differ")?;
-    let (broadcast, shape) =
-        Broadcast::new(&input1.shape, &input2.shape).ok_or(ctx.invalid("input shapes do not broadcast (rank <= 6)"))?;
-    ctx.ensure(shape == output.shape, "output shape is not the broadcast of the input shapes")?;
+    ctx.ensure(input1.dtype == input2.dtype && input1.dtype == output.dtype, reason!("input and output types differ"))?;
+    let (broadcast, shape) = Broadcast::new(&input1.shape, &input2.shape)
+        .ok_or(ctx.invalid(reason!("input shapes do not broadcast (rank <= 6)")))?;
+    ctx.ensure(shape == output.shape, reason!("output shape is not the broadcast of the input shapes"))?;
     Ok(Binary { input1, input2, output, broadcast })
 }
 
@@ -284,7 +285,7 @@ pub(crate) fn add_sub_quant(
     act: (i32, i32),
 ) -> Result<AddSubQuant> {
     use crate::fixedpoint::try_quantize_multiplier_smaller_than_one_exp as q;
-    let bad = ctx.invalid("rescaling multiplier is not in (0, 1): input/output scales too far apart");
+    let bad = ctx.invalid(reason!("rescaling multiplier is not in (0, 1): input/output scales too far apart"));
     let (m1, s1) = q(real.0).ok_or(bad)?;
     let (m2, s2) = q(real.1).ok_or(bad)?;
     let (mo, so) = q(real.2).ok_or(bad)?;
@@ -372,8 +373,11 @@ pub(crate) fn pot_quant(
         return Ok(None);
     };
     let (input1_shift, input2_shift) = (l1.wrapping_sub(lo), l2.wrapping_sub(lo));
-    ctx.ensure(input1_shift == 0 || input2_shift == 0, "power-of-two int16: one input must share the output scale")?;
-    ctx.ensure(input1_shift <= 0 && input2_shift <= 0, "power-of-two int16: input scale above output scale")?;
+    ctx.ensure(
+        input1_shift == 0 || input2_shift == 0,
+        reason!("power-of-two int16: one input must share the output scale"),
+    )?;
+    ctx.ensure(input1_shift <= 0 && input2_shift <= 0, reason!("power-of-two int16: input scale above output scale"))?;
     Ok(Some(PotQuant { input1_shift, input2_shift, act_min: act.0, act_max: act.1 }))
 }
 
@@ -441,14 +445,17 @@ pub(crate) fn prepare_add_sub<const SUBTRACT: bool>(ctx: &mut PrepareContext<'_,
             let range = util::quantized_activation_range(ctx, act, &b.output)?;
             let int16 = b.output.dtype == DataType::Int16;
             if int16 {
-                let reason =
-                    if SUBTRACT { "int16 SUB needs zero points of 0" } else { "int16 ADD needs zero points of 0" };
+                let reason = if SUBTRACT {
+                    reason!("int16 SUB needs zero points of 0")
+                } else {
+                    reason!("int16 ADD needs zero points of 0")
+                };
                 ctx.ensure(z1 == 0 && z2 == 0 && zo == 0, reason)?;
             }
             if let Some(pot) = pot_quant(ctx, &b, range, pot_requested)? {
                 // LiteRT's power-of-two ADD has no broadcasting variant (its SUB has one).
                 if !SUBTRACT {
-                    ctx.ensure(b.broadcast.flat != 0, "power-of-two int16 ADD does not broadcast")?;
+                    ctx.ensure(b.broadcast.flat != 0, reason!("power-of-two int16 ADD does not broadcast"))?;
                 }
                 params.kind = KIND_INT16_POT;
                 params.pot = pot;
@@ -460,8 +467,11 @@ pub(crate) fn prepare_add_sub<const SUBTRACT: bool>(ctx: &mut PrepareContext<'_,
             }
         }
         _ => {
-            let reason =
-                if SUBTRACT { "SUB supports float32, int8 and int16" } else { "ADD supports float32, int8 and int16" };
+            let reason = if SUBTRACT {
+                reason!("SUB supports float32, int8 and int16")
+            } else {
+                reason!("ADD supports float32, int8 and int16")
+            };
             return Err(ctx.invalid(reason));
         }
     }
@@ -478,7 +488,14 @@ pub(crate) fn eval_add_sub<const SUBTRACT: bool>(ctx: &mut EvalContext<'_>) -> R
     let float_op = |x: f32, y: f32| clamp_f32(if SUBTRACT { x - y } else { x + y }, p.float_min, p.float_max);
     match p.kind {
         KIND_FLOAT => eval_float(&p.broadcast, in1, in2, out, float_op),
-        KIND_INT8 => eval_quantized::<I8>(&p.broadcast, in1, in2, out, |x, y| add_sub_element::<SUBTRACT>(q, x, y)),
+        KIND_INT8 => {
+            let fast_args = fast::AddInt8 { subtract: SUBTRACT, quant: *q };
+            let n = p.broadcast.elements as usize;
+            let flat = p.broadcast.flat != 0 && in1.len() >= n && in2.len() >= n && out.len() >= n;
+            if !(flat && fast::add_int8(&fast_args, as_i8(&in1[..n]), as_i8(&in2[..n]), as_i8_mut(&mut out[..n]))) {
+                eval_quantized::<I8>(&p.broadcast, in1, in2, out, |x, y| add_sub_element::<SUBTRACT>(q, x, y));
+            }
+        }
         KIND_INT16 => eval_quantized::<I16>(&p.broadcast, in1, in2, out, |x, y| add_sub_element::<SUBTRACT>(q, x, y)),
         _ => eval_quantized::<I16>(&p.broadcast, in1, in2, out, |x, y| pot_element::<SUBTRACT>(&p.pot, x, y)),
     }

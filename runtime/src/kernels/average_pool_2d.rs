@@ -84,8 +84,8 @@ pub(crate) fn prepare_pool(ctx: &mut PrepareContext<'_, '_>) -> Result<()> {
         None => (0, 0, 0),
     };
     let act = util::activation(ctx, act)?;
-    ctx.ensure(filter_w > 0 && filter_h > 0, "filter sizes must be positive")?;
-    ctx.ensure(input.shape.rank() == 4, "input must be 4-D")?;
+    ctx.ensure(filter_w > 0 && filter_h > 0, reason!("filter sizes must be positive"))?;
+    ctx.ensure(input.shape.rank() == 4, reason!("input must be 4-D"))?;
     let channels = input.shape.dim(3);
     let window = build_window(ctx, &input, &output, filter_h as usize, filter_w as usize, channels, &options)?;
     ctx.expect_type(&output, input.dtype)?;
@@ -105,17 +105,29 @@ pub(crate) fn prepare_pool(ctx: &mut PrepareContext<'_, '_>) -> Result<()> {
             let (output_scale, output_zp) = activation_quant(ctx, &output)?;
             // Pools move values without requantizing, so both sides must share their params.
             ctx.ensure(
-                (input_scale as f64 - output_scale as f64).abs() <= 1.0e-6 && input_zp == output_zp,
-                "input and output quantization must be equal",
+                (input_scale - output_scale).abs() <= MAX_SCALE_DIFFERENCE && input_zp == output_zp,
+                reason!("input and output quantization must be equal"),
             )?;
             params.kind = if input.dtype == DataType::Int8 { KIND_INT8 } else { KIND_INT16 };
             (params.act_min, params.act_max) = util::quantized_activation_range(ctx, act, &output)?;
         }
-        _ => return Err(ctx.invalid("unsupported input type")),
+        _ => return Err(ctx.invalid(reason!("unsupported input type"))),
     }
     ctx.push(&params);
     Ok(())
 }
+
+/// TFLite's pooling prepare accepts input and output scales whose difference, computed in
+/// float, is at most `1.0e-6` as a double: the largest f32 at or below that double, so the
+/// comparison needs no double arithmetic.
+const MAX_SCALE_DIFFERENCE: f32 = {
+    let nearest = 1.0e-6f64 as f32;
+    if nearest as f64 > 1.0e-6 {
+        f32::from_bits(nearest.to_bits() - 1)
+    } else {
+        nearest
+    }
+};
 
 /// Channels accumulated together per output pixel.
 const CHUNK: usize = 64;
@@ -271,6 +283,12 @@ mod tests {
     use crate::kernels::util::read_f32;
     use ferrolite_schema::tflite::Padding;
     use std::{vec, vec::Vec};
+
+    #[test]
+    fn scale_difference_bound_is_the_largest_f32_within_the_double_bound() {
+        assert!(MAX_SCALE_DIFFERENCE as f64 <= 1.0e-6);
+        assert!(f32::from_bits(MAX_SCALE_DIFFERENCE.to_bits() + 1) as f64 > 1.0e-6);
+    }
 
     #[test]
     fn integer_average_rounds_half_away_from_zero() {

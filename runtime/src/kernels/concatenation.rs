@@ -50,21 +50,21 @@ fn prepare(ctx: &mut PrepareContext<'_, '_>) -> Result<()> {
         None => (0, 0),
     };
     let act = util::activation(ctx, act)?;
-    ctx.ensure(act == Activation::None, "fused activations are not supported")?;
+    ctx.ensure(act == Activation::None, reason!("fused activations are not supported"))?;
     ctx.ensure(
         matches!(
             output.dtype,
             DataType::Float32 | DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::Int64
         ),
-        "unsupported tensor type for this op",
+        reason!("unsupported tensor type for this op"),
     )?;
     let element_size = output.dtype.element_size().unwrap_or(0);
     let rank = output.shape.rank();
-    let axis = resolve_axis(axis, rank).ok_or(ctx.invalid("axis out of range"))?;
-    ctx.ensure(output.byte_len() <= u32::MAX as usize, "tensor too large")?;
+    let axis = resolve_axis(axis, rank).ok_or(ctx.invalid(reason!("axis out of range")))?;
+    ctx.ensure(output.byte_len() <= u32::MAX as usize, reason!("tensor too large"))?;
     let (out_scale, out_zp) = output.scale_zero_point();
     if output.dtype == DataType::Int16 {
-        ctx.ensure(out_zp == 0, "int16 tensors must have zero point 0")?;
+        ctx.ensure(out_zp == 0, reason!("int16 tensors must have zero point 0"))?;
     }
     let outer = output.shape.elements_in(0..axis);
     let inner = output.shape.elements_in(axis + 1..rank);
@@ -72,24 +72,30 @@ fn prepare(ctx: &mut PrepareContext<'_, '_>) -> Result<()> {
     let mut axis_total = 0usize;
     for i in 0..num_inputs {
         let input = ctx.input(i)?;
-        ctx.ensure(!input.is_variable, "inputs must not be variable tensors")?;
-        ctx.ensure(input.dtype == output.dtype, "input and output types differ")?;
-        ctx.ensure(input.shape.rank() == rank, "input rank differs from output rank")?;
+        ctx.ensure(!input.is_variable, reason!("inputs must not be variable tensors"))?;
+        ctx.ensure(input.dtype == output.dtype, reason!("input and output types differ"))?;
+        ctx.ensure(input.shape.rank() == rank, reason!("input rank differs from output rank"))?;
         for d in (0..rank).filter(|&d| d != axis) {
-            ctx.ensure(input.shape.dim(d) == output.shape.dim(d), "input shape differs from output off the axis")?;
+            ctx.ensure(
+                input.shape.dim(d) == output.shape.dim(d),
+                reason!("input shape differs from output off the axis"),
+            )?;
         }
         axis_total = axis_total.saturating_add(input.shape.dim(axis));
         let (scale, zp) = input.scale_zero_point();
         match output.dtype {
             DataType::Int8 => ctx.ensure(
                 scale == out_scale && zp == out_zp,
-                "int8 inputs must have the output's scale and zero point",
+                reason!("int8 inputs must have the output's scale and zero point"),
             )?,
-            DataType::Int16 => ctx.ensure(zp == 0, "int16 tensors must have zero point 0")?,
+            DataType::Int16 => ctx.ensure(zp == 0, reason!("int16 tensors must have zero point 0"))?,
             _ => {}
         }
     }
-    ctx.ensure(axis_total == output.shape.dim(axis), "input sizes along the axis do not add up to the output's")?;
+    ctx.ensure(
+        axis_total == output.shape.dim(axis),
+        reason!("input sizes along the axis do not add up to the output's"),
+    )?;
     ctx.push(&Params { outer: outer as u32, num_inputs: num_inputs as u32 });
     for i in 0..num_inputs {
         let slab = ctx.input(i)?.shape.dim(axis) * inner * element_size;

@@ -14,6 +14,7 @@
 
 use crate::error::{Error, Result};
 use crate::fixedpoint::{multiply_by_quantized_multiplier, multiply_by_quantized_multiplier_i64};
+use crate::kernels::fast::{self, ConvInt8};
 use crate::kernels::util::{self, as_i8, read_f32, read_i32, read_i64, write_f32, write_i16};
 use crate::kernels::{known_max_version, EvalContext, PrepareContext, Registration};
 use crate::tensor::{DataType, Quantization, TensorMeta};
@@ -149,9 +150,9 @@ pub(crate) fn spatial_options(
 ) -> Result<SpatialOptions> {
     let Some(t) = table else {
         // TFLite zero-initializes missing options: stride 0 is invalid.
-        return Err(ctx.invalid("missing options (strides)"));
+        return Err(ctx.invalid(reason!("missing options (strides)")));
     };
-    let padding = Padding::from_i8(t.scalar(ids.0, 0i8)?).ok_or(ctx.invalid("unknown padding"))?;
+    let padding = Padding::from_i8(t.scalar(ids.0, 0i8)?).ok_or(ctx.invalid(reason!("unknown padding")))?;
     let stride_w = t.scalar(ids.1, 0i32)?;
     let stride_h = t.scalar(ids.2, 0i32)?;
     let dil_w = match ids.3 {
@@ -162,8 +163,8 @@ pub(crate) fn spatial_options(
         Some(id) => t.scalar(id, 1i32)?,
         None => 1,
     };
-    ctx.ensure(stride_w > 0 && stride_h > 0, "strides must be positive")?;
-    ctx.ensure(dil_w > 0 && dil_h > 0, "dilations must be positive")?;
+    ctx.ensure(stride_w > 0 && stride_h > 0, reason!("strides must be positive"))?;
+    ctx.ensure(dil_w > 0 && dil_h > 0, reason!("dilations must be positive"))?;
     Ok(SpatialOptions { padding, stride_w, stride_h, dil_w, dil_h })
 }
 
@@ -178,15 +179,18 @@ pub(crate) fn build_window(
     out_c: usize,
     o: &SpatialOptions,
 ) -> Result<Window> {
-    ctx.ensure(input.shape.rank() == 4 && output.shape.rank() == 4, "input and output must be 4-D")?;
+    ctx.ensure(input.shape.rank() == 4 && output.shape.rank() == 4, reason!("input and output must be 4-D"))?;
     let (batches, in_h, in_w, in_c) = (input.shape.dim(0), input.shape.dim(1), input.shape.dim(2), input.shape.dim(3));
-    let bad = || ctx.invalid("window parameters out of range or empty output");
+    let bad = || ctx.invalid(reason!("window parameters out of range or empty output"));
     let (out_h, pad_h) = window_dim(o.padding, in_h, filter_h, o.stride_h, o.dil_h).ok_or_else(bad)?;
     let (out_w, pad_w) = window_dim(o.padding, in_w, filter_w, o.stride_w, o.dil_w).ok_or_else(bad)?;
-    ctx.ensure(output.shape.dims() == [batches, out_h, out_w, out_c], "output shape differs from the computed one")?;
+    ctx.ensure(
+        output.shape.dims() == [batches, out_h, out_w, out_c],
+        reason!("output shape differs from the computed one"),
+    )?;
     let fits = |v: usize| u32::try_from(v).is_ok();
-    ctx.ensure([batches, in_c, out_c].into_iter().all(fits), "dimension too large")?;
-    ctx.ensure(in_c > 0 && batches > 0 && out_c > 0, "empty tensors are not supported")?;
+    ctx.ensure([batches, in_c, out_c].into_iter().all(fits), reason!("dimension too large"))?;
+    ctx.ensure(in_c > 0 && batches > 0 && out_c > 0, reason!("empty tensors are not supported"))?;
     Ok(Window {
         batches: batches as u32,
         in_h: in_h as u32,
@@ -209,8 +213,8 @@ pub(crate) fn build_window(
 /// Per-tensor (scale, zero point) of an activation; the scale must be positive and finite.
 pub(crate) fn activation_quant(ctx: &PrepareContext<'_, '_>, t: &TensorMeta<'_>) -> Result<(f32, i32)> {
     let (scale, zero_point) = ctx.quant(t)?;
-    ctx.ensure(t.quantization.is_some_and(|q| q.len() == 1), "activations must be quantized per tensor")?;
-    ctx.ensure(scale > 0.0 && scale.is_finite(), "quantization scale must be positive")?;
+    ctx.ensure(t.quantization.is_some_and(|q| q.len() == 1), reason!("activations must be quantized per tensor"))?;
+    ctx.ensure(scale > 0.0 && scale.is_finite(), reason!("quantization scale must be positive"))?;
     Ok((scale, zero_point))
 }
 
@@ -222,13 +226,13 @@ pub(crate) fn filter_quant<'a>(
     channels: usize,
     dim: usize,
 ) -> Result<Quantization<'a>> {
-    let q = filter.quantization.ok_or(ctx.invalid("filter is not quantized"))?;
+    let q = filter.quantization.ok_or(ctx.invalid(reason!("filter is not quantized")))?;
     let n = q.len();
     ctx.ensure(
         n == 1 || (n == channels && q.quantized_dimension == dim),
-        "filter scales must be per-tensor or per output channel",
+        reason!("filter scales must be per-tensor or per output channel"),
     )?;
-    ctx.ensure((0..n).all(|c| q.zero_point(c) == 0), "filter zero points must be 0")?;
+    ctx.ensure((0..n).all(|c| q.zero_point(c) == 0), reason!("filter zero points must be 0"))?;
     Ok(q)
 }
 
@@ -255,7 +259,7 @@ pub(crate) fn push_channel_multipliers(
 /// The error eval returns when its buffers do not have the sizes prepare planned (which the
 /// interpreter rules out): a kernel never indexes out of bounds.
 pub(crate) fn buffer_mismatch(op: u32, code: i32) -> Error {
-    Error::InvalidOp { op, code, reason: "tensor buffers differ from the prepared shapes" }
+    Error::invalid_op(op, code, reason!("tensor buffers differ from the prepared shapes"))
 }
 
 /// TFLite's `ActivationFunctionWithMinMax` for floats: `min(max(x, lo), hi)` with C++'s
@@ -379,7 +383,7 @@ pub(crate) fn prepare_conv_params(
 ) -> Result<()> {
     let out_c = window.out_c as usize;
     if let Some(b) = &t.bias {
-        ctx.ensure(b.shape.elements() == out_c, "bias must have one value per output channel")?;
+        ctx.ensure(b.shape.elements() == out_c, reason!("bias must have one value per output channel"))?;
     }
     let mut params = ConvParams {
         window,
@@ -415,7 +419,7 @@ pub(crate) fn prepare_conv_params(
                 }
                 KIND_INT8
             } else {
-                ctx.ensure(input_zp == 0 && output_zp == 0, "int16 activations must have zero point 0")?;
+                ctx.ensure(input_zp == 0 && output_zp == 0, reason!("int16 activations must have zero point 0"))?;
                 int16_kind(ctx, t.bias.map(|b| b.dtype))?
             };
             let filter_q = filter_quant(ctx, &t.filter, out_c, quantized_dimension)?;
@@ -425,7 +429,7 @@ pub(crate) fn prepare_conv_params(
             ctx.push(&params);
             push_channel_multipliers(ctx, input_scale, &filter_q, output_scale, out_c);
         }
-        _ => return Err(ctx.invalid("unsupported input type")),
+        _ => return Err(ctx.invalid(reason!("unsupported input type"))),
     }
     Ok(())
 }
@@ -449,7 +453,7 @@ fn prepare(ctx: &mut PrepareContext<'_, '_>) -> Result<()> {
             None => 0,
         },
     )?;
-    ctx.ensure(filter.shape.rank() == 4, "filter must be 4-D (OHWI)")?;
+    ctx.ensure(filter.shape.rank() == 4, reason!("filter must be 4-D (OHWI)"))?;
     let (out_c, filter_h, filter_w, filter_in_c) =
         (filter.shape.dim(0), filter.shape.dim(1), filter.shape.dim(2), filter.shape.dim(3));
     let window = build_window(ctx, &input, &output, filter_h, filter_w, out_c, &options)?;
@@ -457,17 +461,17 @@ fn prepare(ctx: &mut PrepareContext<'_, '_>) -> Result<()> {
     // Grouped convolution: the filter sees `filter_in_c` of the input channels per group.
     ctx.ensure(
         filter_in_c > 0 && in_c.is_multiple_of(filter_in_c),
-        "input depth is not a multiple of the filter depth",
+        reason!("input depth is not a multiple of the filter depth"),
     )?;
     let groups = in_c / filter_in_c;
-    ctx.ensure(out_c.is_multiple_of(groups), "output depth is not a multiple of the group count")?;
+    ctx.ensure(out_c.is_multiple_of(groups), reason!("output depth is not a multiple of the group count"))?;
     let tensors = ConvTensors { input, filter, bias, output };
     prepare_conv_params(ctx, &tensors, act, window, groups, 0, |ctx, bias| match bias {
         // TFLM: an int32 bias selects the 32-bit accumulator, an int64 bias or none the 64-bit one
         // (LiteRT 2.3 saturates garbage for int32 bias; not followed).
         None | Some(DataType::Int64) => Ok(KIND_INT16_ACC64),
         Some(DataType::Int32) => Ok(KIND_INT16_ACC32),
-        Some(_) => Err(ctx.invalid("int16 convolution needs an int32 or int64 bias")),
+        Some(_) => Err(ctx.invalid(reason!("int16 convolution needs an int32 or int64 bias"))),
     })
 }
 
@@ -538,26 +542,8 @@ fn conv_loops<A: Copy>(
     }
 }
 
-/// An int8 convolution (CONV_2D or DEPTHWISE_CONV_2D) as eval hands it to a kernel: its buffers
-/// hold at least what the window needs (eval checked).
-pub(crate) struct ConvInt8<'a> {
-    pub window: &'a Window,
-    pub input: &'a [i8],
-    /// OHWI for CONV_2D, `[1, H, W, C]` for DEPTHWISE_CONV_2D.
-    pub filter: &'a [i8],
-    /// `None` when the op has no bias.
-    pub bias: Option<util::I32s<'a>>,
-    pub multipliers: util::I32s<'a>,
-    pub shifts: util::I32s<'a>,
-    pub input_offset: i32,
-    pub output_offset: i32,
-    pub act_min: i32,
-    pub act_max: i32,
-    pub output: &'a mut [i8],
-}
-
-/// The reference int8 convolution: the loop nest with TFLM's arithmetic. Optimized kernels must
-/// reproduce its bytes.
+/// The reference int8 convolution: the loop nest with TFLM's arithmetic, which the fast kernels
+/// reproduce byte for byte.
 pub(crate) fn conv_int8_reference(a: &mut ConvInt8<'_>, groups: usize) {
     let (offset, out_offset, lo, hi) = (a.input_offset, a.output_offset, a.act_min, a.act_max);
     let (bias, multipliers, shifts) = (a.bias, a.multipliers, a.shifts);
@@ -639,11 +625,9 @@ fn eval_kinds<const INT8_ONLY: bool>(ctx: &mut EvalContext<'_>) -> Result<()> {
                 act_max: hi,
                 output: util::as_i8_mut(output),
             };
-            #[cfg(ferrolite_arm_dsp)]
-            if crate::kernels::arm_dsp::conv_int8(&mut args, groups) {
-                return Ok(());
+            if !fast::conv_int8(&mut args, groups) {
+                conv_int8_reference(&mut args, groups);
             }
-            conv_int8_reference(&mut args, groups);
         }
         KIND_INT16_ACC32 => conv_loops(
             &w,

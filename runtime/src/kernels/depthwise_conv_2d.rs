@@ -13,8 +13,9 @@
 use crate::error::Result;
 use crate::kernels::conv_2d::{
     act_f32, buffer_mismatch, build_window, f32_le, i16_le, prepare_conv_params, requantize, requantize_i64,
-    spatial_options, tap_range, ConvInt8, ConvParams, ConvTensors, Window, KIND_FLOAT, KIND_INT16_ACC64, KIND_INT8,
+    spatial_options, tap_range, ConvParams, ConvTensors, Window, KIND_FLOAT, KIND_INT16_ACC64, KIND_INT8,
 };
+use crate::kernels::fast::{self, ConvInt8};
 use crate::kernels::util::{self, as_i8, read_f32, read_i64, write_f32, write_i16};
 use crate::kernels::{known_max_version, EvalContext, PrepareContext, Registration};
 use crate::tensor::DataType;
@@ -60,16 +61,16 @@ fn prepare(ctx: &mut PrepareContext<'_, '_>) -> Result<()> {
             None => 0,
         },
     )?;
-    ctx.ensure(filter.shape.rank() == 4 && filter.shape.dim(0) == 1, "filter must be [1, H, W, channels]")?;
+    ctx.ensure(filter.shape.rank() == 4 && filter.shape.dim(0) == 1, reason!("filter must be [1, H, W, channels]"))?;
     let (filter_h, filter_w, out_c) = (filter.shape.dim(1), filter.shape.dim(2), filter.shape.dim(3));
     let window = build_window(ctx, &input, &output, filter_h, filter_w, out_c, &options)?;
     let in_c = window.in_c as usize;
-    ctx.ensure(out_c.is_multiple_of(in_c), "output depth is not a multiple of the input depth")?;
+    ctx.ensure(out_c.is_multiple_of(in_c), reason!("output depth is not a multiple of the input depth"))?;
     let multiplier = out_c / in_c;
     let tensors = ConvTensors { input, filter, bias, output };
     prepare_conv_params(ctx, &tensors, act, window, multiplier, 3, |ctx, bias| match bias {
         None | Some(DataType::Int64) => Ok(KIND_INT16_ACC64),
-        Some(_) => Err(ctx.invalid("int16 depthwise convolution needs an int64 bias")),
+        Some(_) => Err(ctx.invalid(reason!("int16 depthwise convolution needs an int64 bias"))),
     })
 }
 
@@ -126,8 +127,8 @@ fn depthwise_loops<A: Copy>(
     }
 }
 
-/// The reference int8 depthwise convolution (TFLM's arithmetic). Optimized kernels must
-/// reproduce its bytes.
+/// The reference int8 depthwise convolution (TFLM's arithmetic), which the fast kernels
+/// reproduce byte for byte.
 pub(crate) fn depthwise_int8_reference(a: &mut ConvInt8<'_>, mult: usize) {
     let (offset, out_offset, lo, hi) = (a.input_offset, a.output_offset, a.act_min, a.act_max);
     let (bias, multipliers, shifts) = (a.bias, a.multipliers, a.shifts);
@@ -140,6 +141,7 @@ pub(crate) fn depthwise_int8_reference(a: &mut ConvInt8<'_>, mult: usize) {
         |acc, pixel, taps, c0| {
             let (pixel, taps) = (as_i8(pixel), as_i8(taps));
             if mult == 1 {
+                // One filter per input channel: the channels line up, which vectorizes.
                 let xs = &pixel[c0..][..acc.len()];
                 for ((a, &x), &k) in acc.iter_mut().zip(xs).zip(taps) {
                     *a = a.wrapping_add(k as i32 * (x as i32 + offset));
@@ -223,11 +225,9 @@ fn eval_kinds<const INT8_ONLY: bool>(ctx: &mut EvalContext<'_>) -> Result<()> {
             act_max: hi,
             output: util::as_i8_mut(output),
         };
-        #[cfg(ferrolite_arm_dsp)]
-        if crate::kernels::arm_dsp::depthwise_int8(&mut args, mult) {
-            return Ok(());
+        if !fast::depthwise_int8(&mut args, mult) {
+            depthwise_int8_reference(&mut args, mult);
         }
-        depthwise_int8_reference(&mut args, mult);
     } else {
         depthwise_loops(
             &w,

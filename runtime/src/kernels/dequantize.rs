@@ -45,12 +45,12 @@ fn prepare(ctx: &mut PrepareContext<'_, '_>) -> Result<()> {
         DataType::Int8 => T_INT8,
         DataType::UInt8 => T_UINT8,
         DataType::Int16 => T_INT16,
-        _ => return Err(ctx.invalid("DEQUANTIZE supports int8, uint8 and int16 inputs")),
+        _ => return Err(ctx.invalid(reason!("DEQUANTIZE supports int8, uint8 and int16 inputs"))),
     };
-    ctx.ensure(input.shape.elements() == output.shape.elements(), "input and output sizes differ")?;
-    let elements = u32::try_from(output.shape.elements()).map_err(|_| ctx.invalid("tensor too large"))?;
-    let q = input.quantization.ok_or(ctx.invalid("DEQUANTIZE input is not quantized"))?;
-    ctx.ensure(q.len() == 1, "per-channel DEQUANTIZE is not supported")?;
+    ctx.ensure(input.shape.elements() == output.shape.elements(), reason!("input and output sizes differ"))?;
+    let elements = u32::try_from(output.shape.elements()).map_err(|_| ctx.invalid(reason!("tensor too large")))?;
+    let q = input.quantization.ok_or(ctx.invalid(reason!("DEQUANTIZE input is not quantized")))?;
+    ctx.ensure(q.len() == 1, reason!("per-channel DEQUANTIZE is not supported"))?;
     let (scale, zero_point) = checked_quant(ctx, &input)?;
     ctx.push(&Params { input_type, elements, zero_point, scale });
     Ok(())

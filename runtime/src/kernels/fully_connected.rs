@@ -6,6 +6,7 @@
 use crate::error::Result;
 use crate::fixedpoint::{multiply_by_quantized_multiplier, multiply_by_quantized_multiplier_single_round};
 use crate::kernels::conv_2d::push_channel_multipliers;
+use crate::kernels::fast;
 use crate::kernels::util::{self, as_i8, as_i8_mut, read_f32, read_i32, write_f32};
 use crate::kernels::{known_max_version, EvalContext, PrepareContext, Registration};
 use crate::tensor::DataType;
@@ -79,19 +80,19 @@ fn prepare(ctx: &mut PrepareContext<'_, '_>) -> Result<()> {
         Some(t) => t.scalar(1, 0i8)?,
         None => 0,
     };
-    ctx.ensure(weights_format == 0, "shuffled weights are not supported")?;
-    ctx.ensure(filter.shape.rank() == 2 && filter.is_constant(), "filter must be a constant 2-D tensor")?;
-    ctx.ensure(output.shape.rank() >= 1, "output must have rank >= 1")?;
+    ctx.ensure(weights_format == 0, reason!("shuffled weights are not supported"))?;
+    ctx.ensure(filter.shape.rank() == 2 && filter.is_constant(), reason!("filter must be a constant 2-D tensor"))?;
+    ctx.ensure(output.shape.rank() >= 1, reason!("output must have rank >= 1"))?;
     let output_depth = filter.shape.dim(0);
     let accum_depth = filter.shape.dim(1);
     let out_rank = output.shape.rank();
-    ctx.ensure(output.shape.dim(out_rank - 1) == output_depth, "output depth differs from filter rows")?;
+    ctx.ensure(output.shape.dim(out_rank - 1) == output_depth, reason!("output depth differs from filter rows"))?;
     let batches = output.shape.elements_in(0..out_rank - 1);
-    ctx.ensure(input.shape.elements() == batches * accum_depth, "input size is not batches x filter columns")?;
+    ctx.ensure(input.shape.elements() == batches * accum_depth, reason!("input size is not batches x filter columns"))?;
     if let Some(b) = &bias {
         ctx.ensure(
             b.shape.elements() == output_depth && b.is_constant(),
-            "bias must be constant with one value per output",
+            reason!("bias must be constant with one value per output"),
         )?;
     }
     let mut params = Params {
@@ -129,11 +130,11 @@ fn prepare(ctx: &mut PrepareContext<'_, '_>) -> Result<()> {
             }
             let (input_scale, input_zp) = ctx.quant(&input)?;
             let (output_scale, output_zp) = ctx.quant(&output)?;
-            let filter_q = filter.quantization.ok_or(ctx.invalid("filter is not quantized"))?;
+            let filter_q = filter.quantization.ok_or(ctx.invalid(reason!("filter is not quantized")))?;
             let channels = filter_q.len();
             ctx.ensure(
                 channels == 1 || channels == output_depth,
-                "filter scales must be per-tensor or per output channel",
+                reason!("filter scales must be per-tensor or per output channel"),
             )?;
             params.kind = KIND_INT8;
             params.per_channel = (channels > 1) as u32;
@@ -144,7 +145,7 @@ fn prepare(ctx: &mut PrepareContext<'_, '_>) -> Result<()> {
             ctx.push(&params);
             push_channel_multipliers(ctx, input_scale, &filter_q, output_scale, channels);
         }
-        _ => return Err(ctx.invalid("unsupported input type")),
+        _ => return Err(ctx.invalid(reason!("unsupported input type"))),
     }
     Ok(())
 }
@@ -187,10 +188,7 @@ fn eval_kinds<const INT8_ONLY: bool>(ctx: &mut EvalContext<'_>) -> Result<()> {
     let shifts = reader.i32s(channels);
     let (input, filter) = (as_i8(input), as_i8(filter));
     let output = as_i8_mut(ctx.output(0));
-    // The interpreter sized the buffers as prepare planned; shorter ones would only yield fewer rows.
-    let input = input.get(..batches * depth).unwrap_or(input);
-    let filter = filter.get(..outputs * depth).unwrap_or(filter);
-    let mut finish = |index: usize, acc: i32| {
+    let finish = |index: usize, acc: i32| -> i8 {
         let o = index % outputs;
         let acc = if p.has_bias != 0 { acc.wrapping_add(read_i32(bias, o)) } else { acc };
         let c = if p.per_channel != 0 { o } else { 0 };
@@ -199,41 +197,31 @@ fn eval_kinds<const INT8_ONLY: bool>(ctx: &mut EvalContext<'_>) -> Result<()> {
         } else {
             multiply_by_quantized_multiplier(acc, multipliers.get(c), shifts.get(c))
         };
-        if let Some(y) = output.get_mut(index) {
-            *y = scaled.saturating_add(p.output_offset).clamp(p.act_min, p.act_max) as i8;
-        }
+        // max/min, not `clamp`: its assertion links integer formatting into firmware.
+        scaled.saturating_add(p.output_offset).max(p.act_min).min(p.act_max) as i8
     };
-    #[cfg(ferrolite_arm_dsp)]
+    let sizes_match =
+        input.len() == batches * depth && filter.len() >= outputs * depth && output.len() >= batches * outputs;
     if p.filter_offset == 0
-        && crate::kernels::arm_dsp::fully_connected(input, filter, depth, p.input_offset, &mut finish)
+        && sizes_match
+        && fast::fully_connected(input, &filter[..outputs * depth], depth, p.input_offset, |i, acc| {
+            output[i] = finish(i, acc)
+        })
     {
         return Ok(());
     }
-    int8_accumulators(input, filter, depth, p.input_offset, p.filter_offset, &mut finish);
-    Ok(())
-}
-
-/// The reference int8 FULLY_CONNECTED accumulators (TFLM's arithmetic): for every batch row `b` of
-/// `input` and filter row `o`, `store(b * outputs + o, sum((x + input_offset) * (w + filter_offset)))`.
-/// Optimized kernels must reproduce them.
-pub(crate) fn int8_accumulators(
-    input: &[i8],
-    filter: &[i8],
-    depth: usize,
-    input_offset: i32,
-    filter_offset: i32,
-    mut store: impl FnMut(usize, i32),
-) {
-    let outputs = filter.len() / depth.max(1);
-    for (b, row) in input.chunks_exact(depth.max(1)).enumerate() {
-        for (o, weights) in filter.chunks_exact(depth.max(1)).enumerate() {
+    for b in 0..batches {
+        let row = &input[b * depth..(b + 1) * depth];
+        for o in 0..outputs {
+            let weights = &filter[o * depth..(o + 1) * depth];
             let mut acc: i32 = 0;
             for (&x, &w) in row.iter().zip(weights) {
                 acc = acc.wrapping_add(
-                    (x as i32).wrapping_add(input_offset).wrapping_mul((w as i32).wrapping_add(filter_offset)),
+                    (x as i32).wrapping_add(p.input_offset).wrapping_mul((w as i32).wrapping_add(p.filter_offset)),
                 );
             }
-            store(b * outputs + o, acc);
+            output[b * outputs + o] = finish(b * outputs + o, acc);
         }
     }
+    Ok(())
 }

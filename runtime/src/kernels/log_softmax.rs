@@ -59,7 +59,7 @@ fn prepare(ctx: &mut PrepareContext<'_, '_>) -> Result<()> {
     ctx.expect_io(1, 1, 1)?;
     let input = ctx.input(0)?;
     let output = ctx.output(0)?;
-    ctx.ensure(input.dtype == output.dtype, "input and output types differ")?;
+    ctx.ensure(input.dtype == output.dtype, reason!("input and output types differ"))?;
     let (outer, depth) = rows(ctx, &input, &output)?;
     let mut p = Params {
         kind: KIND_FLOAT,
@@ -78,14 +78,14 @@ fn prepare(ctx: &mut PrepareContext<'_, '_>) -> Result<()> {
             let (output_scale, output_zp) = checked_quant(ctx, &output)?;
             ctx.ensure(
                 output_scale == 16.0 / 256.0 && output_zp == 127,
-                "int8 LOG_SOFTMAX output must be 16/256, 127",
+                reason!("int8 LOG_SOFTMAX output must be 16/256, 127"),
             )?;
             let real = input_scale as f64 * (1u64 << (31 - INPUT_INTEGER_BITS)) as f64;
             // TFLite's QuantizeMultiplierGreaterThanOne aborts unless this exceeds one.
-            ctx.ensure(real > 1.0, "LOG_SOFTMAX input scale too small")?;
+            ctx.ensure(real > 1.0, reason!("LOG_SOFTMAX input scale too small"))?;
             let (m, s, divisor, divisor_shift) =
                 preprocess_log_softmax_scaling_exp(1.0, input_scale as f64, INPUT_INTEGER_BITS);
-            ctx.ensure(divisor_shift <= 0, "LOG_SOFTMAX input scale out of range")?;
+            ctx.ensure(divisor_shift <= 0, reason!("LOG_SOFTMAX input scale out of range"))?;
             p.kind = KIND_INT8;
             p.input_multiplier = m;
             p.input_left_shift = s;
@@ -93,7 +93,7 @@ fn prepare(ctx: &mut PrepareContext<'_, '_>) -> Result<()> {
             p.reverse_scaling_left_shift = divisor_shift;
             p.diff_min = -calculate_input_radius(INPUT_INTEGER_BITS, s, 31);
         }
-        _ => return Err(ctx.invalid("LOG_SOFTMAX supports float32 and int8")),
+        _ => return Err(ctx.invalid(reason!("LOG_SOFTMAX supports float32 and int8"))),
     }
     ctx.push(&p);
     Ok(())

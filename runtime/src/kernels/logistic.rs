@@ -88,9 +88,9 @@ pub(crate) fn unary_elements(
     input: &TensorMeta<'_>,
     output: &TensorMeta<'_>,
 ) -> Result<u32> {
-    ctx.ensure(input.dtype == output.dtype, "input and output types differ")?;
-    ctx.ensure(input.shape.elements() == output.shape.elements(), "input and output sizes differ")?;
-    u32::try_from(input.shape.elements()).map_err(|_| ctx.invalid("tensor too large"))
+    ctx.ensure(input.dtype == output.dtype, reason!("input and output types differ"))?;
+    ctx.ensure(input.shape.elements() == output.shape.elements(), reason!("input and output sizes differ"))?;
+    u32::try_from(input.shape.elements()).map_err(|_| ctx.invalid(reason!("tensor too large")))
 }
 
 /// int8 input rescaling shared by LOGISTIC and TANH (TFLM's `CalculateArithmeticOpData`):
@@ -102,7 +102,7 @@ pub(crate) fn int8_input_params(ctx: &PrepareContext<'_, '_>, input: &TensorMeta
     let (mantissa, exponent) = libm::frexp(real);
     // A float scale has 24 significant bits, so this product is an exact integer below 2^31.
     let multiplier = libm::round(mantissa * (1i64 << 31) as f64);
-    ctx.ensure(multiplier < 2147483648.0 && exponent <= 31, "input scale out of range")?;
+    ctx.ensure(multiplier < 2147483648.0 && exponent <= 31, reason!("input scale out of range"))?;
     p.input_zero_point = zero_point;
     p.input_multiplier = multiplier as i32;
     p.input_left_shift = exponent;
@@ -123,8 +123,8 @@ pub(crate) fn int16_params(
 ) -> Result<()> {
     let (input_scale, input_zp) = checked_quant(ctx, input)?;
     let (output_scale, output_zp) = checked_quant(ctx, output)?;
-    ctx.ensure(input_zp == 0 && output_zp == 0, "int16 activation needs zero points of 0")?;
-    ctx.ensure(checked_log2(output_scale) == Some(-15), "int16 activation output scale must be 2^-15")?;
+    ctx.ensure(input_zp == 0 && output_zp == 0, reason!("int16 activation needs zero points of 0"))?;
+    ctx.ensure(checked_log2(output_scale) == Some(-15), reason!("int16 activation output scale must be 2^-15"))?;
     let pot_shift = checked_log2(input_scale).map(|l| (15 - 3) + l);
     match pot_shift {
         Some(shift) if (0..=max_pot_shift).contains(&shift) => {
@@ -138,7 +138,7 @@ pub(crate) fn int16_params(
                 shift += 1;
                 multiplier *= 2.0;
             }
-            ctx.ensure(multiplier <= 32767.0, "int16 activation input scale too large")?;
+            ctx.ensure(multiplier <= 32767.0, reason!("int16 activation input scale too large"))?;
             p.input_multiplier = multiplier as i32;
             p.input_left_shift = shift;
         }
@@ -259,7 +259,10 @@ fn prepare(ctx: &mut PrepareContext<'_, '_>) -> Result<()> {
     match input.dtype {
         DataType::Float32 => p.kind = KIND_FLOAT,
         DataType::Int8 if ctx.options.rounding == Rounding::Litert => {
-            ctx.ensure(checked_quant(ctx, &output)?.0 == 1.0 / 256.0, "int8 LOGISTIC output scale must be 1/256")?;
+            ctx.ensure(
+                checked_quant(ctx, &output)?.0 == 1.0 / 256.0,
+                reason!("int8 LOGISTIC output scale must be 1/256"),
+            )?;
             let lut = int8_lut(ctx, &input, &output, sigmoid_f32)?;
             p.kind = KIND_INT8_LUT;
             ctx.push(&p);
@@ -268,7 +271,10 @@ fn prepare(ctx: &mut PrepareContext<'_, '_>) -> Result<()> {
         }
         DataType::Int8 => {
             // TFLM checks the zero point only; the output scale is implied to be 1/256.
-            ctx.ensure(checked_quant(ctx, &output)?.1 == -128, "int8 LOGISTIC output zero point must be -128")?;
+            ctx.ensure(
+                checked_quant(ctx, &output)?.1 == -128,
+                reason!("int8 LOGISTIC output zero point must be -128"),
+            )?;
             int8_input_params(ctx, &input, &mut p)?;
             p.kind = KIND_INT8;
         }
@@ -276,7 +282,7 @@ fn prepare(ctx: &mut PrepareContext<'_, '_>) -> Result<()> {
             int16_params(ctx, &input, &output, 0, &mut p)?;
             p.kind = KIND_INT16;
         }
-        _ => return Err(ctx.invalid("LOGISTIC supports float32, int8 and int16")),
+        _ => return Err(ctx.invalid(reason!("LOGISTIC supports float32, int8 and int16"))),
     }
     ctx.push(&p);
     Ok(())

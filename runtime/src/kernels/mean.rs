@@ -109,10 +109,10 @@ fn prepare(ctx: &mut PrepareContext<'_, '_>) -> Result<()> {
     let input = ctx.input(0)?;
     let axis = ctx.input(1)?;
     let output = ctx.output(0)?;
-    ctx.ensure(!input.is_variable, "input must not be a variable tensor")?;
-    ctx.ensure(input.dtype == output.dtype, "input and output types differ")?;
+    ctx.ensure(!input.is_variable, reason!("input must not be a variable tensor"))?;
+    ctx.ensure(input.dtype == output.dtype, reason!("input and output types differ"))?;
     ctx.expect_type(&axis, DataType::Int32)?;
-    let axis_data = axis.data.ok_or(ctx.invalid("the axis input must be constant"))?;
+    let axis_data = axis.data.ok_or(ctx.invalid(reason!("the axis input must be constant")))?;
     // keep_dims only shapes the output, whose shape the model already states; read it anyway
     // so a malformed options table is an error.
     if let Some(t) = ctx.builtin_options(options_type::REDUCER)? {
@@ -122,9 +122,9 @@ fn prepare(ctx: &mut PrepareContext<'_, '_>) -> Result<()> {
         DataType::Float32 => KIND_FLOAT,
         DataType::Int8 => KIND_INT8,
         DataType::Int16 => KIND_INT16,
-        _ => return Err(ctx.invalid("unsupported tensor type for this op")),
+        _ => return Err(ctx.invalid(reason!("unsupported tensor type for this op"))),
     };
-    ctx.ensure(input.shape.elements() <= u32::MAX as usize, "tensor too large")?;
+    ctx.ensure(input.shape.elements() <= u32::MAX as usize, reason!("tensor too large"))?;
     let dims = input.shape.dims();
     let rank = dims.len();
     // Resolve the axes; a scalar input ignores them, as TFLite's ResolveAxis does.
@@ -132,7 +132,7 @@ fn prepare(ctx: &mut PrepareContext<'_, '_>) -> Result<()> {
     if rank > 0 {
         for i in 0..axis.shape.elements() {
             let a = resolve_axis(read_i32(axis_data, i), rank);
-            reduced[a.ok_or(ctx.invalid("axis out of range"))?] = true;
+            reduced[a.ok_or(ctx.invalid(reason!("axis out of range")))?] = true;
         }
     }
     let split = split_dims(dims, &reduced);
@@ -140,15 +140,15 @@ fn prepare(ctx: &mut PrepareContext<'_, '_>) -> Result<()> {
     let kept: usize = dims.iter().zip(reduced).filter(|(_, r)| !*r).map(|(&d, _)| d).product();
     // Output elements are laid out in the kept dimensions' row-major order whatever keep_dims
     // says (it only inserts 1s), so like TFLM we need only the count to agree.
-    ctx.ensure(output.shape.elements() == kept, "output element count differs from the reduced shape")?;
+    ctx.ensure(output.shape.elements() == kept, reason!("output element count differs from the reduced shape"))?;
     let mut params =
         Params { kind, count: count as u32, input_zero_point: 0, output_zero_point: 0, multiplier: 0, shift: 0, split };
     if kind != KIND_FLOAT {
         let (input_scale, input_zp) = ctx.quant(&input)?;
         let (output_scale, output_zp) = ctx.quant(&output)?;
-        ctx.ensure(input_scale > 0.0 && output_scale > 0.0, "scales must be positive")?;
+        ctx.ensure(input_scale > 0.0 && output_scale > 0.0, reason!("scales must be positive"))?;
         let (m, s) = mean_multiplier(input_scale, output_scale, count as u32)
-            .ok_or(ctx.invalid("input/output scale ratio out of range"))?;
+            .ok_or(ctx.invalid(reason!("input/output scale ratio out of range")))?;
         params.input_zero_point = input_zp;
         params.output_zero_point = output_zp;
         params.multiplier = m;

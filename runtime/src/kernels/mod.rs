@@ -2,19 +2,15 @@
 //! everything (quantized multipliers, shapes) into a parameter blob kept in the arena; `eval` runs
 //! the hot loop with nothing left to check.
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Reason, Result};
 use crate::model::{Model, OpView};
 use crate::tensor::{DataType, TensorMeta};
 use crate::InterpreterOptions;
 use ferrolite_schema::reader::Table;
 use ferrolite_schema::tflite::builtin;
 
+pub mod fast;
 pub mod util;
-
-/// Cortex-M4/M7 DSP-extension kernels, the only place `unsafe` (for `asm!`) is allowed.
-#[cfg(ferrolite_arm_dsp)]
-#[allow(unsafe_code)]
-pub mod arm_dsp;
 
 /// Most inputs an op may have (UNIDIRECTIONAL_SEQUENCE_LSTM has 24).
 pub const MAX_INPUTS: usize = 24;
@@ -122,12 +118,12 @@ pub struct PrepareContext<'a, 'p> {
 
 impl<'a> PrepareContext<'a, '_> {
     /// An [`Error::InvalidOp`] for this op.
-    pub fn invalid(&self, reason: &'static str) -> Error {
-        Error::InvalidOp { op: self.op.index, code: self.op.code, reason }
+    pub fn invalid(&self, reason: Reason) -> Error {
+        Error::invalid_op(self.op.index, self.op.code, reason)
     }
 
     /// `Ok` when `cond` holds, else [`Self::invalid`].
-    pub fn ensure(&self, cond: bool, reason: &'static str) -> Result<()> {
+    pub fn ensure(&self, cond: bool, reason: Reason) -> Result<()> {
         if cond {
             Ok(())
         } else {
@@ -153,22 +149,25 @@ impl<'a> PrepareContext<'a, '_> {
 
     /// Input `i`; an error naming the op when it is missing.
     pub fn input(&self, i: usize) -> Result<TensorMeta<'a>> {
-        self.optional_input(i)?.ok_or(self.invalid("a required input is missing"))
+        match self.op.inputs.get(i) {
+            Some(t) if t >= 0 => self.model.tensor(t as usize),
+            _ => Err(self.invalid(reason!("a required input is missing"))),
+        }
     }
 
     /// Output `i`; an error naming the op when it is missing.
     pub fn output(&self, i: usize) -> Result<TensorMeta<'a>> {
         match self.op.outputs.get(i) {
             Some(t) if t >= 0 => self.model.tensor(t as usize),
-            _ => Err(self.invalid("a required output is missing")),
+            _ => Err(self.invalid(reason!("a required output is missing"))),
         }
     }
 
     /// Checks the op has between `min_inputs` and `max_inputs` inputs and exactly `outputs` outputs.
     pub fn expect_io(&self, min_inputs: usize, max_inputs: usize, outputs: usize) -> Result<()> {
         let n = self.num_inputs();
-        self.ensure((min_inputs..=max_inputs).contains(&n), "wrong number of inputs")?;
-        self.ensure(self.num_outputs() == outputs, "wrong number of outputs")
+        self.ensure((min_inputs..=max_inputs).contains(&n), reason!("wrong number of inputs"))?;
+        self.ensure(self.num_outputs() == outputs, reason!("wrong number of outputs"))
     }
 
     /// The builtin options table when its union tag is `tag`; `None` means "use defaults".
@@ -198,21 +197,21 @@ impl<'a> PrepareContext<'a, '_> {
 
     /// Error unless `t` has type `dtype`.
     pub fn expect_type(&self, t: &TensorMeta<'_>, dtype: DataType) -> Result<()> {
-        self.ensure(t.dtype == dtype, "unsupported tensor type for this op")
+        self.ensure(t.dtype == dtype, reason!("unsupported tensor type for this op"))
     }
 
     /// Error unless input 0 and output 0 are int8: the prepare check of the `REGISTRATION_INT8`
     /// kernels, which link only their int8 path (like TFLM's `Register_*_INT8()`).
     pub fn expect_int8_io(&self) -> Result<()> {
         let int8 = self.input(0)?.dtype == DataType::Int8 && self.output(0)?.dtype == DataType::Int8;
-        self.ensure(int8, "this kernel registration runs int8 only")
+        self.ensure(int8, reason!("this kernel registration runs int8 only"))
     }
 
     /// Per-tensor (scale, zero point) of a quantized tensor; an error if it has none.
     pub fn quant(&self, t: &TensorMeta<'_>) -> Result<(f32, i32)> {
         match &t.quantization {
             Some(q) if !q.is_empty() && q.scale(0) > 0.0 => Ok((q.scale(0), q.zero_point(0))),
-            _ => Err(self.invalid("a quantized tensor has no positive scale")),
+            _ => Err(self.invalid(reason!("a quantized tensor has no positive scale"))),
         }
     }
 }

@@ -85,12 +85,12 @@ fn prepare(ctx: &mut PrepareContext<'_, '_>) -> Result<()> {
             let int16 = b.output.dtype == DataType::Int16;
             if int16 {
                 // The int16 product of offset inputs could overflow 32 bits otherwise.
-                ctx.ensure(z1 == 0 && z2 == 0 && zo == 0, "int16 MUL needs zero points of 0")?;
+                ctx.ensure(z1 == 0 && z2 == 0 && zo == 0, reason!("int16 MUL needs zero points of 0"))?;
             }
             let real = real_multiplier(ctx.options.rounding, s1, s2, so);
-            ctx.ensure(real.is_finite() && real > 0.0, "MUL rescaling multiplier is not finite and positive")?;
+            ctx.ensure(real.is_finite() && real > 0.0, reason!("MUL rescaling multiplier is not finite and positive"))?;
             let (multiplier, shift) = quantize_multiplier(real);
-            ctx.ensure(shift <= 30, "MUL rescaling multiplier too large")?;
+            ctx.ensure(shift <= 30, reason!("MUL rescaling multiplier too large"))?;
             let (act_min, act_max) = util::quantized_activation_range(ctx, act, &b.output)?;
             params.quant = MulQuant {
                 input1_offset: -z1,
@@ -103,7 +103,7 @@ fn prepare(ctx: &mut PrepareContext<'_, '_>) -> Result<()> {
             };
             params.kind = if int16 { KIND_INT16 } else { KIND_INT8 };
         }
-        _ => return Err(ctx.invalid("MUL supports float32, int8 and int16")),
+        _ => return Err(ctx.invalid(reason!("MUL supports float32, int8 and int16"))),
     }
     ctx.push(&params);
     Ok(())

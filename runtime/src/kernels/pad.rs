@@ -47,21 +47,21 @@ fn prepare(ctx: &mut PrepareContext<'_, '_>) -> Result<()> {
     let constant_values = ctx.optional_input(2)?;
     let output = ctx.output(0)?;
     let rank = input.shape.rank();
-    ctx.ensure(rank <= DIMS, "PAD supports at most 5 dimensions")?;
-    ctx.ensure(output.shape.rank() == rank, "output rank differs from input rank")?;
+    ctx.ensure(rank <= DIMS, reason!("PAD supports at most 5 dimensions"))?;
+    ctx.ensure(output.shape.rank() == rank, reason!("output rank differs from input rank"))?;
     ctx.expect_type(&output, input.dtype)?;
     let element_size = match input.dtype {
         DataType::Int8 => 1,
         DataType::Int16 => 2,
         DataType::Int32 | DataType::Float32 => 4,
-        _ => return Err(ctx.invalid("unsupported input type")),
+        _ => return Err(ctx.invalid(reason!("unsupported input type"))),
     };
     // Paddings: a constant [rank, 2] tensor of int32 or int64.
     ctx.ensure(
         paddings.shape.rank() == 2 && paddings.shape.dim(0) == rank && paddings.shape.dim(1) == 2,
-        "paddings must have shape [rank, 2]",
+        reason!("paddings must have shape [rank, 2]"),
     )?;
-    let data = paddings.data.ok_or(ctx.invalid("paddings must be constant"))?;
+    let data = paddings.data.ok_or(ctx.invalid(reason!("paddings must be constant")))?;
     let padding = |i: usize| -> Option<i64> {
         match paddings.dtype {
             DataType::Int32 => data.get(4 * i..4 * i + 4).map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]) as i64),
@@ -81,13 +81,13 @@ fn prepare(ctx: &mut PrepareContext<'_, '_>) -> Result<()> {
     let skip = DIMS - rank;
     for d in 0..rank {
         let (Some(before), Some(after)) = (padding(2 * d), padding(2 * d + 1)) else {
-            return Err(ctx.invalid("paddings must be int32 or int64"));
+            return Err(ctx.invalid(reason!("paddings must be int32 or int64")));
         };
-        ctx.ensure(before >= 0 && after >= 0, "paddings must not be negative")?;
+        ctx.ensure(before >= 0 && after >= 0, reason!("paddings must not be negative"))?;
         let (in_dim, out_dim) = (input.shape.dim(d) as u64, output.shape.dim(d) as u64);
         let expected = in_dim.checked_add(before as u64).and_then(|v| v.checked_add(after as u64));
-        ctx.ensure(expected == Some(out_dim), "output shape differs from input + paddings")?;
-        ctx.ensure(u32::try_from(out_dim).is_ok(), "dimension too large")?;
+        ctx.ensure(expected == Some(out_dim), reason!("output shape differs from input + paddings"))?;
+        ctx.ensure(u32::try_from(out_dim).is_ok(), reason!("dimension too large"))?;
         params.in_dims[skip + d] = in_dim as u32;
         params.before[skip + d] = before as u32;
         params.out_dims[skip + d] = out_dim as u32;
@@ -95,18 +95,21 @@ fn prepare(ctx: &mut PrepareContext<'_, '_>) -> Result<()> {
     match constant_values {
         Some(cv) => {
             ctx.expect_type(&cv, input.dtype)?;
-            ctx.ensure(cv.shape.elements() == 1, "constant_values must be a scalar")?;
+            ctx.ensure(cv.shape.elements() == 1, reason!("constant_values must be a scalar"))?;
             if input.dtype == DataType::Int8 {
                 // The pad value must mean the same in the output's quantization.
                 let (scale, zp) = ctx.quant(&output)?;
                 let (cv_scale, cv_zp) = ctx.quant(&cv)?;
-                ctx.ensure(scale == cv_scale && zp == cv_zp, "constant_values quantization differs from the output's")?;
+                ctx.ensure(
+                    scale == cv_scale && zp == cv_zp,
+                    reason!("constant_values quantization differs from the output's"),
+                )?;
             }
             params.value_from_input = 1;
         }
         None if input.dtype == DataType::Int8 => {
             let (_, zp) = ctx.quant(&output)?;
-            let zp = i8::try_from(zp).map_err(|_| ctx.invalid("int8 zero point out of range"))?;
+            let zp = i8::try_from(zp).map_err(|_| ctx.invalid(reason!("int8 zero point out of range")))?;
             params.value = [zp as u8, 0, 0, 0];
         }
         None => {}

@@ -111,14 +111,14 @@ fn prepare(ctx: &mut PrepareContext<'_, '_>) -> Result<()> {
     ctx.expect_io(1, 1, 1)?;
     let input = ctx.input(0)?;
     let output = ctx.output(0)?;
-    let unsupported = ctx.invalid("unsupported QUANTIZE input/output types");
+    let unsupported = ctx.invalid(reason!("unsupported QUANTIZE input/output types"));
     let input_type = type_code(input.dtype).ok_or(unsupported)?;
     let output_type = type_code(output.dtype).ok_or(unsupported)?;
-    ctx.ensure(supported(input_type, output_type), "unsupported QUANTIZE input/output types")?;
-    ctx.ensure(input.shape.elements() == output.shape.elements(), "input and output sizes differ")?;
-    let elements = u32::try_from(output.shape.elements()).map_err(|_| ctx.invalid("tensor too large"))?;
-    let output_q = output.quantization.ok_or(ctx.invalid("QUANTIZE output is not quantized"))?;
-    ctx.ensure(output_q.len() == 1, "per-channel QUANTIZE output is not supported")?;
+    ctx.ensure(supported(input_type, output_type), reason!("unsupported QUANTIZE input/output types"))?;
+    ctx.ensure(input.shape.elements() == output.shape.elements(), reason!("input and output sizes differ"))?;
+    let elements = u32::try_from(output.shape.elements()).map_err(|_| ctx.invalid(reason!("tensor too large")))?;
+    let output_q = output.quantization.ok_or(ctx.invalid(reason!("QUANTIZE output is not quantized")))?;
+    ctx.ensure(output_q.len() == 1, reason!("per-channel QUANTIZE output is not supported"))?;
     let (output_scale, output_zero_point) = checked_quant(ctx, &output)?;
     let mut params = Params {
         input_type,
@@ -134,7 +134,7 @@ fn prepare(ctx: &mut PrepareContext<'_, '_>) -> Result<()> {
         let (input_scale, input_zero_point) = checked_quant(ctx, &input)?;
         params.input_zero_point = input_zero_point;
         let (multiplier, shift) = quantize_multiplier(input_scale as f64 / output_scale as f64);
-        ctx.ensure((-62..=30).contains(&shift), "QUANTIZE rescaling multiplier out of range")?;
+        ctx.ensure((-62..=30).contains(&shift), reason!("QUANTIZE rescaling multiplier out of range"))?;
         (params.multiplier, params.shift) = (multiplier, shift);
     }
     ctx.push(&params);

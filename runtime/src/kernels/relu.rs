@@ -78,7 +78,7 @@ pub(crate) fn requantizing_params(
     let (kind, type_min, type_max) = match input.dtype {
         DataType::Int8 => (KIND_INT8, I8::MIN, I8::MAX),
         _ => {
-            ctx.ensure(input_zp == 0 && output_zp == 0, "int16 ReLU needs zero points of 0")?;
+            ctx.ensure(input_zp == 0 && output_zp == 0, reason!("int16 ReLU needs zero points of 0"))?;
             (KIND_INT16, I16::MIN, I16::MAX)
         }
     };
@@ -86,9 +86,9 @@ pub(crate) fn requantizing_params(
         Rounding::Tflm => input_scale as f64 / output_scale as f64,
         Rounding::Litert => (input_scale / output_scale) as f64,
     };
-    ctx.ensure(real.is_finite() && real > 0.0, "ReLU rescaling multiplier is not finite and positive")?;
+    ctx.ensure(real.is_finite() && real > 0.0, reason!("ReLU rescaling multiplier is not finite and positive"))?;
     let (multiplier, shift) = quantize_multiplier(real);
-    ctx.ensure(shift <= 30, "ReLU rescaling multiplier too large")?;
+    ctx.ensure(shift <= 30, reason!("ReLU rescaling multiplier too large"))?;
     let act_min = type_min.max(quantize_bound(0.0, output_scale, output_zp));
     let act_max = match upper {
         None => type_max,
@@ -114,7 +114,7 @@ fn prepare(ctx: &mut PrepareContext<'_, '_>) -> Result<()> {
     let mut p = match input.dtype {
         DataType::Float32 => Params { kind: KIND_FLOAT, ..Params::default() },
         DataType::Int8 | DataType::Int16 => requantizing_params(ctx, &input, &output, None)?,
-        _ => return Err(ctx.invalid("RELU supports float32, int8 and int16")),
+        _ => return Err(ctx.invalid(reason!("RELU supports float32, int8 and int16"))),
     };
     p.elements = elements;
     ctx.push(&p);

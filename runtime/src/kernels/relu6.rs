@@ -47,7 +47,7 @@ fn prepare(ctx: &mut PrepareContext<'_, '_>) -> Result<()> {
             let six = clamp_i32(quantize_bound(6.0, scale, zero_point), min, max);
             Params { kind, act_min: zero_point, act_max: six, ..Params::default() }
         }
-        _ => return Err(ctx.invalid("RELU6 supports float32, int8 and int16")),
+        _ => return Err(ctx.invalid(reason!("RELU6 supports float32, int8 and int16"))),
     };
     p.elements = elements;
     ctx.push(&p);

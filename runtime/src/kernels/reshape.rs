@@ -40,10 +40,13 @@ pub(crate) fn prepare_copy(
     input: &TensorMeta<'_>,
     output: &TensorMeta<'_>,
 ) -> Result<()> {
-    ctx.ensure(input.dtype == output.dtype, "input and output types differ")?;
-    ctx.ensure(input.dtype.element_size().is_some(), "unsupported tensor type for this op")?;
-    ctx.ensure(input.shape.elements() == output.shape.elements(), "output element count differs from the input's")?;
-    ctx.ensure(input.byte_len() == output.byte_len(), "output byte size differs from the input's")?;
+    ctx.ensure(input.dtype == output.dtype, reason!("input and output types differ"))?;
+    ctx.ensure(input.dtype.element_size().is_some(), reason!("unsupported tensor type for this op"))?;
+    ctx.ensure(
+        input.shape.elements() == output.shape.elements(),
+        reason!("output element count differs from the input's"),
+    )?;
+    ctx.ensure(input.byte_len() == output.byte_len(), reason!("output byte size differs from the input's"))?;
     ctx.push(&CopyParams { input_is_variable: input.is_variable as u32 });
     Ok(())
 }
@@ -67,13 +70,15 @@ fn copy_prefix(dst: &mut [u8], src: &[u8]) {
     dst[..n].copy_from_slice(&src[..n]);
 }
 
-/// Whether `target` (`len` entries, each >= 0 or a single -1 wildcard) describes `dims`.
-fn shape_matches(len: usize, target: impl Iterator<Item = i32>, dims: &[usize]) -> bool {
-    if len != dims.len() {
+/// Whether `target` (little-endian `i32` entries, each >= 0 or a single -1 wildcard) describes
+/// `dims`. Takes bytes so the shape tensor and the `new_shape` option share one copy.
+fn shape_matches(target: &[u8], dims: &[usize]) -> bool {
+    if target.len() != 4 * dims.len() {
         return false;
     }
     let mut wildcards = 0;
-    for (t, &d) in target.zip(dims) {
+    for (i, &d) in dims.iter().enumerate() {
+        let t = read_i32(target, i);
         if t == -1 {
             wildcards += 1;
         } else if usize::try_from(t).ok() != Some(d) {
@@ -93,9 +98,7 @@ fn prepare(ctx: &mut PrepareContext<'_, '_>) -> Result<()> {
         // LiteRT reads the target from a 1-D int32 shape tensor; we can when it is constant.
         Some(s) if s.dtype == DataType::Int32 && s.shape.rank() == 1 => {
             if let Some(data) = s.data {
-                let n = s.shape.elements();
-                let target = (0..n).map(|i| read_i32(data, i));
-                ctx.ensure(shape_matches(n, target, dims), "output shape differs from the shape input")?;
+                ctx.ensure(shape_matches(data, dims), reason!("output shape differs from the shape input"))?;
             }
         }
         Some(_) => {}
@@ -105,8 +108,8 @@ fn prepare(ctx: &mut PrepareContext<'_, '_>) -> Result<()> {
                 // An empty new_shape is how old converters said "unknown": nothing to check.
                 if !new_shape.is_empty() {
                     ctx.ensure(
-                        shape_matches(new_shape.len(), new_shape.iter(), dims),
-                        "output shape differs from new_shape",
+                        shape_matches(new_shape.as_bytes(), dims),
+                        reason!("output shape differs from new_shape"),
                     )?;
                 }
             }
@@ -119,15 +122,19 @@ fn prepare(ctx: &mut PrepareContext<'_, '_>) -> Result<()> {
 mod tests {
     use super::*;
 
+    fn le<const N: usize>(values: [i32; N]) -> [[u8; 4]; N] {
+        values.map(i32::to_le_bytes)
+    }
+
     #[test]
     fn target_shapes() {
-        assert!(shape_matches(4, [-1, 49, 40, 1].into_iter(), &[1, 49, 40, 1]));
-        assert!(shape_matches(2, [1, 1280].into_iter(), &[1, 1280]));
-        assert!(shape_matches(0, [].into_iter(), &[]));
-        assert!(!shape_matches(2, [-1, -1].into_iter(), &[1, 1280]));
-        assert!(!shape_matches(1, [1280].into_iter(), &[1, 1280]));
-        assert!(!shape_matches(2, [2, 640].into_iter(), &[1, 1280]));
-        assert!(!shape_matches(2, [-2, 1280].into_iter(), &[1, 1280]));
+        assert!(shape_matches(le([-1, 49, 40, 1]).as_flattened(), &[1, 49, 40, 1]));
+        assert!(shape_matches(le([1, 1280]).as_flattened(), &[1, 1280]));
+        assert!(shape_matches(le([]).as_flattened(), &[]));
+        assert!(!shape_matches(le([-1, -1]).as_flattened(), &[1, 1280]));
+        assert!(!shape_matches(le([1280]).as_flattened(), &[1, 1280]));
+        assert!(!shape_matches(le([2, 640]).as_flattened(), &[1, 1280]));
+        assert!(!shape_matches(le([-2, 1280]).as_flattened(), &[1, 1280]));
     }
 
     #[test]

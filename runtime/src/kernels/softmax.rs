@@ -21,7 +21,7 @@
 use crate::error::Result;
 use crate::fixedpoint::{
     calculate_input_radius, exp_on_negative_values, get_reciprocal, multiply_by_quantized_multiplier_greater_than_one,
-    preprocess_softmax_scaling, rescale, rounding_divide_by_pot, saturating_rounding_doubling_high_mul,
+    rescale, rounding_divide_by_pot, saturating_rounding_doubling_high_mul, softmax_input_scaling,
 };
 use crate::fixedpoint::{count_leading_zeros_u32, multiply_by_quantized_multiplier, quantize_multiplier};
 use crate::kernels::add::{checked_quant, clamp_i32, QType, I16, I8};
@@ -91,12 +91,12 @@ pub(crate) fn rows(
     output: &TensorMeta<'_>,
 ) -> Result<(u32, u32)> {
     let rank = input.shape.rank();
-    ctx.ensure(rank >= 1, "input must have rank >= 1")?;
-    ctx.ensure(input.shape == output.shape, "input and output shapes differ")?;
+    ctx.ensure(rank >= 1, reason!("input must have rank >= 1"))?;
+    ctx.ensure(input.shape == output.shape, reason!("input and output shapes differ"))?;
     let depth = input.shape.dim(rank - 1);
     let outer = input.shape.elements_in(0..rank - 1);
     let fits = u32::try_from(input.shape.elements()).is_ok();
-    ctx.ensure(fits, "tensor too large")?;
+    ctx.ensure(fits, reason!("tensor too large"))?;
     Ok((outer as u32, depth as u32))
 }
 
@@ -121,19 +121,18 @@ fn prepare_kinds<const INT8_ONLY: bool>(ctx: &mut PrepareContext<'_, '_>) -> Res
             if types.1 == DataType::Int8 {
                 ctx.ensure(
                     output_zp == -128 && output_scale == 1.0 / 256.0,
-                    "int8 SOFTMAX output must be 1/256, -128",
+                    reason!("int8 SOFTMAX output must be 1/256, -128"),
                 )?;
                 params.kind = KIND_INT8_INT8;
             } else {
                 let near = (output_scale - 1.0 / 65536.0).abs() <= 0.001 / 65536.0;
-                ctx.ensure(output_zp == -32768 && near, "int16 SOFTMAX output must be 1/65536, -32768")?;
+                ctx.ensure(output_zp == -32768 && near, reason!("int16 SOFTMAX output must be 1/65536, -32768"))?;
                 params.kind = KIND_INT8_INT16;
             }
-            let real = beta as f64 * input_scale as f64 * (1u64 << (31 - SCALED_DIFF_INTEGER_BITS)) as f64;
-            // TFLite's QuantizeMultiplierGreaterThanOne aborts unless this exceeds one.
-            ctx.ensure(real.is_finite() && real > 1.0, "SOFTMAX beta * input scale is too small or not finite")?;
-            let (multiplier, left_shift) =
-                preprocess_softmax_scaling(beta as f64, input_scale as f64, SCALED_DIFF_INTEGER_BITS);
+            // TFLite's QuantizeMultiplierGreaterThanOne aborts unless beta * input_scale * 2^26
+            // exceeds one. Integer arithmetic, bit-identical to TFLite's double.
+            let (multiplier, left_shift) = softmax_input_scaling(beta, input_scale, SCALED_DIFF_INTEGER_BITS)
+                .ok_or(ctx.invalid(reason!("SOFTMAX beta * input scale is too small or not finite")))?;
             params.input_multiplier = multiplier;
             params.input_left_shift = left_shift;
             params.diff_min = -calculate_input_radius(SCALED_DIFF_INTEGER_BITS, left_shift, 31);
@@ -142,10 +141,10 @@ fn prepare_kinds<const INT8_ONLY: bool>(ctx: &mut PrepareContext<'_, '_>) -> Res
             let (input_scale, input_zp) = checked_quant(ctx, &input)?;
             let (output_scale, output_zp) = checked_quant(ctx, &output)?;
             let near = (output_scale - 1.0 / 32768.0).abs() <= 0.001 / 32768.0;
-            ctx.ensure(output_zp == 0 && near, "int16 SOFTMAX output must be 1/32768, 0")?;
+            ctx.ensure(output_zp == 0 && near, reason!("int16 SOFTMAX output must be 1/32768, 0"))?;
             let litert = ctx.options.rounding == Rounding::Litert;
             if litert {
-                ctx.ensure(input_zp == 0, "int16 SOFTMAX input zero point must be 0")?;
+                ctx.ensure(input_zp == 0, reason!("int16 SOFTMAX input zero point must be 0"))?;
             }
             // Scale the differences so that [-65535, 0] covers [-10, 0].
             let real = if litert {
@@ -153,9 +152,12 @@ fn prepare_kinds<const INT8_ONLY: bool>(ctx: &mut PrepareContext<'_, '_>) -> Res
             } else {
                 input_scale as f64 * beta as f64 / (10.0 / 65535.0)
             };
-            ctx.ensure(real.is_finite() && real > 0.0, "SOFTMAX beta * input scale must be finite and positive")?;
+            ctx.ensure(
+                real.is_finite() && real > 0.0,
+                reason!("SOFTMAX beta * input scale must be finite and positive"),
+            )?;
             let (multiplier, shift) = quantize_multiplier(real);
-            ctx.ensure((-31..=30).contains(&shift), "SOFTMAX beta * input scale out of range")?;
+            ctx.ensure((-31..=30).contains(&shift), reason!("SOFTMAX beta * input scale out of range"))?;
             params.kind = KIND_INT16_INT16;
             params.input_multiplier = multiplier;
             params.input_left_shift = shift;
@@ -167,7 +169,7 @@ fn prepare_kinds<const INT8_ONLY: bool>(ctx: &mut PrepareContext<'_, '_>) -> Res
             }
             return Ok(());
         }
-        _ => return Err(ctx.invalid("SOFTMAX supports float32, int8 -> int8/int16 and int16 -> int16")),
+        _ => return Err(ctx.invalid(reason!("SOFTMAX supports float32, int8 -> int8/int16 and int16 -> int16"))),
     }
     ctx.push(&params);
     Ok(())
@@ -373,6 +375,7 @@ fn softmax_quantized<O: QType>(p: &Params, input: &[u8], output: &mut [u8]) {
 mod tests {
     extern crate std;
     use super::*;
+    use crate::fixedpoint::preprocess_softmax_scaling;
     use std::vec;
     use std::vec::Vec;
 

@@ -57,8 +57,8 @@ fn prepare(ctx: &mut PrepareContext<'_, '_>) -> Result<()> {
     let options = ctx.builtin_options(options_type::SQUEEZE)?;
     let squeeze_dims = options.map(|t| t.vector::<i32>(0)).transpose()?.flatten();
     let expected = squeezed(input.shape.dims(), squeeze_dims.iter().flat_map(|v| v.iter()));
-    let (dims, len) = expected.ok_or(ctx.invalid("a squeezed dimension is out of range or not of size 1"))?;
-    ctx.ensure(output.shape.dims() == &dims[..len], "output shape is not the squeezed input shape")?;
+    let (dims, len) = expected.ok_or(ctx.invalid(reason!("a squeezed dimension is out of range or not of size 1")))?;
+    ctx.ensure(output.shape.dims() == &dims[..len], reason!("output shape is not the squeezed input shape"))?;
     prepare_copy(ctx, &input, &output)
 }
 

@@ -81,16 +81,19 @@ struct Params {
 /// `(M, shift)` for a real multiplier, rejecting values whose shift falls outside what
 /// `multiply_by_quantized_multiplier` computes without overflow (`-31..=30`).
 pub(crate) fn checked_multiplier(ctx: &PrepareContext<'_, '_>, real: f64) -> Result<(i32, i32)> {
-    ctx.ensure(real.is_finite() && real >= 0.0, "quantization scales give a non-finite or negative multiplier")?;
+    ctx.ensure(
+        real.is_finite() && real >= 0.0,
+        reason!("quantization scales give a non-finite or negative multiplier"),
+    )?;
     let (m, shift) = quantize_multiplier(real);
-    ctx.ensure((-31..=30).contains(&shift), "quantization scales give a multiplier out of range")?;
+    ctx.ensure((-31..=30).contains(&shift), reason!("quantization scales give a multiplier out of range"))?;
     Ok((m, shift))
 }
 
 /// Per-tensor scale, required finite and positive.
 pub(crate) fn positive_scale(ctx: &PrepareContext<'_, '_>, t: &TensorMeta<'_>) -> Result<(f32, i32)> {
     let (scale, zero_point) = ctx.quant(t)?;
-    ctx.ensure(scale.is_finite() && scale > 0.0, "quantization scale must be finite and positive")?;
+    ctx.ensure(scale.is_finite() && scale > 0.0, reason!("quantization scale must be finite and positive"))?;
     Ok((scale, zero_point))
 }
 
@@ -112,36 +115,36 @@ fn prepare(ctx: &mut PrepareContext<'_, '_>) -> Result<()> {
 
     // The eval context hands out variable inputs as mutable buffers after the outputs; the state
     // must be the only one, and nothing else may alias it.
-    ctx.ensure(state.is_variable, "SVDF state (input 4) must be a variable tensor")?;
+    ctx.ensure(state.is_variable, reason!("SVDF state (input 4) must be a variable tensor"))?;
     for t in [&input, &weights_feature, &weights_time] {
-        ctx.ensure(!t.is_variable, "only the SVDF state may be a variable tensor")?;
+        ctx.ensure(!t.is_variable, reason!("only the SVDF state may be a variable tensor"))?;
     }
     if let Some(b) = &bias {
-        ctx.ensure(!b.is_variable, "only the SVDF state may be a variable tensor")?;
+        ctx.ensure(!b.is_variable, reason!("only the SVDF state may be a variable tensor"))?;
     }
 
-    ctx.ensure(rank > 0, "SVDF rank must be positive")?;
+    ctx.ensure(rank > 0, reason!("SVDF rank must be positive"))?;
     let rank = rank as usize;
-    ctx.ensure(input.shape.rank() == 2, "SVDF input must be 2-D")?;
+    ctx.ensure(input.shape.rank() == 2, reason!("SVDF input must be 2-D"))?;
     let (batches, input_size) = (input.shape.dim(0), input.shape.dim(1));
-    ctx.ensure(weights_feature.shape.rank() == 2, "weights_feature must be 2-D")?;
+    ctx.ensure(weights_feature.shape.rank() == 2, reason!("weights_feature must be 2-D"))?;
     let filters = weights_feature.shape.dim(0);
-    ctx.ensure(weights_feature.shape.dim(1) == input_size, "weights_feature columns differ from input size")?;
-    ctx.ensure(filters % rank == 0, "SVDF filters must be a multiple of rank")?;
+    ctx.ensure(weights_feature.shape.dim(1) == input_size, reason!("weights_feature columns differ from input size"))?;
+    ctx.ensure(filters % rank == 0, reason!("SVDF filters must be a multiple of rank"))?;
     let units = filters / rank;
-    ctx.ensure(weights_time.shape.rank() == 2, "weights_time must be 2-D")?;
-    ctx.ensure(weights_time.shape.dim(0) == filters, "weights_time rows differ from filters")?;
+    ctx.ensure(weights_time.shape.rank() == 2, reason!("weights_time must be 2-D"))?;
+    ctx.ensure(weights_time.shape.dim(0) == filters, reason!("weights_time rows differ from filters"))?;
     let memory = weights_time.shape.dim(1);
-    ctx.ensure(memory > 0, "SVDF memory size must be positive")?;
+    ctx.ensure(memory > 0, reason!("SVDF memory size must be positive"))?;
     if let Some(b) = &bias {
-        ctx.ensure(b.shape.rank() == 1 && b.shape.dim(0) == units, "SVDF bias must have one value per unit")?;
+        ctx.ensure(b.shape.rank() == 1 && b.shape.dim(0) == units, reason!("SVDF bias must have one value per unit"))?;
     }
-    ctx.ensure(state.shape.rank() == 2, "SVDF state must be 2-D")?;
-    let state_len = memory.checked_mul(filters).ok_or(ctx.invalid("SVDF state too large"))?;
-    ctx.ensure(state.shape.dim(0) == batches && state.shape.dim(1) == state_len, "SVDF state shape mismatch")?;
-    ctx.ensure(output.shape.rank() == 2, "SVDF output must be 2-D")?;
-    ctx.ensure(output.shape.dim(0) == batches && output.shape.dim(1) == units, "SVDF output shape mismatch")?;
-    let as_u32 = |x: usize| u32::try_from(x).map_err(|_| ctx.invalid("SVDF dimension too large"));
+    ctx.ensure(state.shape.rank() == 2, reason!("SVDF state must be 2-D"))?;
+    let state_len = memory.checked_mul(filters).ok_or(ctx.invalid(reason!("SVDF state too large")))?;
+    ctx.ensure(state.shape.dim(0) == batches && state.shape.dim(1) == state_len, reason!("SVDF state shape mismatch"))?;
+    ctx.ensure(output.shape.rank() == 2, reason!("SVDF output must be 2-D"))?;
+    ctx.ensure(output.shape.dim(0) == batches && output.shape.dim(1) == units, reason!("SVDF output shape mismatch"))?;
+    let as_u32 = |x: usize| u32::try_from(x).map_err(|_| ctx.invalid(reason!("SVDF dimension too large")));
 
     let mut params = Params {
         kind: KIND_FLOAT,
@@ -182,7 +185,7 @@ fn prepare(ctx: &mut PrepareContext<'_, '_>) -> Result<()> {
             params.kind = match weights_time.dtype {
                 DataType::Int16 => KIND_INT16_STATE,
                 DataType::Int8 => KIND_INT8_STATE,
-                _ => return Err(ctx.invalid("SVDF weights_time must be int16 or int8")),
+                _ => return Err(ctx.invalid(reason!("SVDF weights_time must be int16 or int8"))),
             };
             // TFLM reads the state with the weights_time element type.
             ctx.expect_type(&state, weights_time.dtype)?;
@@ -198,7 +201,7 @@ fn prepare(ctx: &mut PrepareContext<'_, '_>) -> Result<()> {
                 let expected = (state_scale * time_scale) as f64;
                 ctx.ensure(
                     ((bias_scale as f64) - expected).abs() < 1e-5,
-                    "SVDF bias scale differs from state x weights_time",
+                    reason!("SVDF bias scale differs from state x weights_time"),
                 )?;
             }
             let (state_min, state_max) = if params.kind == KIND_INT16_STATE {
@@ -206,7 +209,7 @@ fn prepare(ctx: &mut PrepareContext<'_, '_>) -> Result<()> {
             } else {
                 (i8::MIN as i32, i8::MAX as i32)
             };
-            ctx.ensure((state_min..=state_max).contains(&state_zp), "SVDF state zero point out of range")?;
+            ctx.ensure((state_min..=state_max).contains(&state_zp), reason!("SVDF state zero point out of range"))?;
             // TFLM evaluates both effective scales in float and only then widens to double.
             let scale1 = (input_scale * feature_scale / state_scale) as f64;
             let scale2 = (state_scale * time_scale / output_scale) as f64;
@@ -216,7 +219,7 @@ fn prepare(ctx: &mut PrepareContext<'_, '_>) -> Result<()> {
             params.state_zero_point = state_zp;
             params.output_zero_point = output_zp;
         }
-        _ => return Err(ctx.invalid("SVDF supports int8 and float32 inputs")),
+        _ => return Err(ctx.invalid(reason!("SVDF supports int8 and float32 inputs"))),
     }
     ctx.push(&params);
     Ok(())

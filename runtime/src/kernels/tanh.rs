@@ -91,7 +91,7 @@ fn prepare(ctx: &mut PrepareContext<'_, '_>) -> Result<()> {
             int16_params(ctx, &input, &output, 1, &mut p)?;
             p.kind = KIND_INT16;
         }
-        _ => return Err(ctx.invalid("TANH supports float32, int8 and int16")),
+        _ => return Err(ctx.invalid(reason!("TANH supports float32, int8 and int16"))),
     }
     ctx.push(&p);
     Ok(())

@@ -104,26 +104,29 @@ fn prepare(ctx: &mut PrepareContext<'_, '_>) -> Result<()> {
     let input = ctx.input(0)?;
     let perm = ctx.input(1)?;
     let output = ctx.output(0)?;
-    ctx.ensure(!input.is_variable, "input must not be a variable tensor")?;
-    ctx.ensure(input.dtype == output.dtype, "input and output types differ")?;
-    let element_size = element_size(input.dtype).ok_or(ctx.invalid("unsupported tensor type for this op"))?;
+    ctx.ensure(!input.is_variable, reason!("input must not be a variable tensor"))?;
+    ctx.ensure(input.dtype == output.dtype, reason!("input and output types differ"))?;
+    let element_size = element_size(input.dtype).ok_or(ctx.invalid(reason!("unsupported tensor type for this op")))?;
     ctx.expect_type(&perm, DataType::Int32)?;
-    let perm_data = perm.data.ok_or(ctx.invalid("the permutation must be a constant tensor"))?;
-    ctx.ensure(perm.shape.rank() <= 1, "the permutation must be a vector")?;
+    let perm_data = perm.data.ok_or(ctx.invalid(reason!("the permutation must be a constant tensor")))?;
+    ctx.ensure(perm.shape.rank() <= 1, reason!("the permutation must be a vector"))?;
     let rank = input.shape.rank();
-    ctx.ensure(perm.shape.elements() == rank, "the permutation length differs from the input rank")?;
-    ctx.ensure(output.shape.rank() == rank, "output rank differs from input rank")?;
-    ctx.ensure(input.shape.elements() <= u32::MAX as usize, "tensor too large")?;
+    ctx.ensure(perm.shape.elements() == rank, reason!("the permutation length differs from the input rank"))?;
+    ctx.ensure(output.shape.rank() == rank, reason!("output rank differs from input rank"))?;
+    ctx.ensure(input.shape.elements() <= u32::MAX as usize, reason!("tensor too large"))?;
     let in_strides = row_major_strides(input.shape.dims());
     let mut params =
         Params { rank: rank as u32, element_size: element_size as u32, dims: [0; MAX_RANK], strides: [0; MAX_RANK] };
     let mut seen = [false; MAX_RANK];
     for k in 0..rank {
         let p = read_i32(perm_data, k);
-        let p = usize::try_from(p).ok().filter(|&p| p < rank).ok_or(ctx.invalid("permutation entry out of range"))?;
-        ctx.ensure(!seen[p], "the permutation repeats a dimension")?;
+        let p = usize::try_from(p)
+            .ok()
+            .filter(|&p| p < rank)
+            .ok_or(ctx.invalid(reason!("permutation entry out of range")))?;
+        ctx.ensure(!seen[p], reason!("the permutation repeats a dimension"))?;
         seen[p] = true;
-        ctx.ensure(output.shape.dim(k) == input.shape.dim(p), "output shape is not the permuted input shape")?;
+        ctx.ensure(output.shape.dim(k) == input.shape.dim(p), reason!("output shape is not the permuted input shape"))?;
         params.dims[k] = output.shape.dim(k) as u32;
         params.strides[k] = in_strides[p] as u32;
     }

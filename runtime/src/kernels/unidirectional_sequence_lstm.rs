@@ -148,7 +148,10 @@ fn tanh_input_scaling(power: i32) -> Option<(i32, i32)> {
 fn check_structure(ctx: &PrepareContext<'_, '_>, time_major: bool) -> Result<(usize, usize, usize, usize)> {
     ctx.expect_io(20, 24, 1)?;
     for i in PEEPHOLE.chain(PROJECTION).chain(LAYER_NORM) {
-        ctx.ensure(ctx.optional_input(i)?.is_none(), "LSTM peephole, projection and layer norm are not supported")?;
+        ctx.ensure(
+            ctx.optional_input(i)?.is_none(),
+            reason!("LSTM peephole, projection and layer norm are not supported"),
+        )?;
     }
     let input = ctx.input(INPUT)?;
     let hidden = ctx.input(HIDDEN_STATE)?;
@@ -156,35 +159,41 @@ fn check_structure(ctx: &PrepareContext<'_, '_>, time_major: bool) -> Result<(us
     let output = ctx.output(0)?;
     // Variable inputs arrive as mutable buffers after the output, in input order: the hidden
     // and cell states must be the only ones, and distinct.
-    ctx.ensure(hidden.is_variable && cell.is_variable, "LSTM hidden and cell states must be variable tensors")?;
-    ctx.ensure(hidden.index != cell.index, "LSTM hidden and cell states must be distinct tensors")?;
+    ctx.ensure(
+        hidden.is_variable && cell.is_variable,
+        reason!("LSTM hidden and cell states must be variable tensors"),
+    )?;
+    ctx.ensure(hidden.index != cell.index, reason!("LSTM hidden and cell states must be distinct tensors"))?;
     for i in (INPUT..HIDDEN_STATE).filter(|i| !PEEPHOLE.contains(i) && !PROJECTION.contains(i)) {
-        ctx.ensure(!ctx.input(i)?.is_variable, "only the LSTM states may be variable tensors")?;
+        ctx.ensure(!ctx.input(i)?.is_variable, reason!("only the LSTM states may be variable tensors"))?;
     }
 
-    ctx.ensure(input.shape.rank() == 3, "LSTM input must be 3-D")?;
+    ctx.ensure(input.shape.rank() == 3, reason!("LSTM input must be 3-D"))?;
     let (batches, time_steps) =
         if time_major { (input.shape.dim(1), input.shape.dim(0)) } else { (input.shape.dim(0), input.shape.dim(1)) };
     let input_size = input.shape.dim(2);
-    ctx.ensure(hidden.shape.rank() == 2, "LSTM hidden state must be 2-D")?;
+    ctx.ensure(hidden.shape.rank() == 2, reason!("LSTM hidden state must be 2-D"))?;
     let state_size = hidden.shape.dim(1);
-    let state_elements = batches.checked_mul(state_size).ok_or(ctx.invalid("LSTM state too large"))?;
-    ctx.ensure(hidden.shape.elements() == state_elements, "LSTM hidden state size mismatch")?;
-    ctx.ensure(cell.shape.elements() == state_elements, "LSTM cell state size mismatch")?;
-    ctx.ensure(output.shape.rank() == 3, "LSTM output must be 3-D")?;
+    let state_elements = batches.checked_mul(state_size).ok_or(ctx.invalid(reason!("LSTM state too large")))?;
+    ctx.ensure(hidden.shape.elements() == state_elements, reason!("LSTM hidden state size mismatch"))?;
+    ctx.ensure(cell.shape.elements() == state_elements, reason!("LSTM cell state size mismatch"))?;
+    ctx.ensure(output.shape.rank() == 3, reason!("LSTM output must be 3-D"))?;
     ctx.ensure(
         output.shape.dim(0) == input.shape.dim(0)
             && output.shape.dim(1) == input.shape.dim(1)
             && output.shape.dim(2) == state_size,
-        "LSTM output shape mismatch",
+        reason!("LSTM output shape mismatch"),
     )?;
     for g in 0..4 {
         let w = ctx.input(INPUT_WEIGHTS + g)?;
-        ctx.ensure(w.shape.dims() == [state_size, input_size], "LSTM input weights must be [state, input]")?;
+        ctx.ensure(w.shape.dims() == [state_size, input_size], reason!("LSTM input weights must be [state, input]"))?;
         let r = ctx.input(RECURRENT_WEIGHTS + g)?;
-        ctx.ensure(r.shape.dims() == [state_size, state_size], "LSTM recurrent weights must be [state, state]")?;
+        ctx.ensure(
+            r.shape.dims() == [state_size, state_size],
+            reason!("LSTM recurrent weights must be [state, state]"),
+        )?;
         let b = ctx.input(GATE_BIAS + g)?;
-        ctx.ensure(b.shape.dims() == [state_size], "LSTM gate bias must be [state]")?;
+        ctx.ensure(b.shape.dims() == [state_size], reason!("LSTM gate bias must be [state]"))?;
     }
     Ok((batches, time_steps, input_size, state_size))
 }
@@ -196,14 +205,14 @@ fn prepare(ctx: &mut PrepareContext<'_, '_>) -> Result<()> {
         None => (0, 0.0, false, false),
     };
     // TFLM runs the cell gate through sigmoid or tanh only; the schema can express tanh.
-    ctx.ensure(Activation::from_i8(raw_act) == Some(Activation::Tanh), "LSTM cell activation must be tanh")?;
-    ctx.ensure(!diagonal, "diagonal recurrent LSTM weights are not supported")?;
+    ctx.ensure(Activation::from_i8(raw_act) == Some(Activation::Tanh), reason!("LSTM cell activation must be tanh"))?;
+    ctx.ensure(!diagonal, reason!("diagonal recurrent LSTM weights are not supported"))?;
     let (batches, time_steps, input_size, state_size) = check_structure(ctx, time_major)?;
     let input = ctx.input(INPUT)?;
     let hidden = ctx.input(HIDDEN_STATE)?;
     let cell = ctx.input(CELL_STATE)?;
     let output = ctx.output(0)?;
-    let as_u32 = |x: usize| u32::try_from(x).map_err(|_| ctx.invalid("LSTM dimension too large"));
+    let as_u32 = |x: usize| u32::try_from(x).map_err(|_| ctx.invalid(reason!("LSTM dimension too large")));
     let has_cell_clip = cell_clip > 0.0;
 
     let mut params = Params {
@@ -242,7 +251,7 @@ fn prepare(ctx: &mut PrepareContext<'_, '_>) -> Result<()> {
             prepare_int8(ctx, &mut params, [&input, &hidden, &cell, &output], cell_clip, litert)?;
             2
         }
-        _ => return Err(ctx.invalid("LSTM supports int8 and float32 inputs")),
+        _ => return Err(ctx.invalid(reason!("LSTM supports int8 and float32 inputs"))),
     };
     ctx.push(&params);
     // Three gate buffers (forget/output, input, cell) of one step's batch rows.
@@ -250,7 +259,7 @@ fn prepare(ctx: &mut PrepareContext<'_, '_>) -> Result<()> {
     let scratch = step_rows
         .checked_mul(state_size)
         .and_then(|n| n.checked_mul(3 * element_size))
-        .ok_or(ctx.invalid("LSTM scratch too large"))?;
+        .ok_or(ctx.invalid(reason!("LSTM scratch too large")))?;
     ctx.request_scratch(scratch);
     Ok(())
 }
@@ -270,7 +279,10 @@ fn prepare_int8(
     let (input_scale, input_zp) = positive_scale(ctx, input)?;
     let (hidden_scale, hidden_zp) = positive_scale(ctx, hidden)?;
     let (cell_scale, _) = positive_scale(ctx, cell)?;
-    ctx.ensure((-128..=127).contains(&input_zp) && (-128..=127).contains(&hidden_zp), "LSTM zero point out of range")?;
+    ctx.ensure(
+        (-128..=127).contains(&input_zp) && (-128..=127).contains(&hidden_zp),
+        reason!("LSTM zero point out of range"),
+    )?;
     params.kind = if litert { KIND_INT8_LITERT } else { KIND_INT8 };
     params.input_offset = -input_zp;
     params.hidden_offset = -hidden_zp;
@@ -281,10 +293,10 @@ fn prepare_int8(
         let mut fc = [(0i32, 0i32, 0i32); 2];
         for (k, (w, from_scale)) in weights.iter().zip([input_scale, hidden_scale]).enumerate() {
             ctx.expect_type(w, DataType::Int8)?;
-            let q = w.quantization.ok_or(ctx.invalid("LSTM weights are not quantized"))?;
-            ctx.ensure(q.len() == 1, "LSTM weights must be quantized per tensor")?;
+            let q = w.quantization.ok_or(ctx.invalid(reason!("LSTM weights are not quantized")))?;
+            ctx.ensure(q.len() == 1, reason!("LSTM weights must be quantized per tensor"))?;
             let (w_scale, w_zp) = positive_scale(ctx, w)?;
-            ctx.ensure((-128..=127).contains(&w_zp), "LSTM weight zero point out of range")?;
+            ctx.ensure((-128..=127).contains(&w_zp), reason!("LSTM weight zero point out of range"))?;
             // TFLite's GetQuantizedConvolutionMultipler (and LiteRT's effective scales): the
             // scale product in float, then the exact division by 2^-12 in double.
             let real = (from_scale * w_scale) as f64 / GATE_PREACTIVATION_SCALE as f64;
@@ -306,20 +318,21 @@ fn prepare_int8(
     // CheckedLog2 of the cell scale: TFLM ignores whether it is exact, LiteRT requires it.
     let (power, exact) = checked_log2(cell_scale);
     if litert {
-        ctx.ensure(exact, "LSTM cell state scale must be a power of two")?;
+        ctx.ensure(exact, reason!("LSTM cell state scale must be a power of two"))?;
         // LiteRT's int16 tanh exists for 0..=6 integer bits (cell scales 2^-15..2^-9).
-        ctx.ensure((-15..=-9).contains(&power), "LSTM cell state scale out of range")?;
-        ctx.ensure(cell_clip >= 0.0, "LSTM cell clip must not be negative")?;
+        ctx.ensure((-15..=-9).contains(&power), reason!("LSTM cell state scale out of range"))?;
+        ctx.ensure(cell_clip >= 0.0, reason!("LSTM cell clip must not be negative"))?;
         params.cell_power = power;
         // The intermediate "effective hidden scale" tensor sets the hidden product's scale and
         // zero point (TFLite converters give it the output state's parameters).
-        let intermediates = ctx.op.table.intermediates()?.ok_or(ctx.invalid("LSTM needs 5 intermediate tensors"))?;
-        ctx.ensure(intermediates.len() == 5, "LSTM needs 5 intermediate tensors")?;
+        let intermediates =
+            ctx.op.table.intermediates()?.ok_or(ctx.invalid(reason!("LSTM needs 5 intermediate tensors")))?;
+        ctx.ensure(intermediates.len() == 5, reason!("LSTM needs 5 intermediate tensors"))?;
         let index = intermediates.get(4).unwrap_or(-1);
-        let index = usize::try_from(index).map_err(|_| ctx.invalid("bad LSTM intermediate tensor"))?;
+        let index = usize::try_from(index).map_err(|_| ctx.invalid(reason!("bad LSTM intermediate tensor")))?;
         let hidden_intermediate = ctx.model.tensor(index)?;
         let (scale, zp) = positive_scale(ctx, &hidden_intermediate)?;
-        ctx.ensure((-128..=127).contains(&zp), "LSTM zero point out of range")?;
+        ctx.ensure((-128..=127).contains(&zp), reason!("LSTM zero point out of range"))?;
         params.hidden_zero_point = zp;
         // 2^-15 / scale * 2^-15 in double, stored as float, widened again.
         let effective = (libm::ldexp(1.0, -15) / scale as f64 * libm::ldexp(1.0, -15)) as f32;
@@ -341,7 +354,7 @@ fn prepare_int8(
     params.input_mul = mul(GATE_OUTPUT_SCALE, GATE_OUTPUT_SCALE, cell_scale)?;
     params.output_mul = mul(GATE_OUTPUT_SCALE, GATE_OUTPUT_SCALE, hidden_scale)?;
     // CreateLstmCellStateInfo: the cell scale's power of two drives the tanh input scaling.
-    let (m, s) = tanh_input_scaling(power).ok_or(ctx.invalid("LSTM cell state scale out of range"))?;
+    let (m, s) = tanh_input_scaling(power).ok_or(ctx.invalid(reason!("LSTM cell state scale out of range")))?;
     params.cell_tanh_multiplier = m;
     params.cell_tanh_shift = s;
     // Quantized clip: the double quotient clamped to int16, truncated as static_cast does.

@@ -20,6 +20,10 @@ impl<'a> I32s<'a> {
     pub fn len(&self) -> usize {
         self.bytes.len() / 4
     }
+    /// The underlying little-endian bytes.
+    pub fn bytes(&self) -> &'a [u8] {
+        self.bytes
+    }
     pub fn is_empty(&self) -> bool {
         self.bytes.len() < 4
     }
@@ -27,10 +31,6 @@ impl<'a> I32s<'a> {
     #[inline(always)]
     pub fn get(&self, i: usize) -> i32 {
         read_i32(self.bytes, i)
-    }
-    /// The raw little-endian bytes.
-    pub fn bytes(&self) -> &'a [u8] {
-        self.bytes
     }
 }
 
@@ -72,7 +72,7 @@ pub fn as_i8_mut(bytes: &mut [u8]) -> &mut [i8] {
 
 /// Reads the fused activation byte of an options table field.
 pub fn activation(ctx: &PrepareContext<'_, '_>, raw: i8) -> Result<Activation> {
-    Activation::from_i8(raw).ok_or(ctx.invalid("unknown fused activation"))
+    Activation::from_i8(raw).ok_or(ctx.invalid(reason!("unknown fused activation")))
 }
 
 /// Clamp range of a quantized output after a fused activation (TFLite
@@ -87,7 +87,7 @@ pub fn quantized_activation_range(
         DataType::Int8 => (i8::MIN as i32, i8::MAX as i32),
         DataType::UInt8 => (0, u8::MAX as i32),
         DataType::Int16 => (i16::MIN as i32, i16::MAX as i32),
-        _ => return Err(ctx.invalid("unsupported output type")),
+        _ => return Err(ctx.invalid(reason!("unsupported output type"))),
     };
     let (scale, zero_point) = ctx.quant(output)?;
     let quantize = |x: f32| -> i32 { zero_point.saturating_add(libm::roundf(x / scale) as i32) };
@@ -96,10 +96,10 @@ pub fn quantized_activation_range(
         Activation::Relu => (qmin.max(quantize(0.0)), qmax),
         Activation::Relu6 => (qmin.max(quantize(0.0)), qmax.min(quantize(6.0))),
         Activation::ReluN1To1 => (qmin.max(quantize(-1.0)), qmax.min(quantize(1.0))),
-        _ => return Err(ctx.invalid("unsupported fused activation")),
+        _ => return Err(ctx.invalid(reason!("unsupported fused activation"))),
     };
     // An empty range (e.g. RELU6 with a zero point above 6/scale) would make clamping panic.
-    ctx.ensure(lo <= hi, "fused activation range is empty for the output's quantization")?;
+    ctx.ensure(lo <= hi, reason!("fused activation range is empty for the output's quantization"))?;
     Ok((lo, hi))
 }
 
@@ -110,13 +110,13 @@ pub fn float_activation_range(ctx: &PrepareContext<'_, '_>, act: Activation) -> 
         Activation::Relu => (0.0, f32::MAX),
         Activation::Relu6 => (0.0, 6.0),
         Activation::ReluN1To1 => (-1.0, 1.0),
-        _ => return Err(ctx.invalid("unsupported fused activation")),
+        _ => return Err(ctx.invalid(reason!("unsupported fused activation"))),
     })
 }
 
-/// Q31 multiplier and shift for `input_scale * filter_scale / output_scale`, computed in double
-/// as TFLite's `GetQuantizedConvolutionMultipler` does.
+/// Q31 multiplier and shift for `input_scale * filter_scale / output_scale`, bit-identical to
+/// TFLite's `GetQuantizedConvolutionMultipler` in double, in integer arithmetic (see
+/// [`fixedpoint::quantize_scale_ratio`]), so firmware links no double soft-float.
 pub fn conv_multiplier(input_scale: f32, filter_scale: f32, output_scale: f32) -> (i32, i32) {
-    let real = input_scale as f64 * filter_scale as f64 / output_scale as f64;
-    fixedpoint::quantize_multiplier(real)
+    fixedpoint::quantize_scale_ratio(input_scale, filter_scale, output_scale)
 }

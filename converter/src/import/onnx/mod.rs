@@ -3,9 +3,13 @@
 //! ONNX activations are NCHW, the IR's are NHWC. Rather than transposing around every op, each
 //! imported activation carries a *layout*: the permutation saying which ONNX dimension each IR
 //! dimension holds. Spatial ops want NHWC (`[0, 2, 3, 1]`), shape-sensitive ops (Reshape, Flatten,
-//! MatMul, outputs) want ONNX order; a TRANSPOSE (or a RESHAPE, when only size-1 dims move) is
-//! emitted only where the layout an op needs differs from the one its input has. An ONNX Transpose
-//! only changes the layout, so tf2onnx's NHWC→NCHW→NHWC pairs cost nothing.
+//! MatMul) want ONNX order; a TRANSPOSE (or a RESHAPE, when only size-1 dims move) is emitted only
+//! where the layout an op needs differs from the one its input has. An ONNX Transpose only changes
+//! the layout, so tf2onnx's NHWC→NCHW→NHWC pairs cost nothing.
+//!
+//! Graph inputs and outputs keep their ONNX shape and order (batch fixed to 1), so the converted
+//! model takes the same data as the ONNX one: a PyTorch model's `[N, C, H, W]` calibration and test
+//! arrays feed it unchanged, and the NHWC conversion is an op inside the model.
 //!
 //! Constant subgraphs (initializers, `Constant`, shape chains) are folded at import in ONNX layout
 //! and turned into IR constants (in the consumer's layout) only where an op takes them.
@@ -128,29 +132,6 @@ fn needed_nodes(graph: &GraphProto, wanted: &[String]) -> HashSet<usize> {
     needed
 }
 
-/// Whether value `name` reaches a spatial op (Conv, pools, BatchNormalization) as its data input,
-/// directly or through ops that work in any layout (Pad, activations, Identity...): then the graph
-/// input it is should be NHWC in the IR.
-fn feeds_spatial_op(graph: &GraphProto, needed: &HashSet<usize>, name: &str) -> bool {
-    let mut frontier = vec![name.to_string()];
-    let mut seen = HashSet::new();
-    while let Some(value) = frontier.pop() {
-        for (index, node) in graph.node.iter().enumerate() {
-            if !needed.contains(&index) || node.input.first() != Some(&value) || !seen.insert(index) {
-                continue;
-            }
-            match node.op_type() {
-                "Conv" | "MaxPool" | "AveragePool" | "GlobalAveragePool" | "BatchNormalization" => return true,
-                "Pad" | "Relu" | "Clip" | "Sigmoid" | "Tanh" | "Identity" | "Dropout" | "Cast" => {
-                    frontier.extend(node.output.iter().cloned())
-                }
-                _ => {}
-            }
-        }
-    }
-    false
-}
-
 fn tensor_elem_type(ty: Option<&proto::TypeProto>) -> Option<i32> {
     match ty?.value.as_ref()? {
         type_proto::Value::TensorType(t) => Some(t.elem_type()),
@@ -205,7 +186,7 @@ impl Importer {
     }
 
     fn run(mut self, graph: &GraphProto, needed: &HashSet<usize>, wanted: &[String]) -> Result<Graph> {
-        self.add_inputs(graph, needed)?;
+        self.add_inputs(graph)?;
         for (index, node) in graph.node.iter().enumerate() {
             if !needed.contains(&index) {
                 continue;
@@ -226,10 +207,9 @@ impl Importer {
         Ok(self.graph)
     }
 
-    /// Graph inputs (those not given by an initializer). A 4-D input read directly by a spatial op
-    /// (Conv, pools, BatchNormalization) becomes NHWC in the IR, as TFLite models take images;
-    /// every other input keeps ONNX's shape. Dynamic dimensions (batch) become 1.
-    fn add_inputs(&mut self, graph: &GraphProto, needed: &HashSet<usize>) -> Result<()> {
+    /// Graph inputs (those not given by an initializer), in ONNX's shape and order; dynamic
+    /// dimensions (batch) become 1.
+    fn add_inputs(&mut self, graph: &GraphProto) -> Result<()> {
         for input in &graph.input {
             let name = input.name();
             if self.values.contains_key(name) {
@@ -259,26 +239,22 @@ impl Importer {
                 elements.is_some_and(|n| n <= MAX_INPUT_ELEMENTS),
                 "graph input '{name}' has shape {dims:?}, too large"
             );
-            let spatial = feeds_spatial_op(graph, needed, name);
-            let layout: Vec<usize> = if spatial && dims.len() == 4 { NHWC.to_vec() } else { (0..dims.len()).collect() };
-            let shape = layout.iter().map(|&d| dims[d]).collect();
-            let id = self.graph.add_tensor(Tensor::activation(name, shape));
+            let layout = (0..dims.len()).collect();
+            let id = self.graph.add_tensor(Tensor::activation(name, dims));
             self.graph.inputs.push(id);
             self.values.insert(name.to_string(), Value::Act(Act { id, layout }));
         }
         Ok(())
     }
 
-    /// Makes a graph output: in ONNX order, except that an NHWC 4-D result stays NHWC (the mirror of
-    /// the input rule), under the ONNX output name.
+    /// Makes a graph output, in ONNX order under the ONNX output name.
     fn add_output(&mut self, name: &str) -> Result<()> {
         let act = match self.values.get(name) {
             Some(Value::Act(act)) => act.clone(),
             Some(Value::Const(_)) => bail!("output '{name}' is a constant; there is nothing to run"),
             None => bail!("output '{name}' is not produced by any node"),
         };
-        let plain: Vec<usize> = (0..act.layout.len()).collect();
-        let mut id = if act.layout == plain || act.layout == NHWC { act.id } else { self.in_layout(&act, &plain)? };
+        let mut id = self.plain(&act)?;
         if self.graph.inputs.contains(&id) || self.graph.outputs.contains(&id) {
             let shape = self.graph.tensors[id].shape.clone();
             let shape_param = self.i32_const(format!("{name}/copy_shape"), &shape)?;

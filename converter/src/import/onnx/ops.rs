@@ -40,7 +40,9 @@ fn to_usize(values: &[i64], what: &str) -> Result<Vec<usize>> {
 
 /// Output dims of ONNX Reshape (0 copies the input dim unless `allowzero`, -1 is inferred).
 fn reshape_dims(input: &[usize], shape: &[i64], allow_zero: bool) -> Result<Vec<usize>> {
-    let total: usize = input.iter().product();
+    // Shapes come from the file: products are checked, a huge shape is an error, not an overflow.
+    let product = |d: &[usize]| d.iter().try_fold(1usize, |n, &x| n.checked_mul(x));
+    let total = product(input).with_context(|| format!("Reshape input {input:?} is too large"))?;
     let mut dims = Vec::with_capacity(shape.len());
     let mut infer = None;
     for (i, &s) in shape.iter().enumerate() {
@@ -55,11 +57,11 @@ fn reshape_dims(input: &[usize], shape: &[i64], allow_zero: bool) -> Result<Vec<
         }
     }
     if let Some(i) = infer {
-        let known: usize = dims.iter().product();
+        let known = product(&dims).with_context(|| format!("Reshape shape {shape:?} is too large"))?;
         ensure!(known > 0 && total.is_multiple_of(known), "cannot infer Reshape's -1 for {input:?} → {shape:?}");
         dims[i] = total / known;
     }
-    ensure!(dims.iter().product::<usize>() == total, "cannot reshape {input:?} to {shape:?}");
+    ensure!(product(&dims) == Some(total), "cannot reshape {input:?} to {shape:?}");
     Ok(dims)
 }
 

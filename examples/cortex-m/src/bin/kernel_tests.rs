@@ -12,7 +12,7 @@
 mod harness;
 
 use cortex_m_rt::entry;
-use ferrolite::kernels::arm_dsp::testing::{self, Conv};
+use ferrolite::kernels::fast::arm_dsp::testing::{self, Conv};
 use harness::{fail, print, print_number};
 
 /// Random cases per kernel.

@@ -1,0 +1,395 @@
+//! Property tests: every SIMD level this machine has against the reference loops, on random
+//! shapes, strides, paddings, dilations, zero points, per-channel multipliers and shifts
+//! (including saturating and wrapping extremes), biases and activation ranges.
+//!
+//! Requantization is the same in both rounding modes for CONV_2D, DEPTHWISE_CONV_2D and ADD
+//! (TFLM's and LiteRT's reference kernels agree there); FULLY_CONNECTED hands only its sums to the
+//! fast kernels and keeps its mode-specific requantization, so its sums are what is compared.
+
+use super::*;
+use crate::kernels::add::AddSubQuant;
+use crate::kernels::conv_2d::{conv_int8_reference, window_dim};
+use crate::kernels::depthwise_conv_2d::depthwise_int8_reference;
+use crate::kernels::util::I32s;
+use ferrolite_schema::tflite::Padding;
+use std::vec;
+use std::vec::Vec;
+
+/// The SIMD levels this machine runs; a machine of a SIMD architecture without any fails.
+fn levels() -> Vec<Level> {
+    let mut v = Vec::new();
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") {
+        v.push(Level::Avx2);
+    }
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx512f")
+        && std::is_x86_feature_detected!("avx512bw")
+        && std::is_x86_feature_detected!("avx512vl")
+        && std::is_x86_feature_detected!("avx512vnni")
+    {
+        v.push(Level::Avx512Vnni);
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        v.push(Level::Neon);
+        if std::arch::is_aarch64_feature_detected!("dotprod") {
+            v.push(Level::NeonDotprod);
+        }
+    }
+    assert!(!v.is_empty(), "no SIMD level to test on this machine");
+    std::eprintln!("SIMD levels under test: {v:?}");
+    v
+}
+
+/// xorshift32: reproducible without a dependency.
+struct Rng(u32);
+
+impl Rng {
+    fn next(&mut self) -> u32 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 17;
+        self.0 ^= self.0 << 5;
+        self.0
+    }
+    /// Uniform in `lo..=hi`.
+    fn range(&mut self, lo: i64, hi: i64) -> i64 {
+        lo + (self.next() as i64 % (hi - lo + 1))
+    }
+    fn usize(&mut self, lo: usize, hi: usize) -> usize {
+        self.range(lo as i64, hi as i64) as usize
+    }
+    fn i8s(&mut self, n: usize) -> Vec<i8> {
+        (0..n).map(|_| self.next() as i8).collect()
+    }
+    fn chance(&mut self, percent: u32) -> bool {
+        self.next() % 100 < percent
+    }
+    /// A multiplier as TFLite makes them (`[2^30, 2^31)`), sometimes an extreme one.
+    fn multiplier(&mut self) -> i32 {
+        match self.next() % 20 {
+            0 => 0,
+            1 => i32::MAX,
+            2 => i32::MIN + 1,
+            _ => self.range(1 << 30, i32::MAX as i64) as i32,
+        }
+    }
+    /// A shift as TFLite makes them, sometimes an extreme one the vector code still covers.
+    fn shift(&mut self) -> i32 {
+        match self.next() % 20 {
+            0 => -31,
+            1 => 31,
+            2 => self.range(1, 30) as i32,
+            _ => self.range(-20, 0) as i32,
+        }
+    }
+    /// An accumulator-sized value: usually a realistic bias, sometimes near the i32 limits.
+    fn bias(&mut self) -> i32 {
+        match self.next() % 10 {
+            0 => self.next() as i32,
+            _ => self.range(-(1 << 16), 1 << 16) as i32,
+        }
+    }
+    /// An ordered activation range inside int8.
+    fn act_range(&mut self) -> (i32, i32) {
+        if self.chance(50) {
+            return (-128, 127);
+        }
+        let a = self.range(-128, 127) as i32;
+        let b = self.range(-128, 127) as i32;
+        (a.min(b), a.max(b))
+    }
+}
+
+fn le_bytes(v: &[i32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+/// A random window, or `None` when the parameters give no output.
+fn random_window(rng: &mut Rng, channels_equal: bool) -> Option<Window> {
+    let padding = if rng.chance(50) { Padding::Same } else { Padding::Valid };
+    let (in_h, in_w) = (rng.usize(1, 9), rng.usize(1, 9));
+    let in_c = rng.usize(1, 40);
+    // Multiples of 8 take the vector paths without channel tails.
+    let out_c = if channels_equal {
+        in_c
+    } else if rng.chance(50) {
+        8 * rng.usize(1, 4)
+    } else {
+        rng.usize(1, 20)
+    };
+    let (filter_h, filter_w) = (rng.usize(1, 4), rng.usize(1, 4));
+    let (stride_h, stride_w) = (rng.range(1, 3) as i32, rng.range(1, 3) as i32);
+    let dil = |rng: &mut Rng| if rng.chance(70) { 1 } else { rng.range(2, 3) as i32 };
+    let (dil_h, dil_w) = (dil(rng), dil(rng));
+    let (out_h, pad_h) = window_dim(padding, in_h, filter_h, stride_h, dil_h)?;
+    let (out_w, pad_w) = window_dim(padding, in_w, filter_w, stride_w, dil_w)?;
+    Some(Window {
+        batches: rng.usize(1, 2) as u32,
+        in_h: in_h as u32,
+        in_w: in_w as u32,
+        in_c: in_c as u32,
+        out_h: out_h as u32,
+        out_w: out_w as u32,
+        out_c: out_c as u32,
+        filter_h: filter_h as u32,
+        filter_w: filter_w as u32,
+        stride_h,
+        stride_w,
+        dil_h,
+        dil_w,
+        pad_h,
+        pad_w,
+    })
+}
+
+/// Random per-channel parameters of a convolution: (bias bytes or none, multipliers, shifts).
+struct RandomConv {
+    input: Vec<i8>,
+    filter: Vec<i8>,
+    bias: Option<Vec<u8>>,
+    multipliers: Vec<u8>,
+    shifts: Vec<u8>,
+    input_offset: i32,
+    output_offset: i32,
+    act: (i32, i32),
+}
+
+impl RandomConv {
+    fn new(rng: &mut Rng, w: &Window, filter_len: usize) -> Self {
+        let out_c = w.out_c as usize;
+        let per_channel = rng.chance(70);
+        let (m, s) = (rng.multiplier(), rng.shift());
+        let mut multipliers = vec![m; out_c];
+        let mut shifts = vec![s; out_c];
+        if per_channel {
+            multipliers.iter_mut().for_each(|x| *x = rng.multiplier());
+            shifts.iter_mut().for_each(|x| *x = rng.shift());
+        }
+        let bias = rng.chance(80).then(|| le_bytes(&(0..out_c).map(|_| rng.bias()).collect::<Vec<_>>()));
+        RandomConv {
+            input: rng.i8s(w.input_elements()),
+            filter: rng.i8s(filter_len),
+            bias,
+            multipliers: le_bytes(&multipliers),
+            shifts: le_bytes(&shifts),
+            input_offset: -(rng.range(-128, 127) as i32),
+            output_offset: rng.range(-128, 127) as i32,
+            act: rng.act_range(),
+        }
+    }
+
+    fn args<'a>(&'a self, w: &'a Window, output: &'a mut [i8]) -> ConvInt8<'a> {
+        ConvInt8 {
+            window: w,
+            input: &self.input,
+            filter: &self.filter,
+            bias: self.bias.as_deref().map(I32s::new),
+            multipliers: I32s::new(&self.multipliers),
+            shifts: I32s::new(&self.shifts),
+            input_offset: self.input_offset,
+            output_offset: self.output_offset,
+            act_min: self.act.0,
+            act_max: self.act.1,
+            output,
+        }
+    }
+}
+
+#[test]
+fn conv_matches_the_reference() {
+    let levels = levels();
+    let mut rng = Rng(0x2545_f491);
+    let mut cases = 0;
+    while cases < 400 {
+        let Some(w) = random_window(&mut rng, false) else { continue };
+        cases += 1;
+        let filter_len = w.out_c as usize * w.filter_h as usize * w.filter_w as usize * w.in_c as usize;
+        let data = RandomConv::new(&mut rng, &w, filter_len);
+        let mut want = vec![0i8; w.output_elements()];
+        conv_int8_reference(&mut data.args(&w, &mut want), 1);
+        for &level in &levels {
+            let mut got = vec![0i8; w.output_elements()];
+            assert!(conv_int8_at(level, &mut data.args(&w, &mut got), 1), "{level:?} declined {w:?}");
+            assert_eq!(got, want, "{level:?} case {cases}: {w:?}");
+        }
+    }
+}
+
+#[test]
+fn depthwise_matches_the_reference() {
+    let levels = levels();
+    let mut rng = Rng(0x9e37_79b9);
+    let mut cases = 0;
+    while cases < 400 {
+        let Some(w) = random_window(&mut rng, true) else { continue };
+        cases += 1;
+        let filter_len = w.filter_h as usize * w.filter_w as usize * w.out_c as usize;
+        let data = RandomConv::new(&mut rng, &w, filter_len);
+        let mut want = vec![0i8; w.output_elements()];
+        depthwise_int8_reference(&mut data.args(&w, &mut want), 1);
+        for &level in &levels {
+            let mut got = vec![0i8; w.output_elements()];
+            assert!(depthwise_int8_at(level, &mut data.args(&w, &mut got), 1), "{level:?} declined {w:?}");
+            assert_eq!(got, want, "{level:?} case {cases}: {w:?}");
+        }
+    }
+}
+
+#[test]
+fn unsupported_cases_fall_back_to_the_reference() {
+    let mut rng = Rng(7);
+    let w = loop {
+        if let Some(w) = random_window(&mut rng, true) {
+            break w;
+        }
+    };
+    let filter_len = w.out_c as usize * w.filter_h as usize * w.filter_w as usize * w.in_c as usize;
+    let mut data = RandomConv::new(&mut rng, &w, filter_len);
+    let mut out = vec![0i8; w.output_elements()];
+    for level in levels() {
+        // Groups and depth multipliers are the reference loops' job.
+        assert!(!conv_int8_at(level, &mut data.args(&w, &mut out), 2));
+        assert!(!depthwise_int8_at(level, &mut data.args(&w, &mut out), 2));
+    }
+    // A shift below -31 or a multiplier of i32::MIN is outside what the vector requantization
+    // reproduces.
+    let shifts = std::mem::replace(&mut data.shifts, le_bytes(&vec![-32; w.out_c as usize]));
+    for level in levels() {
+        assert!(!conv_int8_at(level, &mut data.args(&w, &mut out), 1));
+    }
+    data.shifts = shifts;
+    data.multipliers = le_bytes(&vec![i32::MIN; w.out_c as usize]);
+    for level in levels() {
+        assert!(!depthwise_int8_at(level, &mut data.args(&w, &mut out), 1));
+    }
+    assert!(!conv_int8_at(Level::Scalar, &mut data.args(&w, &mut out), 1));
+}
+
+#[test]
+fn fully_connected_sums_match_the_reference() {
+    let levels = levels();
+    let mut rng = Rng(0x1234_5679);
+    for case in 0..300 {
+        let depth = rng.usize(1, 300);
+        let outputs = rng.usize(1, 30);
+        let batches = rng.usize(1, 3);
+        let input = rng.i8s(batches * depth);
+        let filter = rng.i8s(outputs * depth);
+        let input_offset = -(rng.range(-128, 127) as i32);
+        let want: Vec<i32> = (0..batches * outputs)
+            .map(|i| {
+                let (b, o) = (i / outputs, i % outputs);
+                let x = &input[b * depth..][..depth];
+                let k = &filter[o * depth..][..depth];
+                x.iter().zip(k).fold(0i32, |s, (&x, &k)| s.wrapping_add((x as i32 + input_offset) * k as i32))
+            })
+            .collect();
+        for &level in &levels {
+            let mut got = vec![i32::MIN; batches * outputs];
+            let handled = fully_connected_at(level, &input, &filter, depth, input_offset, |i, s| got[i] = s);
+            assert!(handled, "{level:?} declined case {case}");
+            assert_eq!(got, want, "{level:?} case {case}: depth {depth}, outputs {outputs}, batches {batches}");
+        }
+    }
+}
+
+#[test]
+fn add_and_sub_match_the_reference() {
+    let levels = levels();
+    let mut rng = Rng(0x0bad_cafe);
+    for case in 0..300 {
+        let n = rng.usize(0, 100);
+        let (in1, in2) = (rng.i8s(n), rng.i8s(n));
+        let (act_min, act_max) = rng.act_range();
+        let small_shift = |rng: &mut Rng| if rng.chance(90) { rng.range(-31, 0) as i32 } else { rng.shift() };
+        let quant = AddSubQuant {
+            left_shift: if rng.chance(90) { 20 } else { rng.range(0, 31) as i32 },
+            input1_offset: -(rng.range(-128, 127) as i32),
+            input1_multiplier: rng.multiplier(),
+            input1_shift: small_shift(&mut rng),
+            input2_offset: -(rng.range(-128, 127) as i32),
+            input2_multiplier: rng.multiplier(),
+            input2_shift: small_shift(&mut rng),
+            output_offset: rng.range(-128, 127) as i32,
+            output_multiplier: rng.multiplier(),
+            output_shift: small_shift(&mut rng),
+            act_min,
+            act_max,
+        };
+        let q = AddInt8 { subtract: rng.chance(50), quant };
+        let want: Vec<i8> = in1.iter().zip(&in2).map(|(&x, &y)| add_element(&q, x as i32, y as i32) as i8).collect();
+        for &level in &levels {
+            let mut got = vec![0i8; n];
+            assert!(add_int8_at(level, &q, &in1, &in2, &mut got), "{level:?} declined case {case}");
+            assert_eq!(got, want, "{level:?} case {case}");
+        }
+    }
+}
+
+#[test]
+fn taps_inside_equals_tap_range() {
+    for origin in -12..12 {
+        for dilation in 1..4 {
+            for size in 1..7u32 {
+                for filter in 1..7u32 {
+                    let want = crate::kernels::conv_2d::tap_range(origin, dilation, size, filter);
+                    assert_eq!(
+                        taps_inside(origin, dilation, size, filter),
+                        want,
+                        "{origin} {dilation} {size} {filter}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn one_channel_depthwise_with_a_multiplier_matches_the_reference() {
+    let levels = levels();
+    let mut rng = Rng(0x5eed_0001);
+    let mut cases = 0;
+    while cases < 200 {
+        let Some(mut w) = random_window(&mut rng, true) else { continue };
+        let multiplier = rng.usize(2, 20);
+        w.in_c = 1;
+        w.out_c = multiplier as u32;
+        cases += 1;
+        let filter_len = w.filter_h as usize * w.filter_w as usize * w.out_c as usize;
+        let data = RandomConv::new(&mut rng, &w, filter_len);
+        let mut want = vec![0i8; w.output_elements()];
+        depthwise_int8_reference(&mut data.args(&w, &mut want), multiplier);
+        for &level in &levels {
+            let mut got = vec![0i8; w.output_elements()];
+            assert!(depthwise_int8_at(level, &mut data.args(&w, &mut got), multiplier), "{level:?} declined {w:?}");
+            assert_eq!(got, want, "{level:?} case {cases}: {w:?}");
+        }
+    }
+}
+
+#[test]
+fn depthwise_with_8_or_16_channels_matches_the_reference() {
+    // The AVX-512 kernel puts several pixels in one vector for these (stride 1 along x).
+    let levels = levels();
+    let mut rng = Rng(0x00c0_ffee);
+    let mut cases = 0;
+    while cases < 300 {
+        let Some(mut w) = random_window(&mut rng, true) else { continue };
+        if w.stride_w != 1 || w.dil_w != 1 {
+            continue;
+        }
+        let c = if rng.chance(50) { 8 } else { 16 };
+        (w.in_c, w.out_c) = (c, c);
+        cases += 1;
+        let filter_len = w.filter_h as usize * w.filter_w as usize * c as usize;
+        let data = RandomConv::new(&mut rng, &w, filter_len);
+        let mut want = vec![0i8; w.output_elements()];
+        depthwise_int8_reference(&mut data.args(&w, &mut want), 1);
+        for &level in &levels {
+            let mut got = vec![0i8; w.output_elements()];
+            assert!(depthwise_int8_at(level, &mut data.args(&w, &mut got), 1), "{level:?} declined {w:?}");
+            assert_eq!(got, want, "{level:?} case {cases}: {w:?}");
+        }
+    }
+}
