@@ -19,8 +19,8 @@
 //! # }
 //! ```
 #![no_std]
-// Only the SIMD modules (`kernels::fast::{x86, neon}`) may opt in, each `unsafe` block with a
-// `// SAFETY:` comment.
+// Only the SIMD modules (`kernels::fast::{x86, neon, arm_dsp}`) may opt in, each `unsafe` block
+// with a `// SAFETY:` comment.
 #![deny(unsafe_code)]
 
 // Run-time CPU feature detection (and the unit tests) need the standard library.

@@ -100,6 +100,12 @@ pub(crate) fn window_dim(
 #[inline]
 pub(crate) fn tap_range(origin: i32, dilation: i32, size: u32, filter: u32) -> (usize, usize) {
     let (o, d, s, f) = (origin as i64, dilation.max(1) as i64, size as i64, filter as i64);
+    if d == 1 {
+        // The common case, without the 64-bit divisions (a library call on 32-bit targets).
+        let lo = (-o).clamp(0, f);
+        let hi = (s - o).clamp(0, f);
+        return (lo as usize, hi.max(lo) as usize);
+    }
     let lo = if o >= 0 { 0 } else { ((d - 1 - o) / d).min(f) };
     let hi = if o >= s { 0 } else { ((s - o + d - 1) / d).min(f) };
     (lo as usize, hi.max(lo) as usize)

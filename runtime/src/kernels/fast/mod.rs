@@ -14,7 +14,9 @@
 //! are already what the dot products need), and the per-pixel patch lives on the stack.
 //!
 //! Instruction sets: x86-64 AVX2 (detected at run time with the `std` feature, else only when
-//! the build enables it), aarch64 NEON (always present) plus `sdot` when `dotprod` is detected.
+//! the build enables it), aarch64 NEON (always present) plus `sdot` when `dotprod` is detected,
+//! and the DSP extension of Armv7E-M (Cortex-M4/M7, `thumbv7em` targets: `arm_dsp`, which
+//! documents its own scheme; it also takes depth multipliers that are multiples of 4).
 
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 use crate::kernels::add::add_sub_element;
@@ -26,6 +28,9 @@ use crate::kernels::conv_2d::{requantize, tap_range};
 use crate::kernels::util::read_i32;
 use crate::kernels::util::I32s;
 
+#[cfg(ferrolite_arm_dsp)]
+#[allow(unsafe_code)]
+pub mod arm_dsp;
 #[cfg(target_arch = "aarch64")]
 #[allow(unsafe_code)]
 mod neon;
@@ -56,6 +61,8 @@ pub enum Level {
     Neon,
     /// aarch64 Advanced SIMD with the dot-product extension (`sdot`).
     NeonDotprod,
+    /// Armv7E-M (Cortex-M4/M7) DSP extension: `SMLAD`, `SXTB16`.
+    ArmDsp,
 }
 
 impl Level {
@@ -66,6 +73,7 @@ impl Level {
             Level::Avx512Vnni => "avx2+avx512vnni",
             Level::Neon => "neon",
             Level::NeonDotprod => "neon+dotprod",
+            Level::ArmDsp => "armv7em-dsp",
         }
     }
 }
@@ -85,7 +93,11 @@ pub fn level() -> Level {
             Level::Neon
         }
     }
-    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    #[cfg(ferrolite_arm_dsp)]
+    {
+        Level::ArmDsp
+    }
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64", ferrolite_arm_dsp)))]
     {
         Level::Scalar
     }
@@ -235,7 +247,11 @@ pub(crate) fn conv_int8_at(level: Level, a: &mut ConvInt8<'_>, groups: usize) ->
             _ => false,
         }
     }
-    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    #[cfg(ferrolite_arm_dsp)]
+    {
+        level == Level::ArmDsp && arm_dsp::conv_int8(a, groups)
+    }
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64", ferrolite_arm_dsp)))]
     {
         let _ = (level, a, groups);
         false
@@ -268,7 +284,11 @@ pub(crate) fn depthwise_int8_at(level: Level, a: &mut ConvInt8<'_>, multiplier: 
             _ => false,
         }
     }
-    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    #[cfg(ferrolite_arm_dsp)]
+    {
+        level == Level::ArmDsp && arm_dsp::depthwise_int8(a, multiplier)
+    }
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64", ferrolite_arm_dsp)))]
     {
         let _ = (level, a, multiplier);
         false
@@ -322,7 +342,11 @@ pub(crate) fn fully_connected_at(
         }
         fully_connected_simd(level, input, filter, depth, input_offset, outputs, finish)
     }
-    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    #[cfg(ferrolite_arm_dsp)]
+    {
+        level == Level::ArmDsp && arm_dsp::fully_connected(input, filter, depth, input_offset, finish)
+    }
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64", ferrolite_arm_dsp)))]
     {
         let _ = (level, input, filter, depth, input_offset, finish);
         false
