@@ -46,7 +46,7 @@ echo "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"
 for entry in "${boards[@]}"; do
   IFS='|' read -r label target machine models <<<"$entry"
   for model in $models; do
-    cargo build --quiet --release --bins --target "$target" --no-default-features --features "$model" >&2
+    cargo build --quiet --release --bin ferrolite-cortex-m --bin baseline --target "$target" --no-default-features --features "$model" >&2
     dir="target/$target/release"
     firmware="$dir/ferrolite-cortex-m"
     # shellcheck disable=SC2086
