@@ -14,6 +14,20 @@ impl Graph {
         ensure!(!self.inputs.is_empty(), "the model has no inputs");
         ensure!(!self.outputs.is_empty(), "the model has no outputs");
         for tensor in &self.tensors {
+            // The runtime's limits: rank at most `ferrolite::Shape`'s, every dim an int32.
+            ensure!(
+                tensor.shape.len() <= ferrolite::tensor::MAX_RANK,
+                "tensor {:?} has rank {}; at most {} is supported",
+                tensor.name,
+                tensor.shape.len(),
+                ferrolite::tensor::MAX_RANK
+            );
+            ensure!(
+                tensor.shape.iter().all(|&d| i32::try_from(d).is_ok()),
+                "tensor {:?} of shape {:?} has a dimension too large for a .tflite file",
+                tensor.name,
+                tensor.shape
+            );
             let elements = tensor.shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d));
             ensure!(
                 elements.is_some_and(|n| n <= MAX_ELEMENTS),
