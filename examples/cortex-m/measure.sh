@@ -7,6 +7,12 @@
 #   arena), and the stack peak found by painting the stack; their sum;
 # - instructions for the first inference on golden input 0 (SysTick under `-icount shift=3`).
 # Every run also checks all golden outputs byte for byte; any failure stops the script.
+#
+# Two tables: the default build (DSP kernels on Cortex-M4/M7, the `ferrolite` package at opt-level
+# "s"), then the reference kernels alone with everything at "z" (`FERROLITE_REFERENCE_KERNELS=1`,
+# in its own target folder), the build issue 4's flash and instruction bars are about.
+# `./measure.sh dsp` or `./measure.sh reference` prints one of them; `MODELS="kws micro_speech"`
+# restricts the models.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -41,26 +47,61 @@ symbol_bytes() {
 flash_sections=".vector_table .text .rodata .data"
 ram_sections=".data .bss .uninit"
 
-echo "| board | model | flash: runtime + kernels (B) | arena (B) | other static RAM (B) | stack peak (B) | RAM total (B) | instructions / inference |"
-echo "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"
-for entry in "${boards[@]}"; do
-  IFS='|' read -r label target machine models <<<"$entry"
-  for model in $models; do
-    cargo build --quiet --release --bin ferrolite-cortex-m --bin baseline --target "$target" --no-default-features --features "$model" >&2
-    dir="target/$target/release"
-    firmware="$dir/ferrolite-cortex-m"
-    # shellcheck disable=SC2086
-    log=$(timeout 600 qemu-system-arm $machine $qemu_flags "$firmware") || {
-      echo "$log" >&2
-      echo "error: $model on $label failed" >&2
-      exit 1
-    }
-    data=$(symbol_bytes "$firmware" 'golden::(MODEL|GOLDEN_INPUTS|GOLDEN_OUTPUTS)')
-    flash=$(($(section_bytes "$firmware" $flash_sections) - data - $(section_bytes "$dir/baseline" $flash_sections)))
-    arena=$(sed -n 's/^arena_bytes=//p' <<<"$log")
-    stack=$(sed -n 's/^stack_peak_bytes=//p' <<<"$log")
-    instructions=$(sed -n 's/^instructions_per_inference=//p' <<<"$log")
-    static=$(($(section_bytes "$firmware" $ram_sections) - arena))
-    echo "| $label | $model | $flash | $arena | $static | $stack | $((arena + static + stack)) | $instructions |"
+# Prints one table; $1 is "dsp" or "reference".
+table() {
+  local kind=$1 target_root=target
+  local -a cargo_flags=()
+  if [ "$kind" = reference ]; then
+    target_root=target/reference
+    cargo_flags=(--config 'profile.release.package.ferrolite.opt-level="z"')
+  fi
+  echo
+  echo "### $kind kernels"
+  echo
+  echo "| board | model | flash: runtime + kernels (B) | arena (B) | other static RAM (B) | stack peak (B) | RAM total (B) | instructions / inference |"
+  echo "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"
+  for entry in "${boards[@]}"; do
+    IFS='|' read -r label target machine models <<<"$entry"
+    [ "$kind" = reference ] && [ "$target" = thumbv6m-none-eabi ] && continue # no DSP kernels on M0
+    [ "$kind" = reference ] && [[ $label == Cortex-M7* ]] && continue # same binary as the M4's
+    for model in $models; do
+      if [ -n "${MODELS:-}" ] && [[ " $MODELS " != *" $model "* ]]; then
+        continue
+      fi
+      measure "$kind" "$target_root" "$label" "$target" "$machine" "$model" "${cargo_flags[@]}"
+    done
   done
-done
+}
+
+# Builds, runs and prints one row.
+measure() {
+  local kind=$1 target_root=$2 label=$3 target=$4 machine=$5 model=$6
+  shift 6
+  local -a env_vars=()
+  [ "$kind" = reference ] && env_vars=(FERROLITE_REFERENCE_KERNELS=1)
+  env "${env_vars[@]}" cargo build --quiet --release "$@" --target-dir "$target_root" \
+    --bin ferrolite-cortex-m --bin baseline --target "$target" --no-default-features --features "$model" >&2
+  local dir="$target_root/$target/release"
+  local firmware="$dir/ferrolite-cortex-m"
+  local log
+  # shellcheck disable=SC2086
+  log=$(timeout 600 qemu-system-arm $machine $qemu_flags "$firmware") || {
+    echo "$log" >&2
+    echo "error: $model on $label ($kind kernels) failed" >&2
+    exit 1
+  }
+  local data flash arena stack instructions static
+  data=$(symbol_bytes "$firmware" 'golden::(MODEL|GOLDEN_INPUTS|GOLDEN_OUTPUTS)')
+  flash=$(($(section_bytes "$firmware" $flash_sections) - data - $(section_bytes "$dir/baseline" $flash_sections)))
+  arena=$(sed -n 's/^arena_bytes=//p' <<<"$log")
+  stack=$(sed -n 's/^stack_peak_bytes=//p' <<<"$log")
+  instructions=$(sed -n 's/^instructions_per_inference=//p' <<<"$log")
+  static=$(($(section_bytes "$firmware" $ram_sections) - arena))
+  echo "| $label | $model | $flash | $arena | $static | $stack | $((arena + static + stack)) | $instructions |"
+}
+
+case "${1:-both}" in
+  dsp | reference) table "$1" ;;
+  both) table dsp && table reference ;;
+  *) echo "usage: $0 [dsp|reference]" >&2 && exit 2 ;;
+esac
