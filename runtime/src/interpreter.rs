@@ -96,21 +96,34 @@ struct Tables<'t> {
 
 impl Tables<'_> {
     fn tensor(&self, t: usize) -> TensorSlot {
-        bytemuck::pod_read_unaligned(&self.bytes[t * TENSOR_SLOT..(t + 1) * TENSOR_SLOT])
+        read_slot(self.bytes, t * TENSOR_SLOT)
     }
     fn set_tensor(&mut self, t: usize, slot: TensorSlot) {
-        self.bytes[t * TENSOR_SLOT..(t + 1) * TENSOR_SLOT].copy_from_slice(bytemuck::bytes_of(&slot));
+        write_slot(self.bytes, t * TENSOR_SLOT, slot);
     }
     fn op_base(&self) -> usize {
         self.num_tensors * TENSOR_SLOT
     }
     fn op(&self, o: usize) -> OpSlot {
-        let at = self.op_base() + o * OP_SLOT;
-        bytemuck::pod_read_unaligned(&self.bytes[at..at + OP_SLOT])
+        read_slot(self.bytes, self.op_base() + o * OP_SLOT)
     }
     fn set_op(&mut self, o: usize, slot: OpSlot) {
-        let at = self.op_base() + o * OP_SLOT;
-        self.bytes[at..at + OP_SLOT].copy_from_slice(bytemuck::bytes_of(&slot));
+        write_slot(self.bytes, self.op_base() + o * OP_SLOT, slot);
+    }
+}
+
+/// The slot at byte `at` of the tables (zeroed past their end, which `new`'s sizing rules out):
+/// no bounds-check panic is linked.
+#[inline(never)]
+fn read_slot<T: Pod>(bytes: &[u8], at: usize) -> T {
+    bytes.get(at..at + core::mem::size_of::<T>()).map_or(T::zeroed(), bytemuck::pod_read_unaligned)
+}
+
+/// Writes the slot at byte `at` of the tables (ignored past their end, as [`read_slot`]).
+#[inline(never)]
+fn write_slot<T: Pod>(bytes: &mut [u8], at: usize, slot: T) {
+    if let Some(dst) = bytes.get_mut(at..at + core::mem::size_of::<T>()) {
+        dst.copy_from_slice(bytemuck::bytes_of(&slot));
     }
 }
 
@@ -346,12 +359,11 @@ impl<'a> Interpreter<'a> {
     }
 
     fn tensor_slot(&self, t: usize) -> TensorSlot {
-        bytemuck::pod_read_unaligned(&self.arena[t * TENSOR_SLOT..(t + 1) * TENSOR_SLOT])
+        read_slot(self.arena, t * TENSOR_SLOT)
     }
 
     fn op_slot(&self, o: usize) -> OpSlot {
-        let at = self.model.num_tensors() * TENSOR_SLOT + o * OP_SLOT;
-        bytemuck::pod_read_unaligned(&self.arena[at..at + OP_SLOT])
+        read_slot(self.arena, self.model.num_tensors() * TENSOR_SLOT + o * OP_SLOT)
     }
 
     /// Range of tensor `t`'s bytes within the arena, or `None` if it is not in the arena.
