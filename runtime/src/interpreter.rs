@@ -407,35 +407,35 @@ impl<'a> Interpreter<'a> {
             for t in outputs.iter() {
                 push(self.arena_range(t as usize).ok_or(invalid(reason!("output is not an activation")))?)?;
             }
-            for t in inputs.iter().filter(|&t| t >= 0) {
-                if self.tensor_slot(t as usize).place == Place::Persistent as u16 {
-                    push(self.arena_range(t as usize).ok_or(invalid(reason!("bad variable tensor")))?)?;
-                }
-            }
-            if slot.scratch_len > 0 {
-                push((self.activations + slot.scratch_offset as usize, slot.scratch_len as usize))?;
-            }
-            // Immutable views: where each input lives.
+            // Immutable views: where each input lives (variable inputs are mutable, read as empty).
             let mut input_ranges = [None; MAX_INPUTS];
-            for (i, t) in inputs.iter().enumerate() {
+            for (range, t) in input_ranges.iter_mut().zip(inputs.iter()) {
                 if t < 0 {
                     continue;
                 }
                 let s = self.tensor_slot(t as usize);
-                input_ranges[i] = match s.place {
+                *range = match s.place {
                     p if p == Place::Model as u16 => Some((true, s.offset as usize, s.len as usize)),
                     p if p == Place::Activation as u16 => self.arena_range(t as usize).map(|(a, l)| (false, a, l)),
+                    p if p == Place::Persistent as u16 => {
+                        push((s.offset as usize, s.len as usize))?;
+                        None
+                    }
                     _ => None,
                 };
             }
+            if slot.scratch_len > 0 {
+                push((self.activations + slot.scratch_offset as usize, slot.scratch_len as usize))?;
+            }
             let mut mutables: [&mut [u8]; MAX_MUTABLES] = Default::default();
             let mut gaps: [(usize, &[u8]); MAX_MUTABLES + 1] = [(0, &[]); MAX_MUTABLES + 1];
-            let num_gaps = split_disjoint(self.arena, &ranges[..n], &mut mutables, &mut gaps)
+            // `push` keeps `n` within `ranges` and `split_disjoint` the gap count within `gaps`.
+            let num_gaps = split_disjoint(self.arena, ranges.get(..n).unwrap_or(&[]), &mut mutables, &mut gaps)
                 .map_err(|_| invalid(reason!("tensors overlap")))?;
-            let gaps = &gaps[..num_gaps];
+            let gaps = gaps.get(..num_gaps).unwrap_or(&[]);
             let mut inputs: [&[u8]; MAX_INPUTS] = [&[]; MAX_INPUTS];
-            for (i, r) in input_ranges.iter().enumerate() {
-                inputs[i] = match *r {
+            for (input, r) in inputs.iter_mut().zip(&input_ranges) {
+                *input = match *r {
                     None => &[],
                     Some((true, start, len)) => {
                         model_bytes.get(start..start + len).ok_or(invalid(reason!("constant out of range")))?
@@ -583,37 +583,36 @@ fn check_type<T: Element>(meta: &TensorMeta<'_>) -> Result<()> {
 
 /// Splits `arena` into one mutable slice per range (ranges must not overlap) and the read-only
 /// gaps between them. Returns the number of gaps; `Err` if ranges overlap or leave the arena.
+/// Ranges are taken in order of their start, the lowest not yet taken each time (there are at
+/// most [`MAX_MUTABLES`]).
 fn split_disjoint<'b>(
     arena: &'b mut [u8],
     ranges: &[(usize, usize)],
     mutables: &mut [&'b mut [u8]; MAX_MUTABLES],
     gaps: &mut [(usize, &'b [u8]); MAX_MUTABLES + 1],
 ) -> core::result::Result<usize, ()> {
-    let mut order = [0usize; MAX_MUTABLES];
-    for (i, o) in order.iter_mut().enumerate().take(ranges.len()) {
-        *o = i;
-    }
-    let order = &mut order[..ranges.len()];
-    order.sort_unstable_by_key(|&k| ranges[k].0);
     let mut rest: &'b mut [u8] = arena;
     let mut base = 0;
-    let mut num_gaps = 0;
-    for &k in order.iter() {
-        let (start, len) = ranges[k];
+    let mut taken = 0u32;
+    for (g, gap_slot) in gaps.iter_mut().enumerate() {
+        let next = ranges.iter().enumerate().filter(|&(k, _)| taken & (1 << k) == 0).min_by_key(|&(_, r)| r.0);
+        let Some((k, &(start, len))) = next else {
+            *gap_slot = (base, rest);
+            return Ok(g + 1);
+        };
+        taken |= 1 << k;
         let gap_len = start.checked_sub(base).ok_or(())?;
         if gap_len.checked_add(len).is_none_or(|end| end > rest.len()) {
             return Err(());
         }
         let (gap, tail) = core::mem::take(&mut rest).split_at_mut(gap_len);
         let (mutable, tail) = tail.split_at_mut(len);
-        gaps[num_gaps] = (base, gap);
-        num_gaps += 1;
-        mutables[k] = mutable;
+        *gap_slot = (base, gap);
+        *mutables.get_mut(k).ok_or(())? = mutable;
         rest = tail;
         base = start + len;
     }
-    gaps[num_gaps] = (base, rest);
-    Ok(num_gaps + 1)
+    Err(())
 }
 
 /// The read-only bytes `[start, start + len)` if they lie inside one gap.
