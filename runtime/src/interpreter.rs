@@ -427,14 +427,15 @@ impl<'a> Interpreter<'a> {
             if slot.scratch_len > 0 {
                 push((self.activations + slot.scratch_offset as usize, slot.scratch_len as usize))?;
             }
-            let mut mutables: [&mut [u8]; MAX_MUTABLES] = Default::default();
+            // Built in place and filled below: the context is large.
+            let mut ctx =
+                EvalContext { params: &[], inputs: [&[]; MAX_INPUTS], mutables: Default::default(), num_mutables: n };
             let mut gaps: [(usize, &[u8]); MAX_MUTABLES + 1] = [(0, &[]); MAX_MUTABLES + 1];
             // `push` keeps `n` within `ranges` and `split_disjoint` the gap count within `gaps`.
-            let num_gaps = split_disjoint(self.arena, ranges.get(..n).unwrap_or(&[]), &mut mutables, &mut gaps)
+            let num_gaps = split_disjoint(self.arena, ranges.get(..n).unwrap_or(&[]), &mut ctx.mutables, &mut gaps)
                 .map_err(|_| invalid(reason!("tensors overlap")))?;
             let gaps = gaps.get(..num_gaps).unwrap_or(&[]);
-            let mut inputs: [&[u8]; MAX_INPUTS] = [&[]; MAX_INPUTS];
-            for (input, r) in inputs.iter_mut().zip(&input_ranges) {
+            for (input, r) in ctx.inputs.iter_mut().zip(&input_ranges) {
                 *input = match *r {
                     None => &[],
                     Some((true, start, len)) => {
@@ -445,9 +446,8 @@ impl<'a> Interpreter<'a> {
                     }
                 };
             }
-            let params = find_in_gaps(gaps, slot.params_offset as usize, slot.params_len as usize)
+            ctx.params = find_in_gaps(gaps, slot.params_offset as usize, slot.params_len as usize)
                 .ok_or(invalid(reason!("parameters overlap an output")))?;
-            let mut ctx = EvalContext { params, inputs, mutables, num_mutables: n };
             (reg.eval)(&mut ctx)?;
         }
         Ok(())
