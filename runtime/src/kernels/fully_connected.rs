@@ -16,7 +16,7 @@ use ferrolite_schema::tflite::{builtin, options_type};
 
 const REGISTRATION_CODE: i32 = builtin::FULLY_CONNECTED;
 
-registrations_with_int8_only!(REGISTRATION_CODE, prepare: prepare, prepare_int8: prepare);
+registrations_with_int8_only!(REGISTRATION_CODE, prepare: prepare::<false>, prepare_int8: prepare::<true>);
 
 const KIND_INT8: u32 = 0;
 const KIND_FLOAT: u32 = 1;
@@ -41,7 +41,8 @@ struct Params {
     float_max: f32,
 }
 
-fn prepare(ctx: &mut PrepareContext<'_, '_>) -> Result<()> {
+/// Prepare; `INT8_ONLY` (after [`PrepareContext::expect_int8_io`]) compiles the int8 path alone.
+fn prepare<const INT8_ONLY: bool>(ctx: &mut PrepareContext<'_, '_>) -> Result<()> {
     ctx.expect_io(2, 3, 1)?;
     let input = ctx.input(0)?;
     let filter = ctx.input(1)?;
@@ -90,7 +91,7 @@ fn prepare(ctx: &mut PrepareContext<'_, '_>) -> Result<()> {
         float_min: 0.0,
         float_max: 0.0,
     };
-    match input.dtype {
+    match if INT8_ONLY { DataType::Int8 } else { input.dtype } {
         DataType::Float32 => {
             for t in [&filter, &output] {
                 ctx.expect_type(t, DataType::Float32)?;
