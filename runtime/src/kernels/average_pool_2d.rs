@@ -20,7 +20,7 @@ use ferrolite_schema::tflite::{builtin, options_type};
 
 const REGISTRATION_CODE: i32 = builtin::AVERAGE_POOL_2D;
 
-registrations_with_int8_only!(REGISTRATION_CODE, prepare: prepare, prepare_int8: prepare);
+registrations_with_int8_only!(REGISTRATION_CODE, prepare: prepare_pool::<false>, prepare_int8: prepare_pool::<true>);
 
 pub(crate) const KIND_INT8: u32 = 0;
 pub(crate) const KIND_FLOAT: u32 = 1;
@@ -52,7 +52,8 @@ impl PoolParams {
 
 /// Shared prepare of AVERAGE_POOL_2D and MAX_POOL_2D (TFLM's `PoolingPrepare`): Pool2DOptions
 /// `{0 padding, 1 stride_w, 2 stride_h, 3 filter_width, 4 filter_height, 5 fused_activation}`.
-pub(crate) fn prepare_pool(ctx: &mut PrepareContext<'_, '_>) -> Result<()> {
+/// `INT8_ONLY` (after [`PrepareContext::expect_int8_io`]) compiles the int8 path alone.
+pub(crate) fn prepare_pool<const INT8_ONLY: bool>(ctx: &mut PrepareContext<'_, '_>) -> Result<()> {
     ctx.expect_io(1, 1, 1)?;
     let input = ctx.input(0)?;
     let output = ctx.output(0)?;
@@ -77,7 +78,7 @@ pub(crate) fn prepare_pool(ctx: &mut PrepareContext<'_, '_>) -> Result<()> {
         float_min: 0.0,
         float_max: 0.0,
     };
-    match input.dtype {
+    match if INT8_ONLY { DataType::Int8 } else { input.dtype } {
         DataType::Float32 => (params.float_min, params.float_max) = util::float_activation_range(ctx, act)?,
         DataType::Int8 | DataType::Int16 => {
             let (input_scale, input_zp) = activation_quant(ctx, &input)?;
@@ -164,10 +165,6 @@ pub(crate) fn check_buffers(p: &PoolParams, input: &[u8], output: &[u8], code: i
         return Err(buffer_mismatch(p.op_index, code));
     }
     Ok(())
-}
-
-fn prepare(ctx: &mut PrepareContext<'_, '_>) -> Result<()> {
-    prepare_pool(ctx)
 }
 
 /// TFLite's integer average: round half away from zero, then C's truncating division.

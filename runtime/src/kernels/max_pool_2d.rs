@@ -23,7 +23,7 @@ pub static REGISTRATION: Registration = Registration {
 };
 
 fn prepare(ctx: &mut PrepareContext<'_, '_>) -> Result<()> {
-    prepare_pool(ctx)
+    prepare_pool::<false>(ctx)
 }
 
 fn eval(ctx: &mut EvalContext<'_>) -> Result<()> {
