@@ -6,7 +6,7 @@
 //! tensor lifetimes, and op scratch buffers live there too, for the one op that uses them.
 
 use crate::error::{self, Error, GraphFault, Limited, Result};
-use crate::kernels::{EvalContext, ParamWriter, PrepareContext, Registration, MAX_INPUTS, MAX_MUTABLES};
+use crate::kernels::{EvalContext, OpTensors, ParamWriter, PrepareContext, Registration, MAX_INPUTS, MAX_MUTABLES};
 use crate::model::Model;
 use crate::planner::{self, align_up, Buffers, Lifetime};
 use crate::resolver::OpResolver;
@@ -568,7 +568,9 @@ fn prepare_op(
 ) -> Result<PreparedOp> {
     let op = model.op(o)?;
     let (registration, reg) = resolve(resolver, op.code, op.version)?;
-    let mut ctx = PrepareContext { model, op, options, params: ParamWriter::new(params), scratch_bytes: 0 };
+    let tensors = OpTensors::read(model, &op)?;
+    let params = ParamWriter::new(params);
+    let mut ctx = PrepareContext { model, op, options, tensors: &tensors, params, scratch_bytes: 0 };
     (reg.prepare)(&mut ctx)?;
     Ok(PreparedOp { registration, params_len: ctx.params.len(), scratch_bytes: ctx.scratch_bytes })
 }

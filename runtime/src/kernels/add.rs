@@ -218,14 +218,14 @@ pub(crate) fn checked_quant(ctx: &PrepareContext<'_, '_>, t: &TensorMeta<'_>) ->
 
 /// The two inputs and the output of a binary elementwise op, validated: two inputs, one output,
 /// all of one type, shapes that broadcast to exactly the output's shape.
-pub(crate) struct Binary<'a> {
-    pub input1: TensorMeta<'a>,
-    pub input2: TensorMeta<'a>,
-    pub output: TensorMeta<'a>,
+pub(crate) struct Binary<'t, 'a> {
+    pub input1: &'t TensorMeta<'a>,
+    pub input2: &'t TensorMeta<'a>,
+    pub output: &'t TensorMeta<'a>,
     pub broadcast: Broadcast,
 }
 
-pub(crate) fn prepare_binary<'a>(ctx: &PrepareContext<'a, '_>) -> Result<Binary<'a>> {
+pub(crate) fn prepare_binary<'t, 'a>(ctx: &PrepareContext<'a, 't>) -> Result<Binary<'t, 'a>> {
     ctx.expect_io(2, 2, 1)?;
     let input1 = ctx.input(0)?;
     let input2 = ctx.input(1)?;
@@ -361,14 +361,14 @@ pub(crate) struct PotQuant {
 /// three scales are powers of two; `None` means the general path.
 pub(crate) fn pot_quant(
     ctx: &PrepareContext<'_, '_>,
-    b: &Binary<'_>,
+    b: &Binary<'_, '_>,
     act: (i32, i32),
     requested: bool,
 ) -> Result<Option<PotQuant>> {
     if !requested || ctx.options.rounding != Rounding::Litert || b.output.dtype != DataType::Int16 {
         return Ok(None);
     }
-    let (s1, s2, so) = (ctx.quant(&b.input1)?.0, ctx.quant(&b.input2)?.0, ctx.quant(&b.output)?.0);
+    let (s1, s2, so) = (ctx.quant(b.input1)?.0, ctx.quant(b.input2)?.0, ctx.quant(b.output)?.0);
     let (Some(l1), Some(l2), Some(lo)) = (checked_log2(s1), checked_log2(s2), checked_log2(so)) else {
         return Ok(None);
     };
@@ -439,10 +439,10 @@ pub(crate) fn prepare_add_sub<const SUBTRACT: bool>(ctx: &mut PrepareContext<'_,
             (params.float_min, params.float_max) = util::float_activation_range(ctx, act)?;
         }
         DataType::Int8 | DataType::Int16 => {
-            let (s1, z1) = checked_quant(ctx, &b.input1)?;
-            let (s2, z2) = checked_quant(ctx, &b.input2)?;
-            let (so, zo) = checked_quant(ctx, &b.output)?;
-            let range = util::quantized_activation_range(ctx, act, &b.output)?;
+            let (s1, z1) = checked_quant(ctx, b.input1)?;
+            let (s2, z2) = checked_quant(ctx, b.input2)?;
+            let (so, zo) = checked_quant(ctx, b.output)?;
+            let range = util::quantized_activation_range(ctx, act, b.output)?;
             let int16 = b.output.dtype == DataType::Int16;
             if int16 {
                 let reason = if SUBTRACT {

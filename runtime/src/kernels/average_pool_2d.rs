@@ -67,8 +67,8 @@ pub(crate) fn prepare_pool<const INT8_ONLY: bool>(ctx: &mut PrepareContext<'_, '
     ctx.ensure(filter_w > 0 && filter_h > 0, reason!("filter sizes must be positive"))?;
     ctx.ensure(input.shape.rank() == 4, reason!("input must be 4-D"))?;
     let channels = input.shape.dim(3);
-    let window = build_window(ctx, &input, &output, filter_h as usize, filter_w as usize, channels, &options)?;
-    ctx.expect_type(&output, input.dtype)?;
+    let window = build_window(ctx, input, output, filter_h as usize, filter_w as usize, channels, &options)?;
+    ctx.expect_type(output, input.dtype)?;
     let mut params = PoolParams {
         window,
         op_index: ctx.op.index,
@@ -81,15 +81,15 @@ pub(crate) fn prepare_pool<const INT8_ONLY: bool>(ctx: &mut PrepareContext<'_, '
     match if INT8_ONLY { DataType::Int8 } else { input.dtype } {
         DataType::Float32 => (params.float_min, params.float_max) = util::float_activation_range(ctx, act)?,
         DataType::Int8 | DataType::Int16 => {
-            let (input_scale, input_zp) = activation_quant(ctx, &input)?;
-            let (output_scale, output_zp) = activation_quant(ctx, &output)?;
+            let (input_scale, input_zp) = activation_quant(ctx, input)?;
+            let (output_scale, output_zp) = activation_quant(ctx, output)?;
             // Pools move values without requantizing, so both sides must share their params.
             ctx.ensure(
                 (input_scale - output_scale).abs() <= MAX_SCALE_DIFFERENCE && input_zp == output_zp,
                 reason!("input and output quantization must be equal"),
             )?;
             params.kind = if input.dtype == DataType::Int8 { KIND_INT8 } else { KIND_INT16 };
-            (params.act_min, params.act_max) = util::quantized_activation_range(ctx, act, &output)?;
+            (params.act_min, params.act_max) = util::quantized_activation_range(ctx, act, output)?;
         }
         _ => return Err(ctx.invalid(reason!("unsupported input type"))),
     }

@@ -71,7 +71,7 @@ fn prepare(ctx: &mut PrepareContext<'_, '_>) -> Result<()> {
     let num_inputs = ctx.num_inputs();
     let mut axis_total = 0usize;
     for i in 0..num_inputs {
-        let input = ctx.input(i)?;
+        let input = ctx.read_input(i)?;
         ctx.ensure(!input.is_variable, reason!("inputs must not be variable tensors"))?;
         ctx.ensure(input.dtype == output.dtype, reason!("input and output types differ"))?;
         ctx.ensure(input.shape.rank() == rank, reason!("input rank differs from output rank"))?;
@@ -98,7 +98,7 @@ fn prepare(ctx: &mut PrepareContext<'_, '_>) -> Result<()> {
     )?;
     ctx.push(&Params { outer: outer as u32, num_inputs: num_inputs as u32 });
     for i in 0..num_inputs {
-        let slab = ctx.input(i)?.shape.dim(axis) * inner * element_size;
+        let slab = ctx.read_input(i)?.shape.dim(axis) * inner * element_size;
         ctx.push_i32(slab as i32);
     }
     Ok(())

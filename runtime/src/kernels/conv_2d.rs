@@ -340,11 +340,11 @@ pub(crate) struct ConvParams {
 }
 
 /// The tensors of a convolution op.
-pub(crate) struct ConvTensors<'a> {
-    pub input: TensorMeta<'a>,
-    pub filter: TensorMeta<'a>,
-    pub bias: Option<TensorMeta<'a>>,
-    pub output: TensorMeta<'a>,
+pub(crate) struct ConvTensors<'t, 'a> {
+    pub input: &'t TensorMeta<'a>,
+    pub filter: &'t TensorMeta<'a>,
+    pub bias: Option<&'t TensorMeta<'a>>,
+    pub output: &'t TensorMeta<'a>,
 }
 
 /// What CONV_2D and DEPTHWISE_CONV_2D prepare alike once the window is known: type checks,
@@ -353,7 +353,7 @@ pub(crate) struct ConvTensors<'a> {
 /// int16 biases, so `int16_kind` maps the bias type to the accumulator kind.
 pub(crate) fn prepare_conv_params(
     ctx: &mut PrepareContext<'_, '_>,
-    t: &ConvTensors<'_>,
+    t: &ConvTensors<'_, '_>,
     act: Activation,
     window: Window,
     channel_factor: usize,
@@ -379,8 +379,8 @@ pub(crate) fn prepare_conv_params(
     };
     match t.input.dtype {
         DataType::Float32 => {
-            ctx.expect_type(&t.filter, DataType::Float32)?;
-            ctx.expect_type(&t.output, DataType::Float32)?;
+            ctx.expect_type(t.filter, DataType::Float32)?;
+            ctx.expect_type(t.output, DataType::Float32)?;
             if let Some(b) = &t.bias {
                 ctx.expect_type(b, DataType::Float32)?;
             }
@@ -388,10 +388,10 @@ pub(crate) fn prepare_conv_params(
             ctx.push(&params);
         }
         DataType::Int8 | DataType::Int16 => {
-            ctx.expect_type(&t.filter, DataType::Int8)?;
-            ctx.expect_type(&t.output, t.input.dtype)?;
-            let (input_scale, input_zp) = activation_quant(ctx, &t.input)?;
-            let (output_scale, output_zp) = activation_quant(ctx, &t.output)?;
+            ctx.expect_type(t.filter, DataType::Int8)?;
+            ctx.expect_type(t.output, t.input.dtype)?;
+            let (input_scale, input_zp) = activation_quant(ctx, t.input)?;
+            let (output_scale, output_zp) = activation_quant(ctx, t.output)?;
             params.kind = if t.input.dtype == DataType::Int8 {
                 if let Some(b) = &t.bias {
                     ctx.expect_type(b, DataType::Int32)?;
@@ -401,10 +401,10 @@ pub(crate) fn prepare_conv_params(
                 ctx.ensure(input_zp == 0 && output_zp == 0, reason!("int16 activations must have zero point 0"))?;
                 int16_kind(ctx, t.bias.map(|b| b.dtype))?
             };
-            let filter_q = filter_quant(ctx, &t.filter, out_c, quantized_dimension)?;
+            let filter_q = filter_quant(ctx, t.filter, out_c, quantized_dimension)?;
             params.input_offset = -input_zp;
             params.output_offset = output_zp;
-            (params.act_min, params.act_max) = util::quantized_activation_range(ctx, act, &t.output)?;
+            (params.act_min, params.act_max) = util::quantized_activation_range(ctx, act, t.output)?;
             ctx.push(&params);
             push_channel_multipliers(ctx, input_scale, &filter_q, output_scale, out_c);
         }
@@ -435,7 +435,7 @@ fn prepare(ctx: &mut PrepareContext<'_, '_>) -> Result<()> {
     ctx.ensure(filter.shape.rank() == 4, reason!("filter must be 4-D (OHWI)"))?;
     let (out_c, filter_h, filter_w, filter_in_c) =
         (filter.shape.dim(0), filter.shape.dim(1), filter.shape.dim(2), filter.shape.dim(3));
-    let window = build_window(ctx, &input, &output, filter_h, filter_w, out_c, &options)?;
+    let window = build_window(ctx, input, output, filter_h, filter_w, out_c, &options)?;
     let in_c = window.in_c as usize;
     // Grouped convolution: the filter sees `filter_in_c` of the input channels per group.
     ctx.ensure(

@@ -42,7 +42,7 @@ fn prepare(ctx: &mut PrepareContext<'_, '_>) -> Result<()> {
     )?;
     ctx.ensure(filter.shape.rank() == 4 && filter.shape.dim(0) == 1, reason!("filter must be [1, H, W, channels]"))?;
     let (filter_h, filter_w, out_c) = (filter.shape.dim(1), filter.shape.dim(2), filter.shape.dim(3));
-    let window = build_window(ctx, &input, &output, filter_h, filter_w, out_c, &options)?;
+    let window = build_window(ctx, input, output, filter_h, filter_w, out_c, &options)?;
     let in_c = window.in_c as usize;
     ctx.ensure(out_c.is_multiple_of(in_c), reason!("output depth is not a multiple of the input depth"))?;
     let multiplier = out_c / in_c;

@@ -40,7 +40,7 @@ fn prepare(ctx: &mut PrepareContext<'_, '_>) -> Result<()> {
     ctx.expect_io(1, 1, 1)?;
     let input = ctx.input(0)?;
     let output = ctx.output(0)?;
-    ctx.expect_type(&output, DataType::Float32)?;
+    ctx.expect_type(output, DataType::Float32)?;
     let input_type = match input.dtype {
         DataType::Int8 => T_INT8,
         DataType::UInt8 => T_UINT8,
@@ -51,7 +51,7 @@ fn prepare(ctx: &mut PrepareContext<'_, '_>) -> Result<()> {
     let elements = u32::try_from(output.shape.elements()).map_err(|_| ctx.invalid(reason!("tensor too large")))?;
     let q = input.quantization.ok_or(ctx.invalid(reason!("DEQUANTIZE input is not quantized")))?;
     ctx.ensure(q.len() == 1, reason!("per-channel DEQUANTIZE is not supported"))?;
-    let (scale, zero_point) = checked_quant(ctx, &input)?;
+    let (scale, zero_point) = checked_quant(ctx, input)?;
     ctx.push(&Params { input_type, elements, zero_point, scale });
     Ok(())
 }

@@ -103,13 +103,13 @@ fn prepare<const INT8_ONLY: bool>(ctx: &mut PrepareContext<'_, '_>) -> Result<()
             ctx.push(&params);
         }
         DataType::Int8 => {
-            ctx.expect_type(&filter, DataType::Int8)?;
-            ctx.expect_type(&output, DataType::Int8)?;
+            ctx.expect_type(filter, DataType::Int8)?;
+            ctx.expect_type(output, DataType::Int8)?;
             if let Some(b) = &bias {
                 ctx.expect_type(b, DataType::Int32)?;
             }
-            let (input_scale, input_zp) = ctx.quant(&input)?;
-            let (output_scale, output_zp) = ctx.quant(&output)?;
+            let (input_scale, input_zp) = ctx.quant(input)?;
+            let (output_scale, output_zp) = ctx.quant(output)?;
             let filter_q = filter.quantization.ok_or(ctx.invalid(reason!("filter is not quantized")))?;
             let channels = filter_q.len();
             ctx.ensure(
@@ -121,7 +121,7 @@ fn prepare<const INT8_ONLY: bool>(ctx: &mut PrepareContext<'_, '_>) -> Result<()
             params.input_offset = input_zp.wrapping_neg();
             params.filter_offset = filter_q.zero_point(0).wrapping_neg();
             params.output_offset = output_zp;
-            (params.act_min, params.act_max) = util::quantized_activation_range(ctx, act, &output)?;
+            (params.act_min, params.act_max) = util::quantized_activation_range(ctx, act, output)?;
             ctx.push(&params);
             push_channel_multipliers(ctx, input_scale, &filter_q, output_scale, channels);
         }

@@ -60,7 +60,7 @@ fn prepare(ctx: &mut PrepareContext<'_, '_>) -> Result<()> {
     let input = ctx.input(0)?;
     let output = ctx.output(0)?;
     ctx.ensure(input.dtype == output.dtype, reason!("input and output types differ"))?;
-    let (outer, depth) = rows(ctx, &input, &output)?;
+    let (outer, depth) = rows(ctx, input, output)?;
     let mut p = Params {
         kind: KIND_FLOAT,
         outer,
@@ -74,8 +74,8 @@ fn prepare(ctx: &mut PrepareContext<'_, '_>) -> Result<()> {
     match input.dtype {
         DataType::Float32 => {}
         DataType::Int8 => {
-            let (input_scale, _) = checked_quant(ctx, &input)?;
-            let (output_scale, output_zp) = checked_quant(ctx, &output)?;
+            let (input_scale, _) = checked_quant(ctx, input)?;
+            let (output_scale, output_zp) = checked_quant(ctx, output)?;
             ctx.ensure(
                 output_scale == 16.0 / 256.0 && output_zp == 127,
                 reason!("int8 LOG_SOFTMAX output must be 16/256, 127"),

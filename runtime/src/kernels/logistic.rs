@@ -255,15 +255,15 @@ fn prepare(ctx: &mut PrepareContext<'_, '_>) -> Result<()> {
     ctx.expect_io(1, 1, 1)?;
     let input = ctx.input(0)?;
     let output = ctx.output(0)?;
-    let mut p = Params { elements: unary_elements(ctx, &input, &output)?, ..Params::default() };
+    let mut p = Params { elements: unary_elements(ctx, input, output)?, ..Params::default() };
     match input.dtype {
         DataType::Float32 => p.kind = KIND_FLOAT,
         DataType::Int8 if ctx.options.rounding == Rounding::Litert => {
             ctx.ensure(
-                checked_quant(ctx, &output)?.0 == 1.0 / 256.0,
+                checked_quant(ctx, output)?.0 == 1.0 / 256.0,
                 reason!("int8 LOGISTIC output scale must be 1/256"),
             )?;
-            let lut = int8_lut(ctx, &input, &output, sigmoid_f32)?;
+            let lut = int8_lut(ctx, input, output, sigmoid_f32)?;
             p.kind = KIND_INT8_LUT;
             ctx.push(&p);
             ctx.push(&lut);
@@ -271,15 +271,12 @@ fn prepare(ctx: &mut PrepareContext<'_, '_>) -> Result<()> {
         }
         DataType::Int8 => {
             // TFLM checks the zero point only; the output scale is implied to be 1/256.
-            ctx.ensure(
-                checked_quant(ctx, &output)?.1 == -128,
-                reason!("int8 LOGISTIC output zero point must be -128"),
-            )?;
-            int8_input_params(ctx, &input, &mut p)?;
+            ctx.ensure(checked_quant(ctx, output)?.1 == -128, reason!("int8 LOGISTIC output zero point must be -128"))?;
+            int8_input_params(ctx, input, &mut p)?;
             p.kind = KIND_INT8;
         }
         DataType::Int16 => {
-            int16_params(ctx, &input, &output, 0, &mut p)?;
+            int16_params(ctx, input, output, 0, &mut p)?;
             p.kind = KIND_INT16;
         }
         _ => return Err(ctx.invalid(reason!("LOGISTIC supports float32, int8 and int16"))),

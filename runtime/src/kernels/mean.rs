@@ -111,7 +111,7 @@ fn prepare(ctx: &mut PrepareContext<'_, '_>) -> Result<()> {
     let output = ctx.output(0)?;
     ctx.ensure(!input.is_variable, reason!("input must not be a variable tensor"))?;
     ctx.ensure(input.dtype == output.dtype, reason!("input and output types differ"))?;
-    ctx.expect_type(&axis, DataType::Int32)?;
+    ctx.expect_type(axis, DataType::Int32)?;
     let axis_data = axis.data.ok_or(ctx.invalid(reason!("the axis input must be constant")))?;
     // keep_dims only shapes the output, whose shape the model already states; read it anyway
     // so a malformed options table is an error.
@@ -144,8 +144,8 @@ fn prepare(ctx: &mut PrepareContext<'_, '_>) -> Result<()> {
     let mut params =
         Params { kind, count: count as u32, input_zero_point: 0, output_zero_point: 0, multiplier: 0, shift: 0, split };
     if kind != KIND_FLOAT {
-        let (input_scale, input_zp) = ctx.quant(&input)?;
-        let (output_scale, output_zp) = ctx.quant(&output)?;
+        let (input_scale, input_zp) = ctx.quant(input)?;
+        let (output_scale, output_zp) = ctx.quant(output)?;
         ctx.ensure(input_scale > 0.0 && output_scale > 0.0, reason!("scales must be positive"))?;
         let (m, s) = mean_multiplier(input_scale, output_scale, count as u32)
             .ok_or(ctx.invalid(reason!("input/output scale ratio out of range")))?;

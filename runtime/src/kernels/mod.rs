@@ -137,16 +137,41 @@ impl<'p> ParamWriter<'p> {
     }
 }
 
+/// Inputs whose metadata the interpreter reads once before prepare (data, weights, bias: every
+/// input of most ops); kernels borrow them through [`PrepareContext::input`].
+pub const CACHED_INPUTS: usize = 3;
+
+/// Metadata of an op's first [`CACHED_INPUTS`] inputs and of its output, read once before its
+/// prepare runs, so kernels borrow it instead of re-reading and copying it for every access.
+pub(crate) struct OpTensors<'a> {
+    /// Inputs `0..CACHED_INPUTS`, then output 0 (every kernel has one); `None` where absent.
+    metas: [Option<TensorMeta<'a>>; CACHED_INPUTS + 1],
+}
+
+impl<'a> OpTensors<'a> {
+    pub(crate) fn read(model: &Model<'a>, op: &OpView<'a>) -> Result<Self> {
+        let mut metas = [None; CACHED_INPUTS + 1];
+        for (k, meta) in metas.iter_mut().enumerate() {
+            let t = if k < CACHED_INPUTS { op.inputs.get(k) } else { op.outputs.get(0) };
+            if let Some(t) = t.filter(|&t| t >= 0) {
+                *meta = Some(model.tensor(t as usize)?);
+            }
+        }
+        Ok(OpTensors { metas })
+    }
+}
+
 /// What a kernel's prepare step sees: the op, its tensors' metadata, and where to put parameters.
 pub struct PrepareContext<'a, 'p> {
     pub model: &'p Model<'a>,
     pub op: OpView<'a>,
     pub options: &'p InterpreterOptions,
+    pub(crate) tensors: &'p OpTensors<'a>,
     pub(crate) params: ParamWriter<'p>,
     pub(crate) scratch_bytes: usize,
 }
 
-impl<'a> PrepareContext<'a, '_> {
+impl<'a, 'p> PrepareContext<'a, 'p> {
     /// An [`Error::InvalidOp`] for this op.
     pub fn invalid(&self, reason: Reason) -> Error {
         Error::invalid_op(self.op.index, self.op.code, reason)
@@ -169,28 +194,38 @@ impl<'a> PrepareContext<'a, '_> {
         self.op.outputs.len()
     }
 
-    /// Input `i`, or `None` when the op omits it (index -1 or past the end).
-    pub fn optional_input(&self, i: usize) -> Result<Option<TensorMeta<'a>>> {
+    /// Input `i` (below [`CACHED_INPUTS`]), or `None` when the op omits it (index -1 or past the
+    /// end); ops with more inputs read the others with [`Self::read_optional_input`].
+    pub fn optional_input(&self, i: usize) -> Result<Option<&'p TensorMeta<'a>>> {
+        match self.tensors.metas.get(i) {
+            Some(meta) if i < CACHED_INPUTS => Ok(meta.as_ref()),
+            _ => Err(self.invalid(reason!("kernel asked for an input past the cached ones"))),
+        }
+    }
+
+    /// Input `i` (below [`CACHED_INPUTS`]); an error naming the op when it is missing. Ops with
+    /// more inputs read the others with [`Self::read_input`].
+    pub fn input(&self, i: usize) -> Result<&'p TensorMeta<'a>> {
+        self.optional_input(i)?.ok_or_else(|| self.invalid(reason!("a required input is missing")))
+    }
+
+    /// Output 0 (every kernel has one output); an error naming the op when it is missing.
+    pub fn output(&self, i: usize) -> Result<&'p TensorMeta<'a>> {
+        let output = if i == 0 { self.tensors.metas[CACHED_INPUTS].as_ref() } else { None };
+        output.ok_or_else(|| self.invalid(reason!("a required output is missing")))
+    }
+
+    /// Input `i` of any index read from the model, or `None` when the op omits it.
+    pub fn read_optional_input(&self, i: usize) -> Result<Option<TensorMeta<'a>>> {
         match self.op.inputs.get(i) {
             Some(t) if t >= 0 => self.model.tensor(t as usize).map(Some),
             _ => Ok(None),
         }
     }
 
-    /// Input `i`; an error naming the op when it is missing.
-    pub fn input(&self, i: usize) -> Result<TensorMeta<'a>> {
-        match self.op.inputs.get(i) {
-            Some(t) if t >= 0 => self.model.tensor(t as usize),
-            _ => Err(self.invalid(reason!("a required input is missing"))),
-        }
-    }
-
-    /// Output `i`; an error naming the op when it is missing.
-    pub fn output(&self, i: usize) -> Result<TensorMeta<'a>> {
-        match self.op.outputs.get(i) {
-            Some(t) if t >= 0 => self.model.tensor(t as usize),
-            _ => Err(self.invalid(reason!("a required output is missing"))),
-        }
+    /// Input `i` of any index read from the model; an error naming the op when it is missing.
+    pub fn read_input(&self, i: usize) -> Result<TensorMeta<'a>> {
+        self.read_optional_input(i)?.ok_or_else(|| self.invalid(reason!("a required input is missing")))
     }
 
     /// Checks the op has between `min_inputs` and `max_inputs` inputs and exactly `outputs` outputs.

@@ -79,9 +79,9 @@ fn prepare(ctx: &mut PrepareContext<'_, '_>) -> Result<()> {
             (params.float_min, params.float_max) = util::float_activation_range(ctx, act)?;
         }
         DataType::Int8 | DataType::Int16 => {
-            let (s1, z1) = checked_quant(ctx, &b.input1)?;
-            let (s2, z2) = checked_quant(ctx, &b.input2)?;
-            let (so, zo) = checked_quant(ctx, &b.output)?;
+            let (s1, z1) = checked_quant(ctx, b.input1)?;
+            let (s2, z2) = checked_quant(ctx, b.input2)?;
+            let (so, zo) = checked_quant(ctx, b.output)?;
             let int16 = b.output.dtype == DataType::Int16;
             if int16 {
                 // The int16 product of offset inputs could overflow 32 bits otherwise.
@@ -91,7 +91,7 @@ fn prepare(ctx: &mut PrepareContext<'_, '_>) -> Result<()> {
             ctx.ensure(real.is_finite() && real > 0.0, reason!("MUL rescaling multiplier is not finite and positive"))?;
             let (multiplier, shift) = quantize_multiplier(real);
             ctx.ensure(shift <= 30, reason!("MUL rescaling multiplier too large"))?;
-            let (act_min, act_max) = util::quantized_activation_range(ctx, act, &b.output)?;
+            let (act_min, act_max) = util::quantized_activation_range(ctx, act, b.output)?;
             params.quant = MulQuant {
                 input1_offset: -z1,
                 input2_offset: -z2,

@@ -49,7 +49,7 @@ fn prepare(ctx: &mut PrepareContext<'_, '_>) -> Result<()> {
     let rank = input.shape.rank();
     ctx.ensure(rank <= DIMS, reason!("PAD supports at most 5 dimensions"))?;
     ctx.ensure(output.shape.rank() == rank, reason!("output rank differs from input rank"))?;
-    ctx.expect_type(&output, input.dtype)?;
+    ctx.expect_type(output, input.dtype)?;
     let element_size = match input.dtype {
         DataType::Int8 => 1,
         DataType::Int16 => 2,
@@ -94,12 +94,12 @@ fn prepare(ctx: &mut PrepareContext<'_, '_>) -> Result<()> {
     }
     match constant_values {
         Some(cv) => {
-            ctx.expect_type(&cv, input.dtype)?;
+            ctx.expect_type(cv, input.dtype)?;
             ctx.ensure(cv.shape.elements() == 1, reason!("constant_values must be a scalar"))?;
             if input.dtype == DataType::Int8 {
                 // The pad value must mean the same in the output's quantization.
-                let (scale, zp) = ctx.quant(&output)?;
-                let (cv_scale, cv_zp) = ctx.quant(&cv)?;
+                let (scale, zp) = ctx.quant(output)?;
+                let (cv_scale, cv_zp) = ctx.quant(cv)?;
                 ctx.ensure(
                     scale == cv_scale && zp == cv_zp,
                     reason!("constant_values quantization differs from the output's"),
@@ -108,7 +108,7 @@ fn prepare(ctx: &mut PrepareContext<'_, '_>) -> Result<()> {
             params.value_from_input = 1;
         }
         None if input.dtype == DataType::Int8 => {
-            let (_, zp) = ctx.quant(&output)?;
+            let (_, zp) = ctx.quant(output)?;
             let zp = i8::try_from(zp).map_err(|_| ctx.invalid(reason!("int8 zero point out of range")))?;
             params.value = [zp as u8, 0, 0, 0];
         }

@@ -119,7 +119,7 @@ fn prepare(ctx: &mut PrepareContext<'_, '_>) -> Result<()> {
     let elements = u32::try_from(output.shape.elements()).map_err(|_| ctx.invalid(reason!("tensor too large")))?;
     let output_q = output.quantization.ok_or(ctx.invalid(reason!("QUANTIZE output is not quantized")))?;
     ctx.ensure(output_q.len() == 1, reason!("per-channel QUANTIZE output is not supported"))?;
-    let (output_scale, output_zero_point) = checked_quant(ctx, &output)?;
+    let (output_scale, output_zero_point) = checked_quant(ctx, output)?;
     let mut params = Params {
         input_type,
         output_type,
@@ -131,7 +131,7 @@ fn prepare(ctx: &mut PrepareContext<'_, '_>) -> Result<()> {
         output_scale,
     };
     if input_type != T_FLOAT {
-        let (input_scale, input_zero_point) = checked_quant(ctx, &input)?;
+        let (input_scale, input_zero_point) = checked_quant(ctx, input)?;
         params.input_zero_point = input_zero_point;
         let (multiplier, shift) = quantize_multiplier(input_scale as f64 / output_scale as f64);
         ctx.ensure((-62..=30).contains(&shift), reason!("QUANTIZE rescaling multiplier out of range"))?;

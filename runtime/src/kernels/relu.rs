@@ -110,10 +110,10 @@ fn prepare(ctx: &mut PrepareContext<'_, '_>) -> Result<()> {
     ctx.expect_io(1, 1, 1)?;
     let input = ctx.input(0)?;
     let output = ctx.output(0)?;
-    let elements = unary_elements(ctx, &input, &output)?;
+    let elements = unary_elements(ctx, input, output)?;
     let mut p = match input.dtype {
         DataType::Float32 => Params { kind: KIND_FLOAT, ..Params::default() },
-        DataType::Int8 | DataType::Int16 => requantizing_params(ctx, &input, &output, None)?,
+        DataType::Int8 | DataType::Int16 => requantizing_params(ctx, input, output, None)?,
         _ => return Err(ctx.invalid(reason!("RELU supports float32, int8 and int16"))),
     };
     p.elements = elements;

@@ -32,12 +32,12 @@ fn prepare(ctx: &mut PrepareContext<'_, '_>) -> Result<()> {
     ctx.expect_io(1, 1, 1)?;
     let input = ctx.input(0)?;
     let output = ctx.output(0)?;
-    let elements = unary_elements(ctx, &input, &output)?;
+    let elements = unary_elements(ctx, input, output)?;
     let mut p = match (input.dtype, ctx.options.rounding) {
         (DataType::Float32, _) => Params { kind: KIND_FLOAT, ..Params::default() },
-        (DataType::Int8 | DataType::Int16, Rounding::Litert) => requantizing_params(ctx, &input, &output, Some(6.0))?,
+        (DataType::Int8 | DataType::Int16, Rounding::Litert) => requantizing_params(ctx, input, output, Some(6.0))?,
         (DataType::Int8 | DataType::Int16, Rounding::Tflm) => {
-            let (scale, zero_point) = checked_quant(ctx, &input)?;
+            let (scale, zero_point) = checked_quant(ctx, input)?;
             let (kind, min, max) = if input.dtype == DataType::Int8 {
                 (KIND_INT8_CLAMP, I8::MIN, I8::MAX)
             } else {

@@ -115,7 +115,7 @@ fn prepare(ctx: &mut PrepareContext<'_, '_>) -> Result<()> {
             }
         }
     }
-    prepare_copy(ctx, &input, &output)
+    prepare_copy(ctx, input, output)
 }
 
 #[cfg(test)]

@@ -88,15 +88,15 @@ fn prepare_kinds<const INT8_ONLY: bool>(ctx: &mut PrepareContext<'_, '_>) -> Res
         Some(t) => t.scalar(0, 0.0f32)?,
         None => 0.0,
     };
-    let (outer, depth) = rows(ctx, &input, &output)?;
+    let (outer, depth) = rows(ctx, input, output)?;
     let mut params =
         Params { kind: KIND_FLOAT, outer, depth, input_multiplier: 0, input_left_shift: 0, diff_min: 0, beta };
     let types = if INT8_ONLY { (DataType::Int8, DataType::Int8) } else { (input.dtype, output.dtype) };
     match types {
         (DataType::Float32, DataType::Float32) => {}
         (DataType::Int8, DataType::Int8 | DataType::Int16) => {
-            let (input_scale, _) = checked_quant(ctx, &input)?;
-            let (output_scale, output_zp) = checked_quant(ctx, &output)?;
+            let (input_scale, _) = checked_quant(ctx, input)?;
+            let (output_scale, output_zp) = checked_quant(ctx, output)?;
             if types.1 == DataType::Int8 {
                 ctx.ensure(
                     output_zp == -128 && output_scale == 1.0 / 256.0,
@@ -117,8 +117,8 @@ fn prepare_kinds<const INT8_ONLY: bool>(ctx: &mut PrepareContext<'_, '_>) -> Res
             params.diff_min = -calculate_input_radius(SCALED_DIFF_INTEGER_BITS, left_shift, 31);
         }
         (DataType::Int16, DataType::Int16) => {
-            let (input_scale, input_zp) = checked_quant(ctx, &input)?;
-            let (output_scale, output_zp) = checked_quant(ctx, &output)?;
+            let (input_scale, input_zp) = checked_quant(ctx, input)?;
+            let (output_scale, output_zp) = checked_quant(ctx, output)?;
             let near = (output_scale - 1.0 / 32768.0).abs() <= 0.001 / 32768.0;
             ctx.ensure(output_zp == 0 && near, reason!("int16 SOFTMAX output must be 1/32768, 0"))?;
             let litert = ctx.options.rounding == Rounding::Litert;

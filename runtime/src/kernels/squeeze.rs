@@ -59,7 +59,7 @@ fn prepare(ctx: &mut PrepareContext<'_, '_>) -> Result<()> {
     let expected = squeezed(input.shape.dims(), squeeze_dims.iter().flat_map(|v| v.iter()));
     let (dims, len) = expected.ok_or(ctx.invalid(reason!("a squeezed dimension is out of range or not of size 1")))?;
     ctx.ensure(output.shape.dims() == &dims[..len], reason!("output shape is not the squeezed input shape"))?;
-    prepare_copy(ctx, &input, &output)
+    prepare_copy(ctx, input, output)
 }
 
 #[cfg(test)]

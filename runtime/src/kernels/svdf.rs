@@ -103,8 +103,8 @@ fn prepare(ctx: &mut PrepareContext<'_, '_>) -> Result<()> {
     let input = ctx.input(INPUT)?;
     let weights_feature = ctx.input(WEIGHTS_FEATURE)?;
     let weights_time = ctx.input(WEIGHTS_TIME)?;
-    let bias = ctx.optional_input(BIAS)?;
-    let state = ctx.input(STATE)?;
+    let bias = ctx.read_optional_input(BIAS)?;
+    let state = ctx.read_input(STATE)?;
     let output = ctx.output(0)?;
     let options = ctx.builtin_options(options_type::SVDF)?;
     let (rank, raw_act) = match options {
@@ -167,7 +167,7 @@ fn prepare(ctx: &mut PrepareContext<'_, '_>) -> Result<()> {
     };
     match input.dtype {
         DataType::Float32 => {
-            for t in [&weights_feature, &weights_time, &state, &output] {
+            for t in [weights_feature, weights_time, &state, output] {
                 ctx.expect_type(t, DataType::Float32)?;
             }
             if let Some(b) = &bias {
@@ -180,8 +180,8 @@ fn prepare(ctx: &mut PrepareContext<'_, '_>) -> Result<()> {
             }
         }
         DataType::Int8 => {
-            ctx.expect_type(&weights_feature, DataType::Int8)?;
-            ctx.expect_type(&output, DataType::Int8)?;
+            ctx.expect_type(weights_feature, DataType::Int8)?;
+            ctx.expect_type(output, DataType::Int8)?;
             params.kind = match weights_time.dtype {
                 DataType::Int16 => KIND_INT16_STATE,
                 DataType::Int8 => KIND_INT8_STATE,
@@ -189,11 +189,11 @@ fn prepare(ctx: &mut PrepareContext<'_, '_>) -> Result<()> {
             };
             // TFLM reads the state with the weights_time element type.
             ctx.expect_type(&state, weights_time.dtype)?;
-            let (input_scale, input_zp) = positive_scale(ctx, &input)?;
-            let (feature_scale, _) = positive_scale(ctx, &weights_feature)?;
-            let (time_scale, _) = positive_scale(ctx, &weights_time)?;
+            let (input_scale, input_zp) = positive_scale(ctx, input)?;
+            let (feature_scale, _) = positive_scale(ctx, weights_feature)?;
+            let (time_scale, _) = positive_scale(ctx, weights_time)?;
             let (state_scale, state_zp) = positive_scale(ctx, &state)?;
-            let (output_scale, output_zp) = positive_scale(ctx, &output)?;
+            let (output_scale, output_zp) = positive_scale(ctx, output)?;
             if let Some(b) = &bias {
                 ctx.expect_type(b, DataType::Int32)?;
                 // TFLM's check that the bias is quantized as state x weights_time (float product).

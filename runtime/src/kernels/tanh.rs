@@ -72,11 +72,11 @@ fn prepare(ctx: &mut PrepareContext<'_, '_>) -> Result<()> {
     ctx.expect_io(1, 1, 1)?;
     let input = ctx.input(0)?;
     let output = ctx.output(0)?;
-    let mut p = Params { elements: unary_elements(ctx, &input, &output)?, ..Params::default() };
+    let mut p = Params { elements: unary_elements(ctx, input, output)?, ..Params::default() };
     match input.dtype {
         DataType::Float32 => p.kind = KIND_FLOAT,
         DataType::Int8 if ctx.options.rounding == Rounding::Litert => {
-            let lut = int8_lut(ctx, &input, &output, libm::tanhf)?;
+            let lut = int8_lut(ctx, input, output, libm::tanhf)?;
             p.kind = KIND_INT8_LUT;
             ctx.push(&p);
             ctx.push(&lut);
@@ -84,11 +84,11 @@ fn prepare(ctx: &mut PrepareContext<'_, '_>) -> Result<()> {
         }
         DataType::Int8 => {
             // Like TFLM, the output is taken to be scale 1/128, zero point 0 without a check.
-            int8_input_params(ctx, &input, &mut p)?;
+            int8_input_params(ctx, input, &mut p)?;
             p.kind = KIND_INT8;
         }
         DataType::Int16 => {
-            int16_params(ctx, &input, &output, 1, &mut p)?;
+            int16_params(ctx, input, output, 1, &mut p)?;
             p.kind = KIND_INT16;
         }
         _ => return Err(ctx.invalid(reason!("TANH supports float32, int8 and int16"))),

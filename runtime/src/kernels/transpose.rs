@@ -107,7 +107,7 @@ fn prepare(ctx: &mut PrepareContext<'_, '_>) -> Result<()> {
     ctx.ensure(!input.is_variable, reason!("input must not be a variable tensor"))?;
     ctx.ensure(input.dtype == output.dtype, reason!("input and output types differ"))?;
     let element_size = element_size(input.dtype).ok_or(ctx.invalid(reason!("unsupported tensor type for this op")))?;
-    ctx.expect_type(&perm, DataType::Int32)?;
+    ctx.expect_type(perm, DataType::Int32)?;
     let perm_data = perm.data.ok_or(ctx.invalid(reason!("the permutation must be a constant tensor")))?;
     ctx.ensure(perm.shape.rank() <= 1, reason!("the permutation must be a vector"))?;
     let rank = input.shape.rank();

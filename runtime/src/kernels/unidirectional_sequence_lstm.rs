@@ -149,13 +149,13 @@ fn check_structure(ctx: &PrepareContext<'_, '_>, time_major: bool) -> Result<(us
     ctx.expect_io(20, 24, 1)?;
     for i in PEEPHOLE.chain(PROJECTION).chain(LAYER_NORM) {
         ctx.ensure(
-            ctx.optional_input(i)?.is_none(),
+            ctx.read_optional_input(i)?.is_none(),
             reason!("LSTM peephole, projection and layer norm are not supported"),
         )?;
     }
-    let input = ctx.input(INPUT)?;
-    let hidden = ctx.input(HIDDEN_STATE)?;
-    let cell = ctx.input(CELL_STATE)?;
+    let input = ctx.read_input(INPUT)?;
+    let hidden = ctx.read_input(HIDDEN_STATE)?;
+    let cell = ctx.read_input(CELL_STATE)?;
     let output = ctx.output(0)?;
     // Variable inputs arrive as mutable buffers after the output, in input order: the hidden
     // and cell states must be the only ones, and distinct.
@@ -165,7 +165,7 @@ fn check_structure(ctx: &PrepareContext<'_, '_>, time_major: bool) -> Result<(us
     )?;
     ctx.ensure(hidden.index != cell.index, reason!("LSTM hidden and cell states must be distinct tensors"))?;
     for i in (INPUT..HIDDEN_STATE).filter(|i| !PEEPHOLE.contains(i) && !PROJECTION.contains(i)) {
-        ctx.ensure(!ctx.input(i)?.is_variable, reason!("only the LSTM states may be variable tensors"))?;
+        ctx.ensure(!ctx.read_input(i)?.is_variable, reason!("only the LSTM states may be variable tensors"))?;
     }
 
     ctx.ensure(input.shape.rank() == 3, reason!("LSTM input must be 3-D"))?;
@@ -185,14 +185,14 @@ fn check_structure(ctx: &PrepareContext<'_, '_>, time_major: bool) -> Result<(us
         reason!("LSTM output shape mismatch"),
     )?;
     for g in 0..4 {
-        let w = ctx.input(INPUT_WEIGHTS + g)?;
+        let w = ctx.read_input(INPUT_WEIGHTS + g)?;
         ctx.ensure(w.shape.dims() == [state_size, input_size], reason!("LSTM input weights must be [state, input]"))?;
-        let r = ctx.input(RECURRENT_WEIGHTS + g)?;
+        let r = ctx.read_input(RECURRENT_WEIGHTS + g)?;
         ctx.ensure(
             r.shape.dims() == [state_size, state_size],
             reason!("LSTM recurrent weights must be [state, state]"),
         )?;
-        let b = ctx.input(GATE_BIAS + g)?;
+        let b = ctx.read_input(GATE_BIAS + g)?;
         ctx.ensure(b.shape.dims() == [state_size], reason!("LSTM gate bias must be [state]"))?;
     }
     Ok((batches, time_steps, input_size, state_size))
@@ -208,9 +208,9 @@ fn prepare(ctx: &mut PrepareContext<'_, '_>) -> Result<()> {
     ctx.ensure(Activation::from_i8(raw_act) == Some(Activation::Tanh), reason!("LSTM cell activation must be tanh"))?;
     ctx.ensure(!diagonal, reason!("diagonal recurrent LSTM weights are not supported"))?;
     let (batches, time_steps, input_size, state_size) = check_structure(ctx, time_major)?;
-    let input = ctx.input(INPUT)?;
-    let hidden = ctx.input(HIDDEN_STATE)?;
-    let cell = ctx.input(CELL_STATE)?;
+    let input = ctx.read_input(INPUT)?;
+    let hidden = ctx.read_input(HIDDEN_STATE)?;
+    let cell = ctx.read_input(CELL_STATE)?;
     let output = ctx.output(0)?;
     let as_u32 = |x: usize| u32::try_from(x).map_err(|_| ctx.invalid(reason!("LSTM dimension too large")));
     let has_cell_clip = cell_clip > 0.0;
@@ -238,17 +238,17 @@ fn prepare(ctx: &mut PrepareContext<'_, '_>) -> Result<()> {
     };
     let element_size = match input.dtype {
         DataType::Float32 => {
-            for t in [&input, &hidden, &cell, &output] {
+            for t in [&input, &hidden, &cell, output] {
                 ctx.expect_type(t, DataType::Float32)?;
             }
             for i in (INPUT_WEIGHTS..RECURRENT_WEIGHTS + 4).chain(GATE_BIAS..GATE_BIAS + 4) {
-                ctx.expect_type(&ctx.input(i)?, DataType::Float32)?;
+                ctx.expect_type(&ctx.read_input(i)?, DataType::Float32)?;
             }
             4
         }
         DataType::Int8 => {
             let litert = ctx.options.rounding == Rounding::Litert;
-            prepare_int8(ctx, &mut params, [&input, &hidden, &cell, &output], cell_clip, litert)?;
+            prepare_int8(ctx, &mut params, [&input, &hidden, &cell, output], cell_clip, litert)?;
             2
         }
         _ => return Err(ctx.invalid(reason!("LSTM supports int8 and float32 inputs"))),
@@ -289,7 +289,7 @@ fn prepare_int8(
     params.hidden_zero_point = hidden_zp;
 
     for g in 0..4 {
-        let weights = [ctx.input(INPUT_WEIGHTS + g)?, ctx.input(RECURRENT_WEIGHTS + g)?];
+        let weights = [ctx.read_input(INPUT_WEIGHTS + g)?, ctx.read_input(RECURRENT_WEIGHTS + g)?];
         let mut fc = [(0i32, 0i32, 0i32); 2];
         for (k, (w, from_scale)) in weights.iter().zip([input_scale, hidden_scale]).enumerate() {
             ctx.expect_type(w, DataType::Int8)?;
@@ -304,7 +304,7 @@ fn prepare_int8(
             // LiteRT folds only the activation zero points into its effective biases.
             fc[k] = (if litert { 0 } else { -w_zp }, m, s);
         }
-        ctx.expect_type(&ctx.input(GATE_BIAS + g)?, DataType::Int32)?;
+        ctx.expect_type(&ctx.read_input(GATE_BIAS + g)?, DataType::Int32)?;
         params.gates[g] = GateParams {
             input_weights_offset: fc[0].0,
             recurrent_weights_offset: fc[1].0,
