@@ -44,6 +44,11 @@ symbol_bytes() {
   "$nm" --print-size --radix=d -C "$1" | awk -v re="$2" '$0 ~ re { total += $2 } END { print total + 0 }'
 }
 
+# Panic locations name their source files: with the repository's absolute path the flash would
+# depend on where it is checked out, so builds here name them relative to the repository.
+repo_root=$(cd ../.. && pwd)
+remap_flag="--remap-path-prefix=$repo_root/="
+
 flash_sections=".vector_table .text .rodata .data"
 ram_sections=".data .bss .uninit"
 
@@ -79,7 +84,8 @@ measure() {
   shift 6
   local -a env_vars=()
   [ "$kind" = reference ] && env_vars=(FERROLITE_REFERENCE_KERNELS=1)
-  env "${env_vars[@]}" cargo build --quiet --release "$@" --target-dir "$target_root" \
+  env "${env_vars[@]}" cargo build --quiet --release "$@" --config "target.$target.rustflags=[\"$remap_flag\"]" \
+    --target-dir "$target_root" \
     --bin ferrolite-cortex-m --bin baseline --target "$target" --no-default-features --features "$model" >&2
   local dir="$target_root/$target/release"
   local firmware="$dir/ferrolite-cortex-m"
