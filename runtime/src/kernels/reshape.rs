@@ -40,13 +40,13 @@ pub(crate) fn prepare_copy(
     input: &TensorMeta<'_>,
     output: &TensorMeta<'_>,
 ) -> Result<()> {
+    // Same type and element count give the same byte size: verification refused types without
+    // an element size.
     ctx.ensure(input.dtype == output.dtype, reason!("input and output types differ"))?;
-    ctx.ensure(input.dtype.element_size().is_some(), reason!("unsupported tensor type for this op"))?;
     ctx.ensure(
         input.shape.elements() == output.shape.elements(),
         reason!("output element count differs from the input's"),
     )?;
-    ctx.ensure(input.byte_len() == output.byte_len(), reason!("output byte size differs from the input's"))?;
     ctx.push(&CopyParams { input_is_variable: input.is_variable as u32 });
     Ok(())
 }
