@@ -7,7 +7,7 @@ use crate::error::Result;
 use crate::fixedpoint::{multiply_by_quantized_multiplier, multiply_by_quantized_multiplier_single_round};
 use crate::kernels::conv_2d::push_channel_multipliers;
 use crate::kernels::fast;
-use crate::kernels::util::{self, as_i8, as_i8_mut, read_f32, read_i32, write_f32};
+use crate::kernels::util::{self, as_i8, as_i8_mut, read_f32, read_i32, write_f32, I32s};
 use crate::kernels::{EvalContext, PrepareContext};
 use crate::tensor::DataType;
 use crate::Rounding;
@@ -130,6 +130,33 @@ fn prepare<const INT8_ONLY: bool>(ctx: &mut PrepareContext<'_, '_>) -> Result<()
     Ok(())
 }
 
+/// What turns an int8 accumulator into an output value.
+struct Requantization<'e> {
+    p: &'e Params,
+    bias: &'e [u8],
+    multipliers: I32s<'e>,
+    shifts: I32s<'e>,
+}
+
+impl Requantization<'_> {
+    /// Output channel `o`'s value for accumulator `acc`: bias, multiplier (the rounding mode's),
+    /// clamp. Out of line: the fast path and the reference loop share one copy.
+    #[inline(never)]
+    fn finish(&self, o: usize, acc: i32) -> i8 {
+        let p = self.p;
+        let acc = if p.has_bias != 0 { acc.wrapping_add(read_i32(self.bias, o)) } else { acc };
+        let c = if p.per_channel != 0 { o } else { 0 };
+        let (multiplier, shift) = (self.multipliers.get(c), self.shifts.get(c));
+        let scaled = if p.single_rounding != 0 {
+            multiply_by_quantized_multiplier_single_round(acc, multiplier, shift)
+        } else {
+            multiply_by_quantized_multiplier(acc, multiplier, shift)
+        };
+        // max/min, not `clamp`: its assertion links integer formatting into firmware.
+        scaled.saturating_add(p.output_offset).max(p.act_min).min(p.act_max) as i8
+    }
+}
+
 /// Eval; `INT8_ONLY` (after [`prepare_int8`]) compiles the int8 path alone.
 fn eval_kinds<const INT8_ONLY: bool>(ctx: &mut EvalContext<'_>) -> Result<()> {
     let mut reader = ctx.params();
@@ -168,18 +195,8 @@ fn eval_kinds<const INT8_ONLY: bool>(ctx: &mut EvalContext<'_>) -> Result<()> {
     let shifts = reader.i32s(channels);
     let (input, filter) = (as_i8(input), as_i8(filter));
     let output = as_i8_mut(ctx.output(0));
-    let finish = |index: usize, acc: i32| -> i8 {
-        let o = index % outputs;
-        let acc = if p.has_bias != 0 { acc.wrapping_add(read_i32(bias, o)) } else { acc };
-        let c = if p.per_channel != 0 { o } else { 0 };
-        let scaled = if p.single_rounding != 0 {
-            multiply_by_quantized_multiplier_single_round(acc, multipliers.get(c), shifts.get(c))
-        } else {
-            multiply_by_quantized_multiplier(acc, multipliers.get(c), shifts.get(c))
-        };
-        // max/min, not `clamp`: its assertion links integer formatting into firmware.
-        scaled.saturating_add(p.output_offset).max(p.act_min).min(p.act_max) as i8
-    };
+    let requantization = Requantization { p: &p, bias, multipliers, shifts };
+    let finish = |index: usize, acc: i32| requantization.finish(index % outputs, acc);
     let sizes_match =
         input.len() == batches * depth && filter.len() >= outputs * depth && output.len() >= batches * outputs;
     if p.filter_offset == 0
