@@ -203,11 +203,10 @@ impl<'a> Interpreter<'a> {
                 .ok_or(Error::TooMany { what: Limited::Tensors, limit: u32::MAX })?,
             ARENA_ALIGN,
         );
-        if tables_len > arena.len() {
+        let Some((table_bytes, rest)) = arena.split_at_mut_checked(tables_len) else {
             let needed = skip + tables_len + Self::persistent_lower_bound(&model, resolver, &options)?;
             return Err(Error::arena_too_small(needed));
-        }
-        let (table_bytes, rest) = arena.split_at_mut(tables_len);
+        };
         let mut tables = Tables { bytes: table_bytes, num_tensors, num_ops };
         let mut cursor = 0; // within `rest`
         for o in 0..num_ops {
@@ -485,7 +484,7 @@ impl<'a> Interpreter<'a> {
     pub fn input_bytes_mut(&mut self, i: usize) -> Result<&mut [u8]> {
         let t = self.model.input_tensor(i)?;
         let (start, len) = self.arena_range(t).ok_or(Error::NoSuchTensor { index: error::saturate_u32(i) })?;
-        Ok(&mut self.arena[start..start + len])
+        self.arena.get_mut(start..start + len).ok_or(Error::NoSuchTensor { index: error::saturate_u32(i) })
     }
 
     /// Raw little-endian bytes of graph output `i`.
@@ -604,11 +603,8 @@ fn split_disjoint<'b>(
         };
         taken |= 1 << k;
         let gap_len = start.checked_sub(base).ok_or(())?;
-        if gap_len.checked_add(len).is_none_or(|end| end > rest.len()) {
-            return Err(());
-        }
-        let (gap, tail) = core::mem::take(&mut rest).split_at_mut(gap_len);
-        let (mutable, tail) = tail.split_at_mut(len);
+        let (gap, tail) = core::mem::take(&mut rest).split_at_mut_checked(gap_len).ok_or(())?;
+        let (mutable, tail) = tail.split_at_mut_checked(len).ok_or(())?;
         *gap_slot = (base, gap);
         *mutables.get_mut(k).ok_or(())? = mutable;
         rest = tail;

@@ -48,7 +48,7 @@ impl<const N: usize> MutableOpResolver<N> {
 
 impl<const N: usize> OpResolver for MutableOpResolver<N> {
     fn lookup(&self, code: i32, version: i32) -> Option<usize> {
-        self.regs[..self.len].iter().position(|r| r.is_some_and(|r| runs(r, code, version)))
+        self.regs.iter().take(self.len).position(|r| r.is_some_and(|r| runs(r, code, version)))
     }
     fn registration(&self, index: usize) -> Option<&'static Registration> {
         self.regs.get(index).copied().flatten()

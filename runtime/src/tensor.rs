@@ -32,8 +32,8 @@ impl Shape {
             if v.len() > MAX_RANK {
                 return Err(Error::BadShape { tensor });
             }
-            for (i, d) in v.iter().enumerate() {
-                s.dims[i] = usize::try_from(d).map_err(|_| Error::BadShape { tensor })?;
+            for (dim, d) in s.dims.iter_mut().zip(v.iter()) {
+                *dim = usize::try_from(d).map_err(|_| Error::BadShape { tensor })?;
             }
             s.rank = v.len();
         }
@@ -46,15 +46,14 @@ impl Shape {
     }
 
     pub fn dims(&self) -> &[usize] {
-        &self.dims[..self.rank]
+        self.dims.get(..self.rank).unwrap_or(&[])
     }
 
     /// Dimension `i`; dimensions past the rank read as 1.
     pub fn dim(&self, i: usize) -> usize {
-        if i < self.rank {
-            self.dims[i]
-        } else {
-            1
+        match self.dims.get(i) {
+            Some(&d) if i < self.rank => d,
+            _ => 1,
         }
     }
 
@@ -69,7 +68,7 @@ impl Shape {
 
     /// Product of the dimensions in `range`.
     pub fn elements_in(&self, range: core::ops::Range<usize>) -> usize {
-        self.dims()[range].iter().product()
+        self.dims().get(range).map_or(1, |dims| dims.iter().product())
     }
 }
 

@@ -129,11 +129,10 @@ impl<'p> ParamWriter<'p> {
     }
 
     fn push_bytes(&mut self, bytes: &[u8]) {
-        let end = self.len + bytes.len();
-        if let Some(dst) = self.buf.get_mut(self.len..end) {
+        if let Some(dst) = self.buf.get_mut(self.len..).and_then(|rest| rest.get_mut(..bytes.len())) {
             dst.copy_from_slice(bytes);
         }
-        self.len = end;
+        self.len += bytes.len();
     }
 }
 
@@ -305,7 +304,7 @@ impl<'e> ParamReader<'e> {
         let start = self.pos.min(self.bytes.len());
         let end = (self.pos + 4 * len).min(self.bytes.len());
         self.pos += 4 * len;
-        util::I32s::new(&self.bytes[start..end])
+        util::I32s::new(self.bytes.get(start..end).unwrap_or(&[]))
     }
 }
 
@@ -332,7 +331,7 @@ impl<'e> EvalContext<'e> {
 
     /// Output `i`'s bytes.
     pub fn output(&mut self, i: usize) -> &mut [u8] {
-        match self.mutables[..self.num_mutables].get_mut(i) {
+        match self.mutables().get_mut(i) {
             Some(m) => m,
             None => &mut [],
         }
@@ -340,7 +339,8 @@ impl<'e> EvalContext<'e> {
 
     /// All mutable buffers at once (see the type's docs for their order).
     pub fn mutables(&mut self) -> &mut [&'e mut [u8]] {
-        &mut self.mutables[..self.num_mutables]
+        let n = self.num_mutables.min(MAX_MUTABLES);
+        &mut self.mutables[..n]
     }
 }
 

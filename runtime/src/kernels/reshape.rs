@@ -67,7 +67,9 @@ pub(crate) fn eval_copy(ctx: &mut EvalContext<'_>) -> Result<()> {
 
 fn copy_prefix(dst: &mut [u8], src: &[u8]) {
     let n = dst.len().min(src.len());
-    dst[..n].copy_from_slice(&src[..n]);
+    if let (Some(dst), Some(src)) = (dst.get_mut(..n), src.get(..n)) {
+        dst.copy_from_slice(src);
+    }
 }
 
 /// Whether `target` (little-endian `i32` entries, each >= 0 or a single -1 wildcard) describes
