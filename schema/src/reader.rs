@@ -52,7 +52,8 @@ pub fn bytes_at(buf: &[u8], offset: usize, len: usize) -> Result<&[u8]> {
 /// A little-endian scalar that can live in a flatbuffer.
 pub trait Scalar: Copy + 'static {
     const SIZE: usize;
-    /// Decodes from exactly `SIZE` little-endian bytes.
+    /// Decodes the first `SIZE` little-endian bytes (zero when there are fewer, which callers rule
+    /// out: no bounds-check panic is linked).
     fn from_le(bytes: &[u8]) -> Self;
 }
 
@@ -63,7 +64,9 @@ macro_rules! impl_scalar {
             #[inline]
             fn from_le(bytes: &[u8]) -> Self {
                 let mut raw = [0u8; core::mem::size_of::<$t>()];
-                raw.copy_from_slice(&bytes[..Self::SIZE]);
+                if let Some(b) = bytes.get(..Self::SIZE) {
+                    raw.copy_from_slice(b);
+                }
                 <$t>::from_le_bytes(raw)
             }
         }
@@ -75,7 +78,7 @@ impl Scalar for bool {
     const SIZE: usize = 1;
     #[inline]
     fn from_le(bytes: &[u8]) -> Self {
-        bytes[0] != 0
+        bytes.first().is_some_and(|&b| b != 0)
     }
 }
 
@@ -243,7 +246,7 @@ impl<'a, T: Scalar> Vector<'a, T> {
     #[inline]
     pub fn get(&self, i: usize) -> Option<T> {
         if i < self.len() {
-            Some(T::from_le(&self.bytes[i * T::SIZE..]))
+            self.bytes.get(i * T::SIZE..).map(T::from_le)
         } else {
             None
         }
