@@ -66,9 +66,9 @@ pub(crate) fn eval_copy(ctx: &mut EvalContext<'_>) -> Result<()> {
 }
 
 fn copy_prefix(dst: &mut [u8], src: &[u8]) {
-    let n = dst.len().min(src.len());
-    if let (Some(dst), Some(src)) = (dst.get_mut(..n), src.get(..n)) {
-        dst.copy_from_slice(src);
+    // A loop rather than `copy_from_slice`, whose length check links a panic.
+    for (d, &s) in dst.iter_mut().zip(src) {
+        *d = s;
     }
 }
 
