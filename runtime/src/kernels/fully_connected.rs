@@ -196,28 +196,31 @@ fn eval_kinds<const INT8_ONLY: bool>(ctx: &mut EvalContext<'_>) -> Result<()> {
     let (input, filter) = (as_i8(input), as_i8(filter));
     let output = as_i8_mut(ctx.output(0));
     let requantization = Requantization { p: &p, bias, multipliers, shifts };
-    let finish = |index: usize, acc: i32| requantization.finish(index % outputs, acc);
+    let finish = |index: usize, acc: i32| requantization.finish(index.checked_rem(outputs).unwrap_or(0), acc);
+    // Prepare sized every buffer and the interpreter passes exactly those; were one short, the
+    // accesses below would skip what is missing rather than panic.
     let sizes_match =
         input.len() == batches * depth && filter.len() >= outputs * depth && output.len() >= batches * outputs;
-    if p.filter_offset == 0
-        && sizes_match
-        && fast::fully_connected(input, &filter[..outputs * depth], depth, p.input_offset, |i, acc| {
-            output[i] = finish(i, acc)
-        })
-    {
+    let filter = filter.get(..outputs * depth).unwrap_or(&[]);
+    let mut store = |index: usize, acc: i32| {
+        if let Some(o) = output.get_mut(index) {
+            *o = finish(index, acc);
+        }
+    };
+    if p.filter_offset == 0 && sizes_match && fast::fully_connected(input, filter, depth, p.input_offset, &mut store) {
         return Ok(());
     }
     for b in 0..batches {
-        let row = &input[b * depth..(b + 1) * depth];
+        let Some(row) = input.get(b * depth..(b + 1) * depth) else { break };
         for o in 0..outputs {
-            let weights = &filter[o * depth..(o + 1) * depth];
+            let Some(weights) = filter.get(o * depth..(o + 1) * depth) else { break };
             let mut acc: i32 = 0;
             for (&x, &w) in row.iter().zip(weights) {
                 acc = acc.wrapping_add(
                     (x as i32).wrapping_add(p.input_offset).wrapping_mul((w as i32).wrapping_add(p.filter_offset)),
                 );
             }
-            output[b * outputs + o] = finish(b * outputs + o, acc);
+            store(b * outputs + o, acc);
         }
     }
     Ok(())
