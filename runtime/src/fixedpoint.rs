@@ -255,15 +255,18 @@ pub fn multiply_by_quantized_multiplier_single_round(x: i32, quantized_multiplie
     }
 }
 
+/// The out-of-range shifts in 64 bits (no 128-bit arithmetic linked into firmware).
 #[cold]
 fn single_round_out_of_range(x: i32, quantized_multiplier: i32, shift: i32) -> i32 {
-    let prod = x as i128 * quantized_multiplier as i128; // |prod| <= 2^62
+    let prod = x as i64 * quantized_multiplier as i64; // |prod| <= 2^62
     if shift > 30 {
-        let left = (shift as i64 - 31).min(64) as u32;
-        (prod << left) as i32
+        // The low 32 bits of `prod * 2^(shift - 31)`, which are 0 once the shift reaches 64.
+        prod.checked_shl((shift - 31) as u32).unwrap_or(0) as i32
     } else {
-        let total_shift = (31 - shift as i64).min(100) as u32; // >= 63
-        ((prod + (1i128 << (total_shift - 1))) >> total_shift) as i32
+        // `(prod + 2^(total_shift - 1)) >> total_shift` with `total_shift = 31 - shift >= 63`
+        // and `|prod| <= 2^62` lies in [0, 2^63] / 2^63: it is 1 only for `total_shift == 63`
+        // and `prod == 2^62` (`x = M = i32::MIN`), else 0.
+        (shift == -32 && prod == 1 << 62) as i32
     }
 }
 
@@ -1455,6 +1458,35 @@ mod tests {
                 let err = (got as i128 * (1i128 << t) - xm).abs();
                 assert!(err <= 1i128 << t, "x={x} m={m} shift={shift} got={got}");
             }
+        }
+    }
+
+    /// The out-of-range shifts against the exact 128-bit formula, on edge and random values.
+    #[test]
+    fn single_round_out_of_range_matches_128_bit_arithmetic() {
+        let exact = |x: i32, m: i32, shift: i32| -> i32 {
+            let prod = x as i128 * m as i128;
+            if shift > 30 {
+                (prod << (shift as i64 - 31).min(64) as u32) as i32
+            } else {
+                let total_shift = (31 - shift as i64).min(100) as u32;
+                ((prod + (1i128 << (total_shift - 1))) >> total_shift) as i32
+            }
+        };
+        let edges = [i32::MIN, i32::MIN + 1, -(1 << 30), -3, -1, 0, 1, 3, 1 << 30, i32::MAX - 1, i32::MAX];
+        let shifts = [i32::MIN, -1000, -64, -63, -62, -33, -32, 31, 32, 62, 63, 64, 95, 96, 1000, i32::MAX];
+        for &x in &edges {
+            for &m in &edges {
+                for &shift in &shifts {
+                    assert_eq!(single_round_out_of_range(x, m, shift), exact(x, m, shift), "{x} {m} {shift}");
+                }
+            }
+        }
+        let mut rng = Lcg(11);
+        for _ in 0..200_000 {
+            let (x, m) = (rng.next_i32(), rng.next_i32());
+            let shift = if rng.next_i32() < 0 { rng.range(31, 100) } else { rng.range(-100, -32) };
+            assert_eq!(single_round_out_of_range(x, m, shift), exact(x, m, shift), "{x} {m} {shift}");
         }
     }
 
