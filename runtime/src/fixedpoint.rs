@@ -684,12 +684,25 @@ pub fn preprocess_log_softmax_scaling_exp_single_round(
 /// TFLite evaluates this in double; every intermediate is exact there, so the integer
 /// evaluation here is bit-identical. Results above `i32::MAX` (UB in C's `static_cast<int>`)
 /// saturate; negative shift amounts (UB in C) are treated as the corresponding power of two.
+/// In 64-bit arithmetic (no 128-bit code linked into firmware): `base` is below 2^62 and never
+/// negative, so a left shift either fits or saturates.
 pub fn calculate_input_radius(input_integer_bits: i32, input_left_shift: i32, total_signed_bits: i32) -> i32 {
     let integer_bits = input_integer_bits.clamp(0, 62);
-    let base = (1i128 << integer_bits) - 1;
+    let base = (1i64 << integer_bits) - 1;
     let exponent = total_signed_bits as i64 - input_integer_bits as i64 - input_left_shift as i64;
-    let value = if exponent >= 0 { base << exponent.min(64) } else { base >> (-exponent).min(127) };
-    value.clamp(i32::MIN as i128, i32::MAX as i128) as i32
+    let max = i32::MAX as i64;
+    let value = if exponent < 0 {
+        u32::try_from(-exponent).ok().and_then(|s| base.checked_shr(s)).unwrap_or(0)
+    } else if exponent >= 31 || base > max >> exponent {
+        if base == 0 {
+            0
+        } else {
+            max
+        }
+    } else {
+        base << exponent
+    };
+    value.min(max) as i32
 }
 
 /// TFLite `GetReciprocal(x, x_integer_digits, &num_bits_over_unit)`: for a positive
@@ -1458,6 +1471,31 @@ mod tests {
                 let err = (got as i128 * (1i128 << t) - xm).abs();
                 assert!(err <= 1i128 << t, "x={x} m={m} shift={shift} got={got}");
             }
+        }
+    }
+
+    /// The 64-bit evaluation against the exact 128-bit formula, on edge and random values.
+    #[test]
+    fn input_radius_matches_128_bit_arithmetic() {
+        let exact = |integer_bits: i32, left_shift: i32, total_bits: i32| -> i32 {
+            let base = (1i128 << integer_bits.clamp(0, 62)) - 1;
+            let exponent = total_bits as i64 - integer_bits as i64 - left_shift as i64;
+            let value = if exponent >= 0 { base << exponent.min(64) } else { base >> (-exponent).min(127) };
+            value.clamp(i32::MIN as i128, i32::MAX as i128) as i32
+        };
+        let values =
+            [i32::MIN, -100, -64, -63, -62, -33, -32, -31, -1, 0, 1, 5, 12, 26, 30, 31, 32, 61, 62, 63, 64, 100];
+        for &a in &values {
+            for &b in &values {
+                for &c in &values {
+                    assert_eq!(calculate_input_radius(a, b, c), exact(a, b, c), "{a} {b} {c}");
+                }
+            }
+        }
+        let mut rng = Lcg(13);
+        for _ in 0..200_000 {
+            let (a, b, c) = (rng.range(-70, 70), rng.range(-70, 70), rng.range(-70, 70));
+            assert_eq!(calculate_input_radius(a, b, c), exact(a, b, c), "{a} {b} {c}");
         }
     }
 
