@@ -116,6 +116,12 @@ impl Tables<'_> {
 /// no bounds-check panic is linked.
 #[inline(never)]
 fn read_slot<T: Pod>(bytes: &[u8], at: usize) -> T {
+    slot_at(bytes, at)
+}
+
+/// [`read_slot`] inlined, for `invoke`, which reads a few slots per op on every inference.
+#[inline(always)]
+fn slot_at<T: Pod>(bytes: &[u8], at: usize) -> T {
     bytes.get(at..at + core::mem::size_of::<T>()).map_or(T::zeroed(), bytemuck::pod_read_unaligned)
 }
 
@@ -358,11 +364,11 @@ impl<'a> Interpreter<'a> {
     }
 
     fn tensor_slot(&self, t: usize) -> TensorSlot {
-        read_slot(self.arena, t * TENSOR_SLOT)
+        slot_at(self.arena, t * TENSOR_SLOT)
     }
 
     fn op_slot(&self, o: usize) -> OpSlot {
-        read_slot(self.arena, self.model.num_tensors() * TENSOR_SLOT + o * OP_SLOT)
+        slot_at(self.arena, self.model.num_tensors() * TENSOR_SLOT + o * OP_SLOT)
     }
 
     /// Range of tensor `t`'s bytes within the arena, or `None` if it is not in the arena.
