@@ -267,10 +267,12 @@ impl<'a, 'p> PrepareContext<'a, 'p> {
         self.ensure(t.dtype == dtype, reason!("unsupported tensor type for this op"))
     }
 
-    /// Error unless input 0 and output 0 are int8: the prepare check of the `REGISTRATION_INT8`
-    /// kernels, which link only their int8 path (like TFLM's `Register_*_INT8()`).
+    /// Error unless input 0 and output 0 are there and int8: the prepare check of the
+    /// `REGISTRATION_INT8` kernels, which link only their int8 path (like TFLM's
+    /// `Register_*_INT8()`).
     pub fn expect_int8_io(&self) -> Result<()> {
-        let int8 = self.input(0)?.dtype == DataType::Int8 && self.output(0)?.dtype == DataType::Int8;
+        let is_int8 = |meta: &Option<TensorMeta<'_>>| meta.as_ref().is_some_and(|t| t.dtype == DataType::Int8);
+        let int8 = is_int8(&self.tensors.metas[0]) && is_int8(&self.tensors.metas[CACHED_INPUTS]);
         self.ensure(int8, reason!("this kernel registration runs int8 only"))
     }
 
