@@ -47,7 +47,7 @@ pub fn run(bytes: &[u8]) {
     touch_model(&model);
     let hash = fnv1a(bytes);
     let rounding = if hash & 1 == 0 { Rounding::Tflm } else { Rounding::Litert };
-    let options = InterpreterOptions { rounding };
+    let options = InterpreterOptions { rounding, pack_weights: false };
     let misalign = (hash >> 1) as usize % ARENA_ALIGN;
 
     let mut small = Arena::new(SMALL_ARENA, misalign);

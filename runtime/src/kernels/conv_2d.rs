@@ -451,7 +451,12 @@ fn prepare(ctx: &mut PrepareContext<'_, '_>) -> Result<()> {
         None | Some(DataType::Int64) => Ok(KIND_INT16_ACC64),
         Some(DataType::Int32) => Ok(KIND_INT16_ACC32),
         Some(_) => Err(ctx.invalid(reason!("int16 convolution needs an int32 or int64 bias"))),
-    })
+    })?;
+    if tensors.input.dtype == DataType::Int8 {
+        let input_offset = -tensors.input.scale_zero_point().1;
+        fast::pack_conv(ctx, &window, groups, &tensors.filter, tensors.bias.as_ref(), input_offset);
+    }
+    Ok(())
 }
 
 /// The reference convolution loop nest, generic over the arithmetic. All buffers are raw bytes:
@@ -604,7 +609,7 @@ fn eval_kinds<const INT8_ONLY: bool>(ctx: &mut EvalContext<'_>) -> Result<()> {
                 act_max: hi,
                 output: util::as_i8_mut(output),
             };
-            if !fast::conv_int8(&mut args, groups) {
+            if !fast::conv_int8_packed(&mut args, reader.rest()) && !fast::conv_int8(&mut args, groups) {
                 conv_int8_reference(&mut args, groups);
             }
         }

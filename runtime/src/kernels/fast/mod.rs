@@ -34,11 +34,16 @@ pub mod arm_dsp;
 #[cfg(target_arch = "aarch64")]
 #[allow(unsafe_code)]
 mod neon;
+#[cfg(target_arch = "x86_64")]
+mod packing;
 #[cfg(test)]
 mod tests;
 #[cfg(target_arch = "x86_64")]
 #[allow(unsafe_code)]
 mod x86;
+#[cfg(target_arch = "x86_64")]
+#[allow(unsafe_code)]
+mod x86_packed;
 
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 /// Most output channels (and depthwise channels) the SIMD kernels take: their per-channel
@@ -254,6 +259,43 @@ pub(crate) fn conv_int8_at(level: Level, a: &mut ConvInt8<'_>, groups: usize) ->
     #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64", ferrolite_arm_dsp)))]
     {
         let _ = (level, a, groups);
+        false
+    }
+}
+
+/// Appends CONV_2D's packed weights to the parameter blob when this machine's kernels read them
+/// and the options ask for it ([`packing`] on x86-64; nothing elsewhere).
+pub(crate) fn pack_conv(
+    ctx: &mut crate::kernels::PrepareContext<'_, '_>,
+    window: &Window,
+    groups: usize,
+    filter: &crate::tensor::TensorMeta<'_>,
+    bias: Option<&crate::tensor::TensorMeta<'_>>,
+    input_offset: i32,
+) {
+    #[cfg(target_arch = "x86_64")]
+    packing::pack_conv(ctx, window, groups, filter, bias, input_offset);
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (ctx, window, groups, filter, bias, input_offset);
+}
+
+/// CONV_2D (int8, one group) on weights [`pack_conv`] packed in prepare; `false` when
+/// `packed` is empty or does not fit the op (the caller then runs the unpacked kernels).
+pub(crate) fn conv_int8_packed(a: &mut ConvInt8<'_>, packed: &[u8]) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let w = a.window;
+        let k = w.filter_h as usize * w.filter_w as usize * w.in_c as usize;
+        if packed.is_empty() || level() != Level::Avx512Vnni {
+            return false;
+        }
+        let Some(packed) = packing::PackedConv::parse(packed, k, w.out_c as usize) else { return false };
+        let Some(channels) = Channels::decode(a, w.out_c as usize) else { return false };
+        x86_packed::conv(a, &channels, &packed)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (a, packed);
         false
     }
 }

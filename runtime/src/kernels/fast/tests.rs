@@ -216,6 +216,42 @@ fn conv_matches_the_reference() {
     }
 }
 
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn packed_conv_matches_the_reference() {
+    if !levels().contains(&Level::Avx512Vnni) {
+        std::eprintln!("no AVX-512 VNNI here: packed weights are not used on this machine");
+        return;
+    }
+    let mut rng = Rng(0x51ed_270b);
+    let mut cases = 0;
+    while cases < 400 {
+        let Some(mut w) = random_window(&mut rng, false) else { continue };
+        // Several channel chunks with a partial last block; 1x1 unpadded filters read in place.
+        if rng.chance(40) {
+            w.out_c = rng.usize(1, 90) as u32;
+        }
+        if rng.chance(30) {
+            (w.filter_h, w.filter_w, w.pad_h, w.pad_w, w.dil_h, w.dil_w) = (1, 1, 0, 0, 1, 1);
+            w.out_h = (w.in_h - 1) / w.stride_h as u32 + 1;
+            w.out_w = (w.in_w - 1) / w.stride_w as u32 + 1;
+        }
+        cases += 1;
+        let k = w.filter_h as usize * w.filter_w as usize * w.in_c as usize;
+        let data = RandomConv::new(&mut rng, &w, w.out_c as usize * k);
+        let mut want = vec![0i8; w.output_elements()];
+        conv_int8_reference(&mut data.args(&w, &mut want), 1);
+        let mut blob = Vec::new();
+        let bias = data.bias.as_deref();
+        packing::write_packed_conv(&data.filter, k, w.out_c as usize, bias, data.input_offset, &mut |b| {
+            blob.extend_from_slice(b)
+        });
+        let mut got = vec![0i8; w.output_elements()];
+        assert!(conv_int8_packed(&mut data.args(&w, &mut got), &blob), "declined {w:?}");
+        assert_eq!(got, want, "case {cases}: {w:?}");
+    }
+}
+
 #[test]
 fn depthwise_matches_the_reference() {
     let levels = levels();

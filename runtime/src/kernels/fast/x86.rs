@@ -482,7 +482,15 @@ fn conv_vnni_impl(a: &mut ConvInt8<'_>, ch: &Channels<'_>) -> bool {
 /// set to the input zero point.
 #[inline]
 #[target_feature(enable = "avx2")]
-fn build_patch_i8(w: &Window, input: &[i8], zero_point: i8, b: usize, oy: usize, ox: usize, patch: &mut [i8]) {
+pub(super) fn build_patch_i8(
+    w: &Window,
+    input: &[i8],
+    zero_point: i8,
+    b: usize,
+    oy: usize,
+    ox: usize,
+    patch: &mut [i8],
+) {
     let (in_h, in_w, in_c) = (w.in_h as usize, w.in_w as usize, w.in_c as usize);
     let (filter_h, filter_w) = (w.filter_h as usize, w.filter_w as usize);
     let iy0 = oy as i32 * w.stride_h - w.pad_h;
@@ -565,7 +573,7 @@ pub(super) fn depthwise_avx512(a: &mut ConvInt8<'_>, ch: &Channels<'_>) -> bool 
 /// `SaturatingRoundingDoublingHighMul` on sixteen lanes (`b != i32::MIN`), as [`doubling_high_mul`].
 #[inline]
 #[target_feature(enable = "avx512f")]
-fn doubling_high_mul16(a: __m512i, b: __m512i) -> __m512i {
+pub(super) fn doubling_high_mul16(a: __m512i, b: __m512i) -> __m512i {
     let nudge = _mm512_set1_epi64(1 << 30);
     let even = _mm512_srli_epi64::<31>(_mm512_add_epi64(_mm512_mul_epi32(a, b), nudge));
     let odd_products = _mm512_mul_epi32(_mm512_srli_epi64::<32>(a), _mm512_srli_epi64::<32>(b));
@@ -576,7 +584,7 @@ fn doubling_high_mul16(a: __m512i, b: __m512i) -> __m512i {
 /// `RoundingDivideByPOT(x, e)` on sixteen lanes, `e` in `0..=31`, as [`rounding_divide_by_pot`].
 #[inline]
 #[target_feature(enable = "avx512f")]
-fn rounding_divide_by_pot16(x: __m512i, exponent: __m512i) -> __m512i {
+pub(super) fn rounding_divide_by_pot16(x: __m512i, exponent: __m512i) -> __m512i {
     let one = _mm512_set1_epi32(1);
     let mask = _mm512_sub_epi32(_mm512_sllv_epi32(one, exponent), one);
     let remainder = _mm512_and_si512(x, mask);
