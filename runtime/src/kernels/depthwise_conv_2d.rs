@@ -50,7 +50,21 @@ fn prepare(ctx: &mut PrepareContext<'_, '_>) -> Result<()> {
     prepare_conv_params(ctx, &tensors, act, window, multiplier, 3, |ctx, bias| match bias {
         None | Some(DataType::Int64) => Ok(KIND_INT16_ACC64),
         Some(_) => Err(ctx.invalid(reason!("int16 depthwise convolution needs an int64 bias"))),
-    })
+    })?;
+    if tensors.input.dtype == DataType::Int8 {
+        // prepare_conv_params checked these scales.
+        let (input_scale, input_zp) = tensors.input.scale_zero_point();
+        let output_scale = tensors.output.scale_zero_point().0;
+        let filter_scale = |c: usize| match &tensors.filter.quantization {
+            Some(q) if q.len() > 1 => q.scale(c),
+            Some(q) => q.scale(0),
+            None => 0.0,
+        };
+        let requant = |c: usize| util::conv_multiplier(input_scale, filter_scale(c), output_scale);
+        let (filter, bias) = (&tensors.filter, tensors.bias.as_ref());
+        fast::pack_depthwise(ctx, &window, multiplier, filter, bias, -input_zp, &requant);
+    }
+    Ok(())
 }
 
 /// Output channels accumulated together per output pixel (stack accumulators).
@@ -204,7 +218,7 @@ fn eval_kinds<const INT8_ONLY: bool>(ctx: &mut EvalContext<'_>) -> Result<()> {
             act_max: hi,
             output: util::as_i8_mut(output),
         };
-        if !fast::depthwise_int8(&mut args, mult) {
+        if !fast::depthwise_int8_packed(&mut args, reader.rest()) && !fast::depthwise_int8(&mut args, mult) {
             depthwise_int8_reference(&mut args, mult);
         }
     } else {

@@ -52,6 +52,9 @@ pub(crate) const MAX_CHANNELS: usize = 2048;
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 /// Most elements in one convolution patch (`filter_h * filter_w * in_c`) or FULLY_CONNECTED row.
 pub(crate) const MAX_PATCH: usize = 4096;
+#[cfg(target_arch = "x86_64")]
+/// Most filter taps (`filter_h * filter_w`) of a depthwise filter the x86-64 kernels take.
+pub(crate) const MAX_TAPS: usize = 64;
 
 /// Instruction sets the fast kernels can use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -277,6 +280,44 @@ pub(crate) fn pack_conv(
     packing::pack_conv(ctx, window, groups, filter, bias, input_offset);
     #[cfg(not(target_arch = "x86_64"))]
     let _ = (ctx, window, groups, filter, bias, input_offset);
+}
+
+/// Appends DEPTHWISE_CONV_2D's packed weights to the parameter blob when this machine's kernels
+/// read them and the options ask for it; `requant(channel)` is a channel's multiplier and shift.
+pub(crate) fn pack_depthwise(
+    ctx: &mut crate::kernels::PrepareContext<'_, '_>,
+    window: &Window,
+    multiplier: usize,
+    filter: &crate::tensor::TensorMeta<'_>,
+    bias: Option<&crate::tensor::TensorMeta<'_>>,
+    input_offset: i32,
+    requant: &dyn Fn(usize) -> (i32, i32),
+) {
+    #[cfg(target_arch = "x86_64")]
+    packing::pack_depthwise(ctx, window, multiplier, filter, bias, input_offset, requant);
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (ctx, window, multiplier, filter, bias, input_offset, requant);
+}
+
+/// DEPTHWISE_CONV_2D (int8, depth multiplier 1) on weights [`pack_depthwise`] packed; `false`
+/// when `packed` is empty or does not fit the op.
+pub(crate) fn depthwise_int8_packed(a: &mut ConvInt8<'_>, packed: &[u8]) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let w = a.window;
+        if packed.is_empty() || level() != Level::Avx512Vnni || w.in_c != w.out_c {
+            return false;
+        }
+        let taps = w.filter_h as usize * w.filter_w as usize;
+        let Some(packed) = packing::PackedDepthwise::parse(packed, taps, w.out_c as usize) else { return false };
+        let Some(channels) = Channels::decode(a, w.out_c as usize) else { return false };
+        x86_packed::depthwise(a, &channels, &packed)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (a, packed);
+        false
+    }
 }
 
 /// CONV_2D (int8, one group) on weights [`pack_conv`] packed in prepare; `false` when

@@ -128,3 +128,134 @@ pub(super) fn write_packed_conv(
         }
     }
 }
+
+/// Channels per DEPTHWISE_CONV_2D block: one 512-bit vector of bytes per tap.
+pub(super) const DEPTHWISE_BLOCK: usize = 64;
+
+/// Head of a packed DEPTHWISE_CONV_2D blob. Per block of 64 channels follow the folded biases,
+/// multipliers and shifts (64 `i32` each, in the kernel's lane order) and the weights (`groups *
+/// 4` vectors of 64 bytes).
+///
+/// Lane order: the kernel gathers four taps of each channel into one 32-bit lane by unpacking
+/// four tap vectors bytes-then-words, which works within 128-bit lanes; vector `j` then holds, in
+/// 128-bit lane `l` and 32-bit element `i`, channel `16 l + 4 j + i`. Everything per channel is
+/// stored in that order (`64 j + 16 l + 4 i` for weights' taps, `16 j + 4 l + i` for `i32`s).
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+pub(crate) struct PackedDepthwiseHeader {
+    /// Filter taps (`filter_h * filter_w`).
+    pub taps: u32,
+    /// Channels (input = output).
+    pub channels: u32,
+}
+
+/// A packed DEPTHWISE_CONV_2D blob as eval reads it, sizes checked.
+pub(super) struct PackedDepthwise<'a> {
+    pub taps: usize,
+    pub blocks: usize,
+    /// Per block: folded biases, multipliers, shifts (`3 * 64` `i32`), then `groups * 256` bytes
+    /// of weights, `groups = ceil(taps / 4)`.
+    pub data: &'a [u8],
+}
+
+impl<'a> PackedDepthwise<'a> {
+    /// Bytes per block.
+    pub fn block_len(&self) -> usize {
+        3 * 4 * DEPTHWISE_BLOCK + self.taps.div_ceil(4) * 4 * DEPTHWISE_BLOCK
+    }
+
+    /// Splits a blob written by [`pack_depthwise`]; `None` unless it matches `taps` and `channels`.
+    pub fn parse(blob: &'a [u8], taps: usize, channels: usize) -> Option<Self> {
+        let head_len = core::mem::size_of::<PackedDepthwiseHeader>();
+        let head: PackedDepthwiseHeader = bytemuck::pod_read_unaligned(blob.get(..head_len)?);
+        if head.taps as usize != taps || head.channels as usize != channels || taps == 0 {
+            return None;
+        }
+        let mut packed = PackedDepthwise { taps, blocks: channels.div_ceil(DEPTHWISE_BLOCK), data: &[] };
+        packed.data = blob.get(head_len..head_len + packed.blocks * packed.block_len())?;
+        Some(packed)
+    }
+}
+
+/// Appends DEPTHWISE_CONV_2D's packed weights (depth multiplier 1, constant filter and bias) when
+/// this machine's kernels read them; `requant(channel)` gives a channel's multiplier and shift.
+/// Pushes nothing otherwise.
+pub(super) fn pack_depthwise(
+    ctx: &mut PrepareContext<'_, '_>,
+    w: &Window,
+    multiplier: usize,
+    filter: &TensorMeta<'_>,
+    bias: Option<&TensorMeta<'_>>,
+    input_offset: i32,
+    requant: &dyn Fn(usize) -> (i32, i32),
+) {
+    let c = w.out_c as usize;
+    // Up to 32 channels, the unpacked kernels waste less of a vector.
+    if !ctx.options.pack_weights || multiplier != 1 || c <= 32 || super::level() != super::Level::Avx512Vnni {
+        return;
+    }
+    let taps = w.filter_h as usize * w.filter_w as usize;
+    let Some(filter) = filter.data.and_then(|d| d.get(..taps * c)) else { return };
+    let bias = match bias.map(|b| b.data.and_then(|d| d.get(..4 * c))) {
+        None => None,
+        Some(Some(b)) => Some(b),
+        Some(None) => return,
+    };
+    if taps == 0 || taps > super::MAX_TAPS {
+        return;
+    }
+    let filter = bytemuck::cast_slice(filter);
+    write_packed_depthwise(filter, taps, c, bias, input_offset, requant, &mut |b| ctx.params.push_bytes(b));
+}
+
+/// Writes a packed DEPTHWISE_CONV_2D blob for a `[taps, channels]` filter through `push`.
+pub(super) fn write_packed_depthwise(
+    filter: &[i8],
+    taps: usize,
+    c: usize,
+    bias: Option<&[u8]>,
+    input_offset: i32,
+    requant: &dyn Fn(usize) -> (i32, i32),
+    push: &mut dyn FnMut(&[u8]),
+) {
+    push(bytemuck::bytes_of(&PackedDepthwiseHeader { taps: taps as u32, channels: c as u32 }));
+    let correction = input_offset.wrapping_sub(128);
+    let weight = |t: usize, ch: usize| if t < taps && ch < c { filter[t * c + ch] } else { 0 };
+    // The channel in vector `j`, 128-bit lane `l`, 32-bit element `i`.
+    let channel = |block: usize, j: usize, l: usize, i: usize| block * DEPTHWISE_BLOCK + 16 * l + 4 * j + i;
+    for block in 0..c.div_ceil(DEPTHWISE_BLOCK) {
+        let per_channel = |value: &dyn Fn(usize) -> i32| {
+            let mut out = [0u8; 4 * DEPTHWISE_BLOCK];
+            for j in 0..4 {
+                for l in 0..4 {
+                    for i in 0..4 {
+                        let ch = channel(block, j, l, i);
+                        let v = if ch < c { value(ch) } else { 0 };
+                        let at = 4 * (16 * j + 4 * l + i);
+                        out[at..at + 4].copy_from_slice(&v.to_le_bytes());
+                    }
+                }
+            }
+            out
+        };
+        push(&per_channel(&|ch| {
+            let sum = (0..taps).fold(0i32, |s, t| s.wrapping_add(weight(t, ch) as i32));
+            bias.map_or(0, |b| read_i32(b, ch)).wrapping_add(correction.wrapping_mul(sum))
+        }));
+        push(&per_channel(&|ch| requant(ch).0));
+        push(&per_channel(&|ch| requant(ch).1));
+        for group in 0..taps.div_ceil(4) {
+            for j in 0..4 {
+                let mut v = [0u8; DEPTHWISE_BLOCK];
+                for l in 0..4 {
+                    for i in 0..4 {
+                        for u in 0..4 {
+                            v[16 * l + 4 * i + u] = weight(4 * group + u, channel(block, j, l, i)) as u8;
+                        }
+                    }
+                }
+                push(&v);
+            }
+        }
+    }
+}

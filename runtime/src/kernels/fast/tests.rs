@@ -252,6 +252,40 @@ fn packed_conv_matches_the_reference() {
     }
 }
 
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn packed_depthwise_matches_the_reference() {
+    if !levels().contains(&Level::Avx512Vnni) {
+        std::eprintln!("no AVX-512 VNNI here: packed weights are not used on this machine");
+        return;
+    }
+    let mut rng = Rng(0x2f6b_1c3d);
+    let mut cases = 0;
+    while cases < 400 {
+        let Some(mut w) = random_window(&mut rng, true) else { continue };
+        // Several blocks of 64 channels, with a partial last one.
+        if rng.chance(40) {
+            w.in_c = rng.usize(1, 150) as u32;
+            w.out_c = w.in_c;
+        }
+        cases += 1;
+        let taps = w.filter_h as usize * w.filter_w as usize;
+        let data = RandomConv::new(&mut rng, &w, taps * w.out_c as usize);
+        let mut want = vec![0i8; w.output_elements()];
+        depthwise_int8_reference(&mut data.args(&w, &mut want), 1);
+        let requant = |c: usize| (read_i32(&data.multipliers, c), read_i32(&data.shifts, c));
+        let mut blob = Vec::new();
+        let bias = data.bias.as_deref();
+        let c = w.out_c as usize;
+        packing::write_packed_depthwise(&data.filter, taps, c, bias, data.input_offset, &requant, &mut |b| {
+            blob.extend_from_slice(b)
+        });
+        let mut got = vec![0i8; w.output_elements()];
+        assert!(depthwise_int8_packed(&mut data.args(&w, &mut got), &blob), "declined {w:?}");
+        assert_eq!(got, want, "case {cases}: {w:?}");
+    }
+}
+
 #[test]
 fn depthwise_matches_the_reference() {
     let levels = levels();

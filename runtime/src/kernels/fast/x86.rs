@@ -234,7 +234,7 @@ pub(super) fn depthwise(a: &mut ConvInt8<'_>, ch: &Channels<'_>) -> bool {
 }
 
 /// Most filter taps of a depthwise filter the AVX2 kernel takes.
-const MAX_TAPS: usize = 64;
+use super::MAX_TAPS;
 
 #[target_feature(enable = "avx2")]
 fn depthwise_avx2(a: &mut ConvInt8<'_>, ch: &Channels<'_>, first_channel: usize) -> bool {
@@ -573,7 +573,7 @@ pub(super) fn depthwise_avx512(a: &mut ConvInt8<'_>, ch: &Channels<'_>) -> bool 
 /// `SaturatingRoundingDoublingHighMul` on sixteen lanes (`b != i32::MIN`), as [`doubling_high_mul`].
 #[inline]
 #[target_feature(enable = "avx512f")]
-pub(super) fn doubling_high_mul16(a: __m512i, b: __m512i) -> __m512i {
+fn doubling_high_mul16(a: __m512i, b: __m512i) -> __m512i {
     let nudge = _mm512_set1_epi64(1 << 30);
     let even = _mm512_srli_epi64::<31>(_mm512_add_epi64(_mm512_mul_epi32(a, b), nudge));
     let odd_products = _mm512_mul_epi32(_mm512_srli_epi64::<32>(a), _mm512_srli_epi64::<32>(b));
@@ -584,7 +584,7 @@ pub(super) fn doubling_high_mul16(a: __m512i, b: __m512i) -> __m512i {
 /// `RoundingDivideByPOT(x, e)` on sixteen lanes, `e` in `0..=31`, as [`rounding_divide_by_pot`].
 #[inline]
 #[target_feature(enable = "avx512f")]
-pub(super) fn rounding_divide_by_pot16(x: __m512i, exponent: __m512i) -> __m512i {
+fn rounding_divide_by_pot16(x: __m512i, exponent: __m512i) -> __m512i {
     let one = _mm512_set1_epi32(1);
     let mask = _mm512_sub_epi32(_mm512_sllv_epi32(one, exponent), one);
     let remainder = _mm512_and_si512(x, mask);

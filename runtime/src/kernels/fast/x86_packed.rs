@@ -8,9 +8,9 @@
 //! while every pixel passes; 1x1 filters without padding read their input pixels in place, other
 //! filters copy each pixel's patch (padding taps set to the input zero point).
 
-use super::packing::{PackedConv, BLOCK};
-use super::x86::{build_patch_i8, doubling_high_mul16, rounding_divide_by_pot16};
-use super::{next_pixel, Channels, ConvInt8, MAX_PATCH};
+use super::packing::{PackedConv, PackedDepthwise, BLOCK, DEPTHWISE_BLOCK};
+use super::x86::build_patch_i8;
+use super::{next_pixel, taps_inside, Channels, ConvInt8, MAX_PATCH, MAX_TAPS};
 use core::arch::x86_64::*;
 
 /// Output pixels per register tile.
@@ -38,23 +38,37 @@ pub(super) fn conv(a: &mut ConvInt8<'_>, ch: &Channels<'_>, packed: &PackedConv<
 /// Per-block requantization parameters of one chunk, in vectors.
 #[derive(Clone, Copy)]
 struct BlockParams {
-    multiplier: __m512i,
-    left: __m512i,
-    right: __m512i,
-    /// Lanes that are real output channels.
+    requant: Requant16,
+    /// Lanes that are real output channels, as a count and as a mask.
+    lanes: usize,
     mask: __mmask16,
 }
 
 #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
 fn conv_impl(a: &mut ConvInt8<'_>, ch: &Channels<'_>, packed: &PackedConv<'_>) {
+    // Patch buffers no larger than needed: zeroing them costs.
+    let stride = 4 * packed.k.div_ceil(4);
+    if TILE * stride <= 1536 {
+        chunks(a, ch, packed, &mut [0; 1536], stride);
+    } else if TILE * stride <= 8192 {
+        chunks(a, ch, packed, &mut [0; 8192], stride);
+    } else {
+        chunks(a, ch, packed, &mut [0; TILE * (MAX_PATCH + 4)], stride);
+    }
+}
+
+/// Every output channel chunk; `patches` holds [`TILE`] patches of `stride` bytes.
+#[inline]
+#[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
+fn chunks(a: &mut ConvInt8<'_>, ch: &Channels<'_>, packed: &PackedConv<'_>, patches: &mut [i8], stride: usize) {
     let mut block = 0;
     while block < packed.blocks {
         let n = (packed.blocks - block).min(CHUNK);
         match n {
-            1 => chunk::<1>(a, ch, packed, block),
-            2 => chunk::<2>(a, ch, packed, block),
-            3 => chunk::<3>(a, ch, packed, block),
-            _ => chunk::<4>(a, ch, packed, block),
+            1 => chunk::<1>(a, ch, packed, block, patches, stride),
+            2 => chunk::<2>(a, ch, packed, block, patches, stride),
+            3 => chunk::<3>(a, ch, packed, block, patches, stride),
+            _ => chunk::<4>(a, ch, packed, block, patches, stride),
         }
         block += n;
     }
@@ -63,17 +77,23 @@ fn conv_impl(a: &mut ConvInt8<'_>, ch: &Channels<'_>, packed: &PackedConv<'_>) {
 /// Output channel blocks `block..block + N` for every pixel.
 #[inline]
 #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
-fn chunk<const N: usize>(a: &mut ConvInt8<'_>, ch: &Channels<'_>, packed: &PackedConv<'_>, block: usize) {
+fn chunk<const N: usize>(
+    a: &mut ConvInt8<'_>,
+    ch: &Channels<'_>,
+    packed: &PackedConv<'_>,
+    block: usize,
+    patches: &mut [i8],
+    stride: usize,
+) {
     let w = *a.window;
     let (in_c, out_c, k) = (w.in_c as usize, w.out_c as usize, packed.k);
     let k4 = k.div_ceil(4);
     let pixels = w.batches as usize * w.out_h as usize * w.out_w as usize;
-    let in_place = w.filter_h == 1 && w.filter_w == 1 && w.pad_h == 0 && w.pad_w == 0 && k.is_multiple_of(4);
+    let one_by_one = w.filter_h == 1 && w.filter_w == 1 && w.pad_h == 0 && w.pad_w == 0;
     let zero_point = a.input_offset.wrapping_neg() as i8;
     let params: [BlockParams; N] = core::array::from_fn(|j| block_params(ch, (block + j) * BLOCK, out_c));
     let weights = &packed.weights[block * k4 * 64..(block + N) * k4 * 64];
     let bias = &packed.bias[block * 64..(block + N) * 64];
-    let mut patches = [[0i8; MAX_PATCH + 4]; TILE];
     let mut p = 0;
     let mut cur = (0, 0, 0);
     while p < pixels {
@@ -83,22 +103,23 @@ fn chunk<const N: usize>(a: &mut ConvInt8<'_>, ch: &Channels<'_>, packed: &Packe
         for m in 0..TILE {
             if m < valid {
                 let (b, oy, ox) = cur;
-                if in_place {
+                let patch = &mut patches[m * stride..m * stride + k];
+                if one_by_one {
                     let (iy, ix) = (oy * w.stride_h as usize, ox * w.stride_w as usize);
                     let at = ((b * w.in_h as usize + iy) * w.in_w as usize + ix) * in_c;
-                    x[m] = a.input[at..at + k].as_ptr();
+                    copy_flipped(patch, &a.input[at..at + k]);
                 } else {
-                    build_patch_i8(&w, a.input, zero_point, b, oy, ox, &mut patches[m][..k]);
-                    x[m] = patches[m].as_ptr();
+                    build_patch_i8(&w, a.input, zero_point, b, oy, ox, patch);
+                    flip_in_place(patch);
                 }
+                x[m] = patch.as_ptr();
                 cur = next_pixel(&w, cur);
             } else {
                 x[m] = x[valid - 1];
             }
         }
-        // SAFETY: every `x[m]` points at `k` readable bytes, and 4 more past them when the patch
-        // is a `MAX_PATCH + 4` buffer (in place, `k` is a multiple of 4): the tile reads
-        // `4 * k4` bytes. `weights` holds `N * k4 * 64` bytes and `bias` `N * 64`.
+        // SAFETY: every `x[m]` points at a patch of `stride = 4 * k4` bytes, which the tile
+        // reads; `weights` holds `N * k4 * 64` bytes and `bias` `N * 64`.
         let acc = unsafe { tile::<N>(&x, weights, bias, k4) };
         for (m, row) in acc.iter().enumerate().take(valid) {
             for (j, &sums) in row.iter().enumerate() {
@@ -109,7 +130,41 @@ fn chunk<const N: usize>(a: &mut ConvInt8<'_>, ch: &Channels<'_>, packed: &Packe
     }
 }
 
-/// Sums of one register tile: `TILE` pixels by `N` blocks, biases included.
+/// `dst = src ^ 0x80` bytewise: int8 to the `x + 128` unsigned bytes `vpdpbusd` multiplies.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw")]
+fn copy_flipped(dst: &mut [i8], src: &[i8]) {
+    let n = dst.len().min(src.len());
+    let mut i = 0;
+    while i < n {
+        let mask: __mmask64 = if n - i >= 64 { !0 } else { (1u64 << (n - i)) - 1 };
+        // SAFETY: the mask covers `min(64, n - i)` bytes from `i`, inside both slices.
+        unsafe {
+            let v = _mm512_maskz_loadu_epi8(mask, src.as_ptr().add(i));
+            _mm512_mask_storeu_epi8(dst.as_mut_ptr().add(i), mask, _mm512_xor_si512(v, _mm512_set1_epi8(i8::MIN)));
+        }
+        i += 64;
+    }
+}
+
+/// `v ^= 0x80` bytewise, as [`copy_flipped`].
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw")]
+fn flip_in_place(v: &mut [i8]) {
+    let mut i = 0;
+    while i < v.len() {
+        let mask: __mmask64 = if v.len() - i >= 64 { !0 } else { (1u64 << (v.len() - i)) - 1 };
+        // SAFETY: the mask covers `min(64, len - i)` bytes from `i`, inside `v`.
+        unsafe {
+            let x = _mm512_maskz_loadu_epi8(mask, v.as_ptr().add(i));
+            _mm512_mask_storeu_epi8(v.as_mut_ptr().add(i), mask, _mm512_xor_si512(x, _mm512_set1_epi8(i8::MIN)));
+        }
+        i += 64;
+    }
+}
+
+/// Sums of one register tile: `TILE` pixels by `N` blocks, biases included; the patches hold
+/// flipped bytes (`x + 128`).
 ///
 /// # Safety
 /// Each `x[m]` must be readable for `4 * k4` bytes; `weights` must hold `N * k4 * 64` bytes and
@@ -117,7 +172,6 @@ fn chunk<const N: usize>(a: &mut ConvInt8<'_>, ch: &Channels<'_>, packed: &Packe
 #[inline]
 #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
 unsafe fn tile<const N: usize>(x: &[*const i8; TILE], weights: &[u8], bias: &[u8], k4: usize) -> [[__m512i; N]; TILE] {
-    let flip = _mm512_set1_epi8(i8::MIN);
     let (wp, bp) = (weights.as_ptr(), bias.as_ptr());
     // SAFETY (all blocks below): within the sizes the caller guarantees.
     let init: [__m512i; N] = core::array::from_fn(|j| unsafe { _mm512_loadu_si512(bp.add(64 * j).cast()) });
@@ -126,8 +180,7 @@ unsafe fn tile<const N: usize>(x: &[*const i8; TILE], weights: &[u8], bias: &[u8
         let wv: [__m512i; N] =
             core::array::from_fn(|j| unsafe { _mm512_loadu_si512(wp.add((j * k4 + q) * 64).cast()) });
         for m in 0..TILE {
-            let four = unsafe { x[m].add(4 * q).cast::<i32>().read_unaligned() };
-            let xv = _mm512_xor_si512(_mm512_set1_epi32(four), flip);
+            let xv = _mm512_set1_epi32(unsafe { x[m].add(4 * q).cast::<i32>().read_unaligned() });
             for j in 0..N {
                 acc[m][j] = _mm512_dpbusd_epi32(acc[m][j], xv, wv[j]);
             }
@@ -136,7 +189,7 @@ unsafe fn tile<const N: usize>(x: &[*const i8; TILE], weights: &[u8], bias: &[u8
     acc
 }
 
-/// Multipliers and shift splits of the sixteen channels from `oc` (lanes past `out_c` masked).
+/// Requantization parameters of the sixteen channels from `oc` (lanes past `out_c` masked).
 #[inline]
 #[target_feature(enable = "avx2,avx512f,avx512bw")]
 fn block_params(ch: &Channels<'_>, oc: usize, out_c: usize) -> BlockParams {
@@ -145,30 +198,225 @@ fn block_params(ch: &Channels<'_>, oc: usize, out_c: usize) -> BlockParams {
     let load = |v: &[u8]| {
         let s = &v[(4 * oc).min(v.len())..];
         let s = &s[..s.len().min(4 * lanes)];
-        // SAFETY: the mask covers `lanes` 32-bit elements, exactly `s`; masked-out lanes are
-        // not accessed.
+        // SAFETY: the mask covers `s.len() / 4` 32-bit elements, all inside `s`; masked-out lanes
+        // are not accessed.
         unsafe { _mm512_maskz_loadu_epi32(((1u32 << (s.len() / 4)) - 1) as __mmask16, s.as_ptr().cast()) }
     };
-    let shift = load(ch.shift);
-    let zero = _mm512_setzero_si512();
-    BlockParams {
-        multiplier: load(ch.multiplier),
-        left: _mm512_max_epi32(shift, zero),
-        right: _mm512_max_epi32(_mm512_sub_epi32(zero, shift), zero),
-        mask,
-    }
+    BlockParams { requant: Requant16::new(load(ch.multiplier), load(ch.shift)), lanes, mask }
 }
 
 /// Requantizes sixteen sums (bias included) and stores the channels the block has at `at`.
 #[inline]
 #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl")]
 fn store16(a: &mut ConvInt8<'_>, ch: &Channels<'_>, p: &BlockParams, acc: __m512i, at: usize) {
-    let high = doubling_high_mul16(_mm512_sllv_epi32(acc, p.left), p.multiplier);
-    let scaled = rounding_divide_by_pot16(high, p.right);
+    let scaled = p.requant.apply(acc);
     let (lo, hi) = (_mm512_set1_epi32(ch.shifted_min), _mm512_set1_epi32(ch.shifted_max));
     let out = _mm512_add_epi32(_mm512_min_epi32(_mm512_max_epi32(scaled, lo), hi), _mm512_set1_epi32(a.output_offset));
-    let lanes = p.mask.count_ones() as usize;
-    let dst = &mut a.output[at..at + lanes];
+    let dst = &mut a.output[at..at + p.lanes];
     // SAFETY: the mask stores exactly `lanes` bytes, all inside `dst`.
     unsafe { _mm_mask_storeu_epi8(dst.as_mut_ptr().cast(), p.mask, _mm512_cvtsepi32_epi8(out)) }
+}
+
+/// TFLM's `MultiplyByQuantizedMultiplier(x, m, shift)` on sixteen lanes, with both roundings in
+/// one 64-bit step per lane. With `x` already shifted left by `L = max(shift, 0)` (wrapping, as
+/// the reference) and `R = max(-shift, 0)`, gemmlowp computes `h = floor((x * m + 2^30) / 2^31)`
+/// (its doubling high multiply; see [`x86`](super::x86)), then rounds `h / 2^R` half away from
+/// zero. For `R > 0` that is `floor((h + 2^(R-1)) / 2^R)` when `h >= 0` and `floor((h + 2^(R-1)
+/// - 1) / 2^R)` when `h < 0`; since `floor((floor(y / 2^31) + n) / 2^R) = floor((y + n * 2^31) /
+/// 2^(31+R))` for integer `n`, both are `(y + 2^(30+R) - [y < 0] * 2^31) >> (31 + R)` with `y =
+/// x * m + 2^30` (and `h < 0` exactly when `y < 0`); for `R = 0` it is `y >> 31`. So per lane:
+/// `(x * m + c - [x * m < -2^30] * b) >> s` with `c = 2^30 + 2^(30+R)`, `b = 2^31`, `s = 31 + R`
+/// (and `c = 2^30`, `b = 0`, `s = 31` for `R = 0`). `|x * m| <= 2^62` and `c <= 2^61 + 2^30`,
+/// so nothing overflows 64 bits. The multiplier must not be `i32::MIN` (callers decline it).
+#[derive(Clone, Copy)]
+pub(super) struct Requant16 {
+    /// The multipliers; `vpmuldq` reads the even lanes' from the low halves.
+    m_even: __m512i,
+    /// The odd lanes' multipliers in the low halves of the 64-bit lanes.
+    m_odd: __m512i,
+    left: __m512i,
+    c_even: __m512i,
+    c_odd: __m512i,
+    b_even: __m512i,
+    b_odd: __m512i,
+    s_even: __m512i,
+    s_odd: __m512i,
+}
+
+impl Requant16 {
+    /// From sixteen multipliers and shifts (`-31..=31`).
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    pub(super) fn new(multiplier: __m512i, shift: __m512i) -> Self {
+        let zero = _mm512_setzero_si512();
+        let right = _mm512_max_epi32(_mm512_sub_epi32(zero, shift), zero);
+        let low = _mm512_set1_epi64(0xFFFF_FFFF);
+        let constants = |r: __m512i| {
+            let rounds = _mm512_cmpgt_epi64_mask(r, _mm512_setzero_si512());
+            let half =
+                _mm512_maskz_sllv_epi64(rounds, _mm512_set1_epi64(1), _mm512_add_epi64(r, _mm512_set1_epi64(30)));
+            let c = _mm512_add_epi64(half, _mm512_set1_epi64(1 << 30));
+            let b = _mm512_maskz_mov_epi64(rounds, _mm512_set1_epi64(1 << 31));
+            (c, b, _mm512_add_epi64(r, _mm512_set1_epi64(31)))
+        };
+        let (c_even, b_even, s_even) = constants(_mm512_and_si512(right, low));
+        let (c_odd, b_odd, s_odd) = constants(_mm512_srli_epi64::<32>(right));
+        Requant16 {
+            m_even: multiplier,
+            m_odd: _mm512_srli_epi64::<32>(multiplier),
+            left: _mm512_max_epi32(shift, zero),
+            c_even,
+            c_odd,
+            b_even,
+            b_odd,
+            s_even,
+            s_odd,
+        }
+    }
+
+    /// The requantized (not yet offset or clamped) values of sixteen sums.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    pub(super) fn apply(&self, acc: __m512i) -> __m512i {
+        let x = _mm512_sllv_epi32(acc, self.left);
+        let limit = _mm512_set1_epi64(-(1 << 30));
+        let half = |p: __m512i, c: __m512i, b: __m512i, s: __m512i| {
+            let t = _mm512_add_epi64(p, c);
+            _mm512_srav_epi64(_mm512_mask_sub_epi64(t, _mm512_cmplt_epi64_mask(p, limit), t, b), s)
+        };
+        let even = half(_mm512_mul_epi32(x, self.m_even), self.c_even, self.b_even, self.s_even);
+        let odd = half(_mm512_mul_epi32(_mm512_srli_epi64::<32>(x), self.m_odd), self.c_odd, self.b_odd, self.s_odd);
+        _mm512_mask_blend_epi32(0xAAAA, even, _mm512_slli_epi64::<32>(odd))
+    }
+}
+
+/// DEPTHWISE_CONV_2D (depth multiplier 1) on `packed`: per output pixel and block of 64
+/// channels, the taps go four at a time through `vpdpbusd`. Four tap vectors of 64 input bytes
+/// are interleaved (bytes, then 16-bit pairs) so each 32-bit lane holds one channel's four taps;
+/// the interleave works within 128-bit lanes, which is the lane order [`packing`](super::packing)
+/// stored weights and per-channel parameters in. Taps outside the image read a row of input zero
+/// points, which the folded bias turns into zero contributions. `false` (nothing written) when
+/// the buffers do not match the window.
+pub(super) fn depthwise(a: &mut ConvInt8<'_>, ch: &Channels<'_>, packed: &PackedDepthwise<'_>) -> bool {
+    let w = a.window;
+    let sizes_ok = a.input.len() >= w.input_elements()
+        && a.output.len() >= w.output_elements()
+        && w.in_c == w.out_c
+        && packed.taps == w.filter_h as usize * w.filter_w as usize
+        && packed.taps <= MAX_TAPS
+        && packed.blocks == (w.out_c as usize).div_ceil(DEPTHWISE_BLOCK);
+    if !sizes_ok {
+        return false;
+    }
+    // SAFETY: packed blobs exist only at `Level::Avx512Vnni`, whose features were detected (or
+    // compiled in); the sizes the unchecked accesses rely on were checked above and by `parse`.
+    unsafe { depthwise_impl(a, ch, packed) };
+    true
+}
+
+#[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
+fn depthwise_impl(a: &mut ConvInt8<'_>, ch: &Channels<'_>, packed: &PackedDepthwise<'_>) {
+    let w = *a.window;
+    let (in_h, in_w, c) = (w.in_h as usize, w.in_w as usize, w.in_c as usize);
+    let (filter_h, filter_w) = (w.filter_h as usize, w.filter_w as usize);
+    let groups = packed.taps.div_ceil(4);
+    // Distance from the first tap's input byte to each tap's, for pixels whose taps are all inside.
+    let mut tap_offsets = [0usize; MAX_TAPS];
+    for (t, offset) in tap_offsets.iter_mut().enumerate().take(packed.taps) {
+        let (fy, fx) = (t / filter_w, t % filter_w);
+        *offset = (fy * w.dil_h as usize * in_w + fx * w.dil_w as usize) * c;
+    }
+    let pixels = w.batches as usize * w.out_h as usize * w.out_w as usize;
+    // What taps outside the image read: the input zero point on every channel of a block.
+    let outside = [a.input_offset.wrapping_neg() as i8; DEPTHWISE_BLOCK];
+    let flip = _mm512_set1_epi8(i8::MIN);
+    let (lo, hi) = (_mm512_set1_epi32(ch.shifted_min), _mm512_set1_epi32(ch.shifted_max));
+    let out_offset = _mm512_set1_epi32(a.output_offset);
+    for block in 0..packed.blocks {
+        let c0 = block * DEPTHWISE_BLOCK;
+        let lanes = (c - c0).min(DEPTHWISE_BLOCK);
+        let mask: __mmask64 = if lanes == 64 { !0 } else { (1u64 << lanes) - 1 };
+        let data = &packed.data[block * packed.block_len()..(block + 1) * packed.block_len()];
+        let vector = |i: usize| {
+            let v = &data[64 * i..64 * i + 64];
+            // SAFETY: `v` is exactly 64 bytes; unaligned load.
+            unsafe { _mm512_loadu_si512(v.as_ptr().cast()) }
+        };
+        let bias: [__m512i; 4] = core::array::from_fn(vector);
+        let requant: [Requant16; 4] = core::array::from_fn(|j| Requant16::new(vector(4 + j), vector(8 + j)));
+        let weights = &data[12 * 64..];
+        let mut cur = (0, 0, 0);
+        let mut ptrs = [outside.as_ptr(); MAX_TAPS + 3];
+        for p in 0..pixels {
+            let (b, oy, ox) = cur;
+            cur = next_pixel(&w, cur);
+            let iy0 = oy as i32 * w.stride_h - w.pad_h;
+            let ix0 = ox as i32 * w.stride_w - w.pad_w;
+            let (fy_lo, fy_hi) = taps_inside(iy0, w.dil_h, w.in_h, w.filter_h);
+            let (fx_lo, fx_hi) = taps_inside(ix0, w.dil_w, w.in_w, w.filter_w);
+            if fy_lo == 0 && fy_hi == filter_h && fx_lo == 0 && fx_hi == filter_w {
+                // Every tap inside the image: the first tap's pixel plus fixed offsets.
+                let at = ((b * in_h + iy0 as usize) * in_w + ix0 as usize) * c + c0;
+                let base = a.input[at..at + lanes].as_ptr();
+                for (ptr, &offset) in ptrs.iter_mut().zip(&tap_offsets[..packed.taps]) {
+                    // SAFETY: `offset` leads to the in-image pixel of that tap (checked above),
+                    // whose channels `c0..c0 + lanes` lie inside the input like `base`'s.
+                    *ptr = unsafe { base.add(offset) };
+                }
+            } else {
+                // Pointers: in-image taps to their pixel's channels `c0..`, others to `outside`.
+                ptrs[..packed.taps].fill(outside.as_ptr());
+                for fy in fy_lo..fy_hi {
+                    let iy = (iy0 + w.dil_h * fy as i32) as usize;
+                    for fx in fx_lo..fx_hi {
+                        let ix = (ix0 + w.dil_w * fx as i32) as usize;
+                        let at = ((b * in_h + iy) * in_w + ix) * c + c0;
+                        ptrs[fy * filter_w + fx] = a.input[at..at + lanes].as_ptr();
+                    }
+                }
+            }
+            let mut acc = bias;
+            for g in 0..groups {
+                // SAFETY: each pointer is readable for `lanes` bytes (an input pixel's channels
+                // `c0..c0 + lanes`, or `outside`), and the masked loads touch no others.
+                let t: [__m512i; 4] = core::array::from_fn(|u| unsafe {
+                    _mm512_xor_si512(_mm512_maskz_loadu_epi8(mask, ptrs[4 * g + u]), flip)
+                });
+                let (pair_lo, pair_hi) = (_mm512_unpacklo_epi8(t[0], t[1]), _mm512_unpackhi_epi8(t[0], t[1]));
+                let (next_lo, next_hi) = (_mm512_unpacklo_epi8(t[2], t[3]), _mm512_unpackhi_epi8(t[2], t[3]));
+                let fours = [
+                    _mm512_unpacklo_epi16(pair_lo, next_lo),
+                    _mm512_unpackhi_epi16(pair_lo, next_lo),
+                    _mm512_unpacklo_epi16(pair_hi, next_hi),
+                    _mm512_unpackhi_epi16(pair_hi, next_hi),
+                ];
+                for j in 0..4 {
+                    let k = &weights[(4 * g + j) * 64..(4 * g + j) * 64 + 64];
+                    // SAFETY: `k` is exactly 64 bytes; unaligned load.
+                    let k = unsafe { _mm512_loadu_si512(k.as_ptr().cast()) };
+                    acc[j] = _mm512_dpbusd_epi32(acc[j], fours[j], k);
+                }
+            }
+            let bytes: [__m128i; 4] = core::array::from_fn(|j| {
+                let scaled = requant[j].apply(acc[j]);
+                _mm512_cvtsepi32_epi8(_mm512_add_epi32(_mm512_min_epi32(_mm512_max_epi32(scaled, lo), hi), out_offset))
+            });
+            // Back to channel order: 32-bit element `l` of vector `j` is channels `16 l + 4 j..`.
+            let (u0, u1) = (_mm_unpacklo_epi32(bytes[0], bytes[1]), _mm_unpacklo_epi32(bytes[2], bytes[3]));
+            let (u2, u3) = (_mm_unpackhi_epi32(bytes[0], bytes[1]), _mm_unpackhi_epi32(bytes[2], bytes[3]));
+            let rows = [
+                _mm_unpacklo_epi64(u0, u1),
+                _mm_unpackhi_epi64(u0, u1),
+                _mm_unpacklo_epi64(u2, u3),
+                _mm_unpackhi_epi64(u2, u3),
+            ];
+            let out = _mm512_inserti32x4::<3>(
+                _mm512_inserti32x4::<2>(_mm512_castsi256_si512(_mm256_set_m128i(rows[1], rows[0])), rows[2]),
+                rows[3],
+            );
+            let dst = &mut a.output[p * c + c0..p * c + c0 + lanes];
+            // SAFETY: the mask stores exactly `lanes` bytes, all inside `dst`.
+            unsafe { _mm512_mask_storeu_epi8(dst.as_mut_ptr().cast(), mask, out) };
+        }
+    }
 }
