@@ -218,16 +218,20 @@ fn store16(a: &mut ConvInt8<'_>, ch: &Channels<'_>, p: &BlockParams, acc: __m512
 }
 
 /// TFLM's `MultiplyByQuantizedMultiplier(x, m, shift)` on sixteen lanes, with both roundings in
-/// one 64-bit step per lane. With `x` already shifted left by `L = max(shift, 0)` (wrapping, as
-/// the reference) and `R = max(-shift, 0)`, gemmlowp computes `h = floor((x * m + 2^30) / 2^31)`
-/// (its doubling high multiply; see [`x86`](super::x86)), then rounds `h / 2^R` half away from
-/// zero. For `R > 0` that is `floor((h + 2^(R-1)) / 2^R)` when `h >= 0` and `floor((h + 2^(R-1)
-/// - 1) / 2^R)` when `h < 0`; since `floor((floor(y / 2^31) + n) / 2^R) = floor((y + n * 2^31) /
-/// 2^(31+R))` for integer `n`, both are `(y + 2^(30+R) - [y < 0] * 2^31) >> (31 + R)` with `y =
-/// x * m + 2^30` (and `h < 0` exactly when `y < 0`); for `R = 0` it is `y >> 31`. So per lane:
-/// `(x * m + c - [x * m < -2^30] * b) >> s` with `c = 2^30 + 2^(30+R)`, `b = 2^31`, `s = 31 + R`
-/// (and `c = 2^30`, `b = 0`, `s = 31` for `R = 0`). `|x * m| <= 2^62` and `c <= 2^61 + 2^30`,
-/// so nothing overflows 64 bits. The multiplier must not be `i32::MIN` (callers decline it).
+/// one 64-bit step per lane.
+///
+/// With `x` already shifted left by `L = max(shift, 0)` (wrapping, as the reference) and `R =
+/// max(-shift, 0)`, gemmlowp computes `h = floor((x * m + 2^30) / 2^31)` (its doubling high
+/// multiply; see [`x86`](super::x86)), then rounds `h / 2^R` half away from zero: for `R > 0`,
+/// `floor((h + 2^(R-1)) / 2^R)` when `h >= 0` and `floor((h + 2^(R-1) - 1) / 2^R)` when `h < 0`.
+/// Since `floor((floor(y / 2^31) + n) / 2^R) = floor((y + n * 2^31) / 2^(31+R))` for integer `n`,
+/// with `y = x * m + 2^30` (negative exactly when `h` is) both cases are
+/// `(y + 2^(30+R) - [y < 0] * 2^31) >> (31 + R)`, and `R = 0` is `y >> 31`.
+///
+/// So per lane: `(x * m + c - [x * m < -2^30] * b) >> s` with `c = 2^30 + 2^(30+R)`, `b = 2^31`,
+/// `s = 31 + R` (and `c = 2^30`, `b = 0`, `s = 31` for `R = 0`). `|x * m| <= 2^62` and
+/// `c <= 2^61 + 2^30`, so nothing overflows 64 bits. The multiplier must not be `i32::MIN`
+/// (callers decline it).
 #[derive(Clone, Copy)]
 pub(super) struct Requant16 {
     /// The multipliers; `vpmuldq` reads the even lanes' from the low halves.
