@@ -177,6 +177,12 @@ impl<'a> PackedDepthwise<'a> {
     }
 }
 
+/// Whether a depthwise filter of `c` channels is packed repeated over all 64 lanes, so one vector
+/// covers `64 / c` adjacent output pixels.
+pub(super) fn replicates(c: usize) -> bool {
+    matches!(c, 8 | 16 | 32)
+}
+
 /// Appends DEPTHWISE_CONV_2D's packed weights (depth multiplier 1, constant filter and bias) when
 /// this machine's kernels read them; `requant(channel)` gives a channel's multiplier and shift.
 /// Pushes nothing otherwise.
@@ -190,8 +196,9 @@ pub(super) fn pack_depthwise(
     requant: &dyn Fn(usize) -> (i32, i32),
 ) {
     let c = w.out_c as usize;
-    // Up to 32 channels, the unpacked kernels waste less of a vector.
-    if !ctx.options.pack_weights || multiplier != 1 || c <= 32 || super::level() != super::Level::Avx512Vnni {
+    // Few channels other than 8, 16 or 32 would waste most of each vector.
+    let suits = c > 32 || replicates(c);
+    if !ctx.options.pack_weights || multiplier != 1 || !suits || super::level() != super::Level::Avx512Vnni {
         return;
     }
     let taps = w.filter_h as usize * w.filter_w as usize;
@@ -221,8 +228,16 @@ pub(super) fn write_packed_depthwise(
     push(bytemuck::bytes_of(&PackedDepthwiseHeader { taps: taps as u32, channels: c as u32 }));
     let correction = input_offset.wrapping_sub(128);
     let weight = |t: usize, ch: usize| if t < taps && ch < c { filter[t * c + ch] } else { 0 };
-    // The channel in vector `j`, 128-bit lane `l`, 32-bit element `i`.
-    let channel = |block: usize, j: usize, l: usize, i: usize| block * DEPTHWISE_BLOCK + 16 * l + 4 * j + i;
+    // The channel in vector `j`, 128-bit lane `l`, 32-bit element `i` (repeating when `c`
+    // replicates over the lanes).
+    let channel = |block: usize, j: usize, l: usize, i: usize| {
+        let lane = 16 * l + 4 * j + i;
+        if replicates(c) {
+            lane % c
+        } else {
+            block * DEPTHWISE_BLOCK + lane
+        }
+    };
     for block in 0..c.div_ceil(DEPTHWISE_BLOCK) {
         let per_channel = |value: &dyn Fn(usize) -> i32| {
             let mut out = [0u8; 4 * DEPTHWISE_BLOCK];

@@ -263,10 +263,21 @@ fn packed_depthwise_matches_the_reference() {
     let mut cases = 0;
     while cases < 400 {
         let Some(mut w) = random_window(&mut rng, true) else { continue };
-        // Several blocks of 64 channels, with a partial last one.
+        // Several blocks of 64 channels, with a partial last one; or channels replicated over
+        // the lanes, on rows wide enough for groups of pixels.
         if rng.chance(40) {
             w.in_c = rng.usize(1, 150) as u32;
             w.out_c = w.in_c;
+        } else if rng.chance(50) {
+            w.in_c = [8, 16, 32][rng.usize(0, 2)];
+            w.out_c = w.in_c;
+            let padding = if rng.chance(50) { Padding::Same } else { Padding::Valid };
+            w.in_w = rng.usize(8, 40) as u32;
+            let Some((out_w, pad_w)) = window_dim(padding, w.in_w as usize, w.filter_w as usize, w.stride_w, w.dil_w)
+            else {
+                continue;
+            };
+            (w.out_w, w.pad_w) = (out_w as u32, pad_w);
         }
         cases += 1;
         let taps = w.filter_h as usize * w.filter_w as usize;

@@ -11,6 +11,7 @@
 use super::packing::{PackedConv, PackedDepthwise, BLOCK, DEPTHWISE_BLOCK};
 use super::x86::build_patch_i8;
 use super::{next_pixel, taps_inside, Channels, ConvInt8, MAX_PATCH, MAX_TAPS};
+use crate::kernels::conv_2d::Window;
 use core::arch::x86_64::*;
 
 /// Output pixels per register tile.
@@ -108,6 +109,8 @@ fn chunk<const N: usize>(
                     let (iy, ix) = (oy * w.stride_h as usize, ox * w.stride_w as usize);
                     let at = ((b * w.in_h as usize + iy) * w.in_w as usize + ix) * in_c;
                     copy_flipped(patch, &a.input[at..at + k]);
+                } else if w.dil_w == 1 {
+                    build_patch_flipped(&w, a.input, zero_point, (b, oy, ox), patch);
                 } else {
                     build_patch_i8(&w, a.input, zero_point, b, oy, ox, patch);
                     flip_in_place(patch);
@@ -144,6 +147,79 @@ fn copy_flipped(dst: &mut [i8], src: &[i8]) {
             _mm512_mask_storeu_epi8(dst.as_mut_ptr().add(i), mask, _mm512_xor_si512(v, _mm512_set1_epi8(i8::MIN)));
         }
         i += 64;
+    }
+}
+
+/// The receptive field of output pixel `(b, oy, ox)` in filter order, flipped (`x + 128`), with
+/// padding taps holding the flipped input zero point; no dilation along x, so each filter row's
+/// in-image taps are one contiguous run of the input. Masked stores only, no library calls: the
+/// rows are short.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw")]
+fn build_patch_flipped(w: &Window, input: &[i8], zero_point: i8, (b, oy, ox): (usize, usize, usize), patch: &mut [i8]) {
+    let (in_h, in_w, in_c) = (w.in_h as usize, w.in_w as usize, w.in_c as usize);
+    let (filter_h, filter_w) = (w.filter_h as usize, w.filter_w as usize);
+    let iy0 = oy as i32 * w.stride_h - w.pad_h;
+    let ix0 = ox as i32 * w.stride_w - w.pad_w;
+    let (fy_lo, fy_hi) = taps_inside(iy0, w.dil_h, w.in_h, w.filter_h);
+    let (fx_lo, fx_hi) = taps_inside(ix0, 1, w.in_w, w.filter_w);
+    let flip = _mm512_set1_epi8(i8::MIN);
+    let fill = _mm512_set1_epi8(zero_point ^ i8::MIN);
+    let row_len = filter_w * in_c;
+    let fill_byte = zero_point ^ i8::MIN;
+    for (fy, dst) in patch.chunks_exact_mut(row_len).take(filter_h).enumerate() {
+        let inside = fy >= fy_lo && fy < fy_hi && fx_lo < fx_hi;
+        if row_len <= 8 {
+            // Short rows (first layers: few channels) byte by byte; masked stores cost more.
+            if inside {
+                let iy = (iy0 + w.dil_h * fy as i32) as usize;
+                let row = &input[(b * in_h + iy) * in_w * in_c..][..in_w * in_c];
+                let (lo, hi) = (fx_lo * in_c, fx_hi * in_c);
+                let start = (ix0 + fx_lo as i32) as usize * in_c;
+                for (i, d) in dst.iter_mut().enumerate() {
+                    *d = if i >= lo && i < hi { row[start + i - lo] ^ i8::MIN } else { fill_byte };
+                }
+            } else {
+                dst.fill(fill_byte);
+            }
+            continue;
+        }
+        // Padding first, then the in-image run over it.
+        let mut o = 0;
+        while o < row_len {
+            let n = (row_len - o).min(64);
+            // SAFETY: `n` bytes from `o` lie inside `dst`.
+            unsafe { _mm512_mask_storeu_epi8(dst.as_mut_ptr().add(o), low_bytes(n), fill) };
+            o += 64;
+        }
+        if !inside {
+            continue;
+        }
+        let iy = (iy0 + w.dil_h * fy as i32) as usize;
+        let ix = (ix0 + fx_lo as i32) as usize;
+        let len = (fx_hi - fx_lo) * in_c;
+        let src = &input[((b * in_h + iy) * in_w + ix) * in_c..][..len];
+        let dst = &mut dst[fx_lo * in_c..][..len];
+        let mut o = 0;
+        while o < len {
+            let mask = low_bytes((len - o).min(64));
+            // SAFETY: the mask covers `min(64, len - o)` bytes from `o`, inside `src` and `dst`.
+            unsafe {
+                let v = _mm512_maskz_loadu_epi8(mask, src.as_ptr().add(o));
+                _mm512_mask_storeu_epi8(dst.as_mut_ptr().add(o), mask, _mm512_xor_si512(v, flip));
+            }
+            o += 64;
+        }
+    }
+}
+
+/// A mask of the low `n` bytes of a 64-byte vector, `n <= 64`.
+#[inline(always)]
+fn low_bytes(n: usize) -> __mmask64 {
+    if n >= 64 {
+        !0
+    } else {
+        (1u64 << n) - 1
     }
 }
 
@@ -321,106 +397,220 @@ pub(super) fn depthwise(a: &mut ConvInt8<'_>, ch: &Channels<'_>, packed: &Packed
 #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
 fn depthwise_impl(a: &mut ConvInt8<'_>, ch: &Channels<'_>, packed: &PackedDepthwise<'_>) {
     let w = *a.window;
-    let (in_h, in_w, c) = (w.in_h as usize, w.in_w as usize, w.in_c as usize);
-    let (filter_h, filter_w) = (w.filter_h as usize, w.filter_w as usize);
-    let groups = packed.taps.div_ceil(4);
+    let (in_w, c) = (w.in_w as usize, w.in_c as usize);
+    let filter_w = w.filter_w as usize;
     // Distance from the first tap's input byte to each tap's, for pixels whose taps are all inside.
     let mut tap_offsets = [0usize; MAX_TAPS];
     for (t, offset) in tap_offsets.iter_mut().enumerate().take(packed.taps) {
         let (fy, fx) = (t / filter_w, t % filter_w);
         *offset = (fy * w.dil_h as usize * in_w + fx * w.dil_w as usize) * c;
     }
-    let pixels = w.batches as usize * w.out_h as usize * w.out_w as usize;
     // What taps outside the image read: the input zero point on every channel of a block.
     let outside = [a.input_offset.wrapping_neg() as i8; DEPTHWISE_BLOCK];
-    let flip = _mm512_set1_epi8(i8::MIN);
-    let (lo, hi) = (_mm512_set1_epi32(ch.shifted_min), _mm512_set1_epi32(ch.shifted_max));
-    let out_offset = _mm512_set1_epi32(a.output_offset);
+    let taps = Taps { offsets: &tap_offsets[..packed.taps], outside: outside.as_ptr() };
     for block in 0..packed.blocks {
-        let c0 = block * DEPTHWISE_BLOCK;
-        let lanes = (c - c0).min(DEPTHWISE_BLOCK);
-        let mask: __mmask64 = if lanes == 64 { !0 } else { (1u64 << lanes) - 1 };
         let data = &packed.data[block * packed.block_len()..(block + 1) * packed.block_len()];
+        let kernel = DepthwiseBlock::new(a, ch, data, packed.taps);
+        if super::packing::replicates(c) {
+            depthwise_rows(a, &kernel, &taps);
+        } else {
+            let c0 = block * DEPTHWISE_BLOCK;
+            let mut cur = (0, 0, 0);
+            let pixels = w.batches as usize * w.out_h as usize * w.out_w as usize;
+            for p in 0..pixels {
+                depthwise_pixel(a, &kernel, &taps, cur, c0, p);
+                cur = next_pixel(&w, cur);
+            }
+        }
+    }
+}
+
+/// Where each filter tap reads its input.
+struct Taps<'t> {
+    /// Offset of each tap's input byte from the first tap's, when all taps are inside the image.
+    offsets: &'t [usize],
+    /// A block of input zero points, for taps outside the image.
+    outside: *const i8,
+}
+
+/// One block of 64 channels of a packed depthwise filter, ready to run.
+struct DepthwiseBlock<'d> {
+    bias: [__m512i; 4],
+    requant: [Requant16; 4],
+    weights: &'d [u8],
+    groups: usize,
+    lo: __m512i,
+    hi: __m512i,
+    out_offset: __m512i,
+}
+
+impl<'d> DepthwiseBlock<'d> {
+    /// Reads one block of a packed blob (its `block_len` bytes).
+    #[inline]
+    #[target_feature(enable = "avx2,avx512f,avx512bw")]
+    fn new(a: &ConvInt8<'_>, ch: &Channels<'_>, data: &'d [u8], taps: usize) -> Self {
         let vector = |i: usize| {
             let v = &data[64 * i..64 * i + 64];
             // SAFETY: `v` is exactly 64 bytes; unaligned load.
             unsafe { _mm512_loadu_si512(v.as_ptr().cast()) }
         };
-        let bias: [__m512i; 4] = core::array::from_fn(vector);
-        let requant: [Requant16; 4] = core::array::from_fn(|j| Requant16::new(vector(4 + j), vector(8 + j)));
-        let weights = &data[12 * 64..];
-        let mut cur = (0, 0, 0);
-        let mut ptrs = [outside.as_ptr(); MAX_TAPS + 3];
-        for p in 0..pixels {
-            let (b, oy, ox) = cur;
-            cur = next_pixel(&w, cur);
-            let iy0 = oy as i32 * w.stride_h - w.pad_h;
-            let ix0 = ox as i32 * w.stride_w - w.pad_w;
-            let (fy_lo, fy_hi) = taps_inside(iy0, w.dil_h, w.in_h, w.filter_h);
-            let (fx_lo, fx_hi) = taps_inside(ix0, w.dil_w, w.in_w, w.filter_w);
-            if fy_lo == 0 && fy_hi == filter_h && fx_lo == 0 && fx_hi == filter_w {
-                // Every tap inside the image: the first tap's pixel plus fixed offsets.
-                let at = ((b * in_h + iy0 as usize) * in_w + ix0 as usize) * c + c0;
-                let base = a.input[at..at + lanes].as_ptr();
-                for (ptr, &offset) in ptrs.iter_mut().zip(&tap_offsets[..packed.taps]) {
-                    // SAFETY: `offset` leads to the in-image pixel of that tap (checked above),
-                    // whose channels `c0..c0 + lanes` lie inside the input like `base`'s.
-                    *ptr = unsafe { base.add(offset) };
-                }
-            } else {
-                // Pointers: in-image taps to their pixel's channels `c0..`, others to `outside`.
-                ptrs[..packed.taps].fill(outside.as_ptr());
-                for fy in fy_lo..fy_hi {
-                    let iy = (iy0 + w.dil_h * fy as i32) as usize;
-                    for fx in fx_lo..fx_hi {
-                        let ix = (ix0 + w.dil_w * fx as i32) as usize;
-                        let at = ((b * in_h + iy) * in_w + ix) * c + c0;
-                        ptrs[fy * filter_w + fx] = a.input[at..at + lanes].as_ptr();
-                    }
-                }
-            }
-            let mut acc = bias;
-            for g in 0..groups {
-                // SAFETY: each pointer is readable for `lanes` bytes (an input pixel's channels
-                // `c0..c0 + lanes`, or `outside`), and the masked loads touch no others.
-                let t: [__m512i; 4] = core::array::from_fn(|u| unsafe {
-                    _mm512_xor_si512(_mm512_maskz_loadu_epi8(mask, ptrs[4 * g + u]), flip)
-                });
-                let (pair_lo, pair_hi) = (_mm512_unpacklo_epi8(t[0], t[1]), _mm512_unpackhi_epi8(t[0], t[1]));
-                let (next_lo, next_hi) = (_mm512_unpacklo_epi8(t[2], t[3]), _mm512_unpackhi_epi8(t[2], t[3]));
-                let fours = [
-                    _mm512_unpacklo_epi16(pair_lo, next_lo),
-                    _mm512_unpackhi_epi16(pair_lo, next_lo),
-                    _mm512_unpacklo_epi16(pair_hi, next_hi),
-                    _mm512_unpackhi_epi16(pair_hi, next_hi),
-                ];
-                for j in 0..4 {
-                    let k = &weights[(4 * g + j) * 64..(4 * g + j) * 64 + 64];
-                    // SAFETY: `k` is exactly 64 bytes; unaligned load.
-                    let k = unsafe { _mm512_loadu_si512(k.as_ptr().cast()) };
-                    acc[j] = _mm512_dpbusd_epi32(acc[j], fours[j], k);
-                }
-            }
-            let bytes: [__m128i; 4] = core::array::from_fn(|j| {
-                let scaled = requant[j].apply(acc[j]);
-                _mm512_cvtsepi32_epi8(_mm512_add_epi32(_mm512_min_epi32(_mm512_max_epi32(scaled, lo), hi), out_offset))
-            });
-            // Back to channel order: 32-bit element `l` of vector `j` is channels `16 l + 4 j..`.
-            let (u0, u1) = (_mm_unpacklo_epi32(bytes[0], bytes[1]), _mm_unpacklo_epi32(bytes[2], bytes[3]));
-            let (u2, u3) = (_mm_unpackhi_epi32(bytes[0], bytes[1]), _mm_unpackhi_epi32(bytes[2], bytes[3]));
-            let rows = [
-                _mm_unpacklo_epi64(u0, u1),
-                _mm_unpackhi_epi64(u0, u1),
-                _mm_unpacklo_epi64(u2, u3),
-                _mm_unpackhi_epi64(u2, u3),
+        DepthwiseBlock {
+            bias: core::array::from_fn(vector),
+            requant: core::array::from_fn(|j| Requant16::new(vector(4 + j), vector(8 + j))),
+            weights: &data[12 * 64..],
+            groups: taps.div_ceil(4),
+            lo: _mm512_set1_epi32(ch.shifted_min),
+            hi: _mm512_set1_epi32(ch.shifted_max),
+            out_offset: _mm512_set1_epi32(a.output_offset),
+        }
+    }
+
+    /// The 64 output bytes, in channel order, of the flipped (`x + 128`) input vectors `tap(t)`
+    /// of every tap `t` (taps past the filter meet zero weights; any vector will do).
+    #[inline]
+    #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
+    fn run(&self, tap: impl Fn(usize) -> __m512i) -> __m512i {
+        let mut acc = self.bias;
+        for g in 0..self.groups {
+            let t: [__m512i; 4] = core::array::from_fn(|u| tap(4 * g + u));
+            let (pair_lo, pair_hi) = (_mm512_unpacklo_epi8(t[0], t[1]), _mm512_unpackhi_epi8(t[0], t[1]));
+            let (next_lo, next_hi) = (_mm512_unpacklo_epi8(t[2], t[3]), _mm512_unpackhi_epi8(t[2], t[3]));
+            let fours = [
+                _mm512_unpacklo_epi16(pair_lo, next_lo),
+                _mm512_unpackhi_epi16(pair_lo, next_lo),
+                _mm512_unpacklo_epi16(pair_hi, next_hi),
+                _mm512_unpackhi_epi16(pair_hi, next_hi),
             ];
-            let out = _mm512_inserti32x4::<3>(
-                _mm512_inserti32x4::<2>(_mm512_castsi256_si512(_mm256_set_m128i(rows[1], rows[0])), rows[2]),
-                rows[3],
-            );
-            let dst = &mut a.output[p * c + c0..p * c + c0 + lanes];
-            // SAFETY: the mask stores exactly `lanes` bytes, all inside `dst`.
-            unsafe { _mm512_mask_storeu_epi8(dst.as_mut_ptr().cast(), mask, out) };
+            for (j, acc) in acc.iter_mut().enumerate() {
+                let k = &self.weights[(4 * g + j) * 64..(4 * g + j) * 64 + 64];
+                // SAFETY: `k` is exactly 64 bytes; unaligned load.
+                let k = unsafe { _mm512_loadu_si512(k.as_ptr().cast()) };
+                *acc = _mm512_dpbusd_epi32(*acc, fours[j], k);
+            }
+        }
+        let bytes: [__m128i; 4] = core::array::from_fn(|j| {
+            let scaled = self.requant[j].apply(acc[j]);
+            let clamped = _mm512_min_epi32(_mm512_max_epi32(scaled, self.lo), self.hi);
+            _mm512_cvtsepi32_epi8(_mm512_add_epi32(clamped, self.out_offset))
+        });
+        // Back to channel order: 32-bit element `l` of vector `j` is channels `16 l + 4 j..`.
+        let (u0, u1) = (_mm_unpacklo_epi32(bytes[0], bytes[1]), _mm_unpacklo_epi32(bytes[2], bytes[3]));
+        let (u2, u3) = (_mm_unpackhi_epi32(bytes[0], bytes[1]), _mm_unpackhi_epi32(bytes[2], bytes[3]));
+        let low = _mm512_castsi256_si512(_mm256_set_m128i(_mm_unpackhi_epi64(u0, u1), _mm_unpacklo_epi64(u0, u1)));
+        _mm512_inserti32x4::<3>(_mm512_inserti32x4::<2>(low, _mm_unpacklo_epi64(u2, u3)), _mm_unpackhi_epi64(u2, u3))
+    }
+}
+
+/// Output pixel `p` = `(b, oy, ox)`, channels `c0..c0 + 64` (or up to `c`).
+#[inline]
+#[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
+fn depthwise_pixel(
+    a: &mut ConvInt8<'_>,
+    kernel: &DepthwiseBlock<'_>,
+    taps: &Taps<'_>,
+    (b, oy, ox): (usize, usize, usize),
+    c0: usize,
+    p: usize,
+) {
+    let w = a.window;
+    let (in_h, in_w, c) = (w.in_h as usize, w.in_w as usize, w.in_c as usize);
+    let (filter_h, filter_w) = (w.filter_h as usize, w.filter_w as usize);
+    let lanes = (c - c0).min(DEPTHWISE_BLOCK);
+    let mask = low_bytes(lanes);
+    let iy0 = oy as i32 * w.stride_h - w.pad_h;
+    let ix0 = ox as i32 * w.stride_w - w.pad_w;
+    let (fy_lo, fy_hi) = taps_inside(iy0, w.dil_h, w.in_h, w.filter_h);
+    let (fx_lo, fx_hi) = taps_inside(ix0, w.dil_w, w.in_w, w.filter_w);
+    let mut ptrs = [taps.outside; MAX_TAPS + 3];
+    if fy_lo == 0 && fy_hi == filter_h && fx_lo == 0 && fx_hi == filter_w {
+        // Every tap inside the image: the first tap's pixel plus fixed offsets.
+        let at = ((b * in_h + iy0 as usize) * in_w + ix0 as usize) * c + c0;
+        let base = a.input[at..at + lanes].as_ptr();
+        for (ptr, &offset) in ptrs.iter_mut().zip(taps.offsets) {
+            // SAFETY: `offset` leads to the in-image pixel of that tap (checked above), whose
+            // channels `c0..c0 + lanes` lie inside the input like `base`'s.
+            *ptr = unsafe { base.add(offset) };
+        }
+    } else {
+        for fy in fy_lo..fy_hi {
+            let iy = (iy0 + w.dil_h * fy as i32) as usize;
+            for fx in fx_lo..fx_hi {
+                let ix = (ix0 + w.dil_w * fx as i32) as usize;
+                let at = ((b * in_h + iy) * in_w + ix) * c + c0;
+                ptrs[fy * filter_w + fx] = a.input[at..at + lanes].as_ptr();
+            }
+        }
+    }
+    let flip = _mm512_set1_epi8(i8::MIN);
+    // SAFETY: each pointer is readable for `lanes` bytes (an input pixel's channels `c0..c0 +
+    // lanes`, or `outside`), and the masked loads touch no others.
+    let out = kernel.run(|t| unsafe { _mm512_xor_si512(_mm512_maskz_loadu_epi8(mask, ptrs[t]), flip) });
+    let dst = &mut a.output[p * c + c0..p * c + c0 + lanes];
+    // SAFETY: the mask stores exactly `lanes` bytes, all inside `dst`.
+    unsafe { _mm512_mask_storeu_epi8(dst.as_mut_ptr().cast(), mask, out) };
+}
+
+/// Depthwise with `c` in {8, 16, 32} channels, weights replicated over the 64 lanes: `64 / c`
+/// adjacent output pixels of a row per vector when all their taps are inside the image and the
+/// stride along x is 1 (their inputs are adjacent) or 2 (every other pixel of two vectors, picked
+/// with one permute); other pixels one at a time.
+#[inline]
+#[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
+fn depthwise_rows(a: &mut ConvInt8<'_>, kernel: &DepthwiseBlock<'_>, taps: &Taps<'_>) {
+    let w = *a.window;
+    let (in_h, in_w, c) = (w.in_h as usize, w.in_w as usize, w.in_c as usize);
+    let (filter_h, filter_w) = (w.filter_h as usize, w.filter_w as usize);
+    let (out_h, out_w) = (w.out_h as usize, w.out_w as usize);
+    let group = DEPTHWISE_BLOCK / c;
+    let (stride, dil_w) = (w.stride_w as usize, w.dil_w as usize);
+    let flip = _mm512_set1_epi8(i8::MIN);
+    // Every other pixel of two vectors: 64-bit element `q` of the result is the `q % (c / 8)`-th
+    // of pixel `2 * (q / (c / 8))`.
+    let per_pixel = c / 8;
+    let evens: [i64; 8] = core::array::from_fn(|q| (2 * (q / per_pixel) * per_pixel + q % per_pixel) as i64);
+    let evens = _mm512_set_epi64(evens[7], evens[6], evens[5], evens[4], evens[3], evens[2], evens[1], evens[0]);
+    let second = low_bytes(DEPTHWISE_BLOCK - c);
+    for b in 0..w.batches as usize {
+        for oy in 0..out_h {
+            let iy0 = oy as i32 * w.stride_h - w.pad_h;
+            let (fy_lo, fy_hi) = taps_inside(iy0, w.dil_h, w.in_h, w.filter_h);
+            let rows_inside = fy_lo == 0 && fy_hi == filter_h;
+            let mut ox = 0;
+            while ox < out_w {
+                let ix0 = ox as i64 * stride as i64 - w.pad_w as i64;
+                let last = ix0 + ((group - 1) * stride + (filter_w - 1) * dil_w) as i64;
+                let p = (b * out_h + oy) * out_w + ox;
+                let grouped = rows_inside && (stride == 1 || stride == 2) && ox + group <= out_w;
+                if !(grouped && ix0 >= 0 && last < in_w as i64) {
+                    depthwise_pixel(a, kernel, taps, (b, oy, ox), 0, p);
+                    ox += 1;
+                    continue;
+                }
+                let at = ((b * in_h + iy0 as usize) * in_w + ix0 as usize) * c;
+                // Bytes from `at` the group reads per tap: up to its last pixel's channels.
+                let span = ((group - 1) * stride + 1) * c;
+                let base = &a.input[at..at + taps.offsets.last().map_or(0, |&o| o) + span];
+                let out = kernel.run(|t| {
+                    let Some(&offset) = taps.offsets.get(t) else { return _mm512_setzero_si512() };
+                    let src = &base[offset..offset + span];
+                    // SAFETY: `src` is `span` bytes: 64 for stride 1; for stride 2, `128 - c`,
+                    // which the second (masked) load ends at.
+                    let v = unsafe {
+                        if stride == 1 {
+                            _mm512_loadu_si512(src.as_ptr().cast())
+                        } else {
+                            let first = _mm512_loadu_si512(src.as_ptr().cast());
+                            let next = _mm512_maskz_loadu_epi8(second, src.as_ptr().add(DEPTHWISE_BLOCK));
+                            _mm512_permutex2var_epi64(first, evens, next)
+                        }
+                    };
+                    _mm512_xor_si512(v, flip)
+                });
+                let dst = &mut a.output[p * c..p * c + DEPTHWISE_BLOCK];
+                // SAFETY: `dst` is exactly 64 bytes; unaligned store.
+                unsafe { _mm512_storeu_si512(dst.as_mut_ptr().cast(), out) };
+                ox += group;
+            }
         }
     }
 }
