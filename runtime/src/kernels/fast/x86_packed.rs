@@ -169,6 +169,22 @@ fn build_patch_flipped(w: &Window, input: &[i8], zero_point: i8, (b, oy, ox): (u
     let fill_byte = zero_point ^ i8::MIN;
     for (fy, dst) in patch.chunks_exact_mut(row_len).take(filter_h).enumerate() {
         let inside = fy >= fy_lo && fy < fy_hi && fx_lo < fx_hi;
+        if inside && fx_lo == 0 && fx_hi == filter_w && row_len <= 16 {
+            // A whole row inside the image, as in most pixels of first layers: fixed-size copies.
+            let iy = (iy0 + w.dil_h * fy as i32) as usize;
+            let src = &input[((b * in_h + iy) * in_w + ix0 as usize) * in_c..][..row_len];
+            match row_len {
+                3 => copy_row_flipped::<3>(dst, src),
+                4 => copy_row_flipped::<4>(dst, src),
+                6 => copy_row_flipped::<6>(dst, src),
+                8 => copy_row_flipped::<8>(dst, src),
+                9 => copy_row_flipped::<9>(dst, src),
+                12 => copy_row_flipped::<12>(dst, src),
+                16 => copy_row_flipped::<16>(dst, src),
+                _ => dst.iter_mut().zip(src).for_each(|(d, &s)| *d = s ^ i8::MIN),
+            }
+            continue;
+        }
         if row_len <= 8 {
             // Short rows (first layers: few channels) byte by byte; masked stores cost more.
             if inside {
@@ -211,6 +227,13 @@ fn build_patch_flipped(w: &Window, input: &[i8], zero_point: i8, (b, oy, ox): (u
             o += 64;
         }
     }
+}
+
+/// `dst[..R] = src[..R] ^ 0x80` with the size known to the compiler (plain moves, no calls).
+#[inline(always)]
+fn copy_row_flipped<const R: usize>(dst: &mut [i8], src: &[i8]) {
+    let (Some(dst), Some(src)) = (dst.first_chunk_mut::<R>(), src.first_chunk::<R>()) else { return };
+    *dst = src.map(|x| x ^ i8::MIN);
 }
 
 /// A mask of the low `n` bytes of a 64-byte vector, `n <= 64`.
