@@ -12,8 +12,9 @@
 
 use crate::error::Result;
 use crate::kernels::conv_2d::{
-    act_f32, buffer_mismatch, build_window, f32_le, i16_le, prepare_conv_params, requantize, requantize_i64,
-    spatial_options, tap_range, ConvParams, ConvTensors, Window, KIND_FLOAT, KIND_INT16_ACC64, KIND_INT8,
+    act_f32, buffer_mismatch, build_window, channel_multiplier, f32_le, i16_le, prepare_conv_params, requantize,
+    requantize_i64, spatial_options, tap_range, ConvParams, ConvTensors, Window, KIND_FLOAT, KIND_INT16_ACC64,
+    KIND_INT8,
 };
 use crate::kernels::fast::{self, ConvInt8};
 use crate::kernels::util::{self, as_i8, read_f32, read_i64, write_f32, write_i16};
@@ -52,17 +53,10 @@ fn prepare(ctx: &mut PrepareContext<'_, '_>) -> Result<()> {
         Some(_) => Err(ctx.invalid(reason!("int16 depthwise convolution needs an int64 bias"))),
     })?;
     if tensors.input.dtype == DataType::Int8 {
-        // prepare_conv_params checked these scales.
-        let (input_scale, input_zp) = tensors.input.scale_zero_point();
-        let output_scale = tensors.output.scale_zero_point().0;
-        let filter_scale = |c: usize| match &tensors.filter.quantization {
-            Some(q) if q.len() > 1 => q.scale(c),
-            Some(q) => q.scale(0),
-            None => 0.0,
-        };
-        let requant = |c: usize| util::conv_multiplier(input_scale, filter_scale(c), output_scale);
+        let input_offset = -tensors.input.scale_zero_point().1;
+        let requant = |c: usize| channel_multiplier(&tensors, c);
         let (filter, bias) = (&tensors.filter, tensors.bias.as_ref());
-        fast::pack_depthwise(ctx, &window, multiplier, filter, bias, -input_zp, &requant);
+        fast::pack_depthwise(ctx, &window, multiplier, filter, bias, input_offset, &requant);
     }
     Ok(())
 }

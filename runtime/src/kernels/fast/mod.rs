@@ -199,6 +199,14 @@ impl<'a> Channels<'a> {
     /// `-31..=30`), multipliers other than `i32::MIN` (TFLite's are positive), activation bounds
     /// within `i16` of the output zero point.
     fn decode(a: &ConvInt8<'a>, channels: usize) -> Option<Channels<'a>> {
+        let params_ok =
+            (0..channels).all(|i| (-31..=31).contains(&a.shifts.get(i)) && a.multipliers.get(i) != i32::MIN);
+        Self::decode_checked_params(a, channels).filter(|_| params_ok)
+    }
+
+    /// [`Self::decode`] for ops whose multipliers and shifts prepare already checked (packed
+    /// weights: [`packing`] packs only then): no per-channel scan per invoke.
+    fn decode_checked_params(a: &ConvInt8<'a>, channels: usize) -> Option<Channels<'a>> {
         let bias = a.bias.map_or(&ZERO_BIAS[..], |b| b.bytes());
         let shifted = |bound: i32| i16::try_from(bound as i64 - a.output_offset as i64).ok();
         let (shifted_min, shifted_max) = (shifted(a.act_min)?, shifted(a.act_max)?);
@@ -210,9 +218,7 @@ impl<'a> Channels<'a> {
             shifted_max: shifted_max as i32,
         };
         let long_enough = [c.bias, c.multiplier, c.shift].iter().all(|b| b.len() >= 4 * channels);
-        let params_ok =
-            (0..channels).all(|i| (-31..=31).contains(&a.shifts.get(i)) && a.multipliers.get(i) != i32::MIN);
-        (channels <= MAX_CHANNELS && long_enough && params_ok && a.act_min <= a.act_max).then_some(c)
+        (channels <= MAX_CHANNELS && long_enough && a.act_min <= a.act_max).then_some(c)
     }
 
     pub fn bias_at(&self, i: usize) -> i32 {
@@ -267,7 +273,8 @@ pub(crate) fn conv_int8_at(level: Level, a: &mut ConvInt8<'_>, groups: usize) ->
 }
 
 /// Appends CONV_2D's packed weights to the parameter blob when this machine's kernels read them
-/// and the options ask for it ([`packing`] on x86-64; nothing elsewhere).
+/// and the options ask for it ([`packing`] on x86-64; nothing elsewhere); `requant(channel)` is a
+/// channel's multiplier and shift.
 pub(crate) fn pack_conv(
     ctx: &mut crate::kernels::PrepareContext<'_, '_>,
     window: &Window,
@@ -275,11 +282,12 @@ pub(crate) fn pack_conv(
     filter: &crate::tensor::TensorMeta<'_>,
     bias: Option<&crate::tensor::TensorMeta<'_>>,
     input_offset: i32,
+    requant: &dyn Fn(usize) -> (i32, i32),
 ) {
     #[cfg(target_arch = "x86_64")]
-    packing::pack_conv(ctx, window, groups, filter, bias, input_offset);
+    packing::pack_conv(ctx, window, groups, filter, bias, input_offset, requant);
     #[cfg(not(target_arch = "x86_64"))]
-    let _ = (ctx, window, groups, filter, bias, input_offset);
+    let _ = (ctx, window, groups, filter, bias, input_offset, requant);
 }
 
 /// Appends DEPTHWISE_CONV_2D's packed weights to the parameter blob when this machine's kernels
@@ -310,7 +318,7 @@ pub(crate) fn depthwise_int8_packed(a: &mut ConvInt8<'_>, packed: &[u8]) -> bool
         }
         let taps = w.filter_h as usize * w.filter_w as usize;
         let Some(packed) = packing::PackedDepthwise::parse(packed, taps, w.out_c as usize) else { return false };
-        let Some(channels) = Channels::decode(a, w.out_c as usize) else { return false };
+        let Some(channels) = Channels::decode_checked_params(a, w.out_c as usize) else { return false };
         x86_packed::depthwise(a, &channels, &packed)
     }
     #[cfg(not(target_arch = "x86_64"))]
@@ -331,7 +339,7 @@ pub(crate) fn conv_int8_packed(a: &mut ConvInt8<'_>, packed: &[u8]) -> bool {
             return false;
         }
         let Some(packed) = packing::PackedConv::parse(packed, k, w.out_c as usize) else { return false };
-        let Some(channels) = Channels::decode(a, w.out_c as usize) else { return false };
+        let Some(channels) = Channels::decode_checked_params(a, w.out_c as usize) else { return false };
         x86_packed::conv(a, &channels, &packed)
     }
     #[cfg(not(target_arch = "x86_64"))]

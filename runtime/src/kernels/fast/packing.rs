@@ -63,6 +63,15 @@ impl<'a> PackedConv<'a> {
     }
 }
 
+/// Whether every channel's multiplier and shift is one the vector requantization reproduces
+/// (shifts in `-31..=31`, multipliers other than `i32::MIN`); packed kernels then skip the check.
+fn vector_requant_covers(requant: &dyn Fn(usize) -> (i32, i32), channels: usize) -> bool {
+    (0..channels).all(|c| {
+        let (multiplier, shift) = requant(c);
+        (-31..=31).contains(&shift) && multiplier != i32::MIN
+    })
+}
+
 /// Appends CONV_2D's packed weights and folded biases to the parameter blob when this machine's
 /// kernels read them (AVX-512 VNNI) and the op suits them: one group, constant int8 filter and
 /// constant (or no) bias. Pushes nothing otherwise.
@@ -73,8 +82,12 @@ pub(super) fn pack_conv(
     filter: &TensorMeta<'_>,
     bias: Option<&TensorMeta<'_>>,
     input_offset: i32,
+    requant: &dyn Fn(usize) -> (i32, i32),
 ) {
     if !ctx.options.pack_weights || groups != 1 || super::level() != super::Level::Avx512Vnni {
+        return;
+    }
+    if !vector_requant_covers(requant, w.out_c as usize) {
         return;
     }
     let k = w.filter_h as usize * w.filter_w as usize * w.in_c as usize;
@@ -208,7 +221,7 @@ pub(super) fn pack_depthwise(
         Some(Some(b)) => Some(b),
         Some(None) => return,
     };
-    if taps == 0 || taps > super::MAX_TAPS {
+    if taps == 0 || taps > super::MAX_TAPS || !vector_requant_covers(requant, c) {
         return;
     }
     let filter = bytemuck::cast_slice(filter);

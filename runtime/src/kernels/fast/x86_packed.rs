@@ -440,8 +440,9 @@ fn depthwise_impl(a: &mut ConvInt8<'_>, ch: &Channels<'_>, packed: &PackedDepthw
             let c0 = block * DEPTHWISE_BLOCK;
             let mut cur = (0, 0, 0);
             let pixels = w.batches as usize * w.out_h as usize * w.out_w as usize;
+            let mut ptrs = [taps.outside; MAX_TAPS + 3];
             for p in 0..pixels {
-                depthwise_pixel(a, &kernel, &taps, cur, c0, p);
+                depthwise_pixel(a, &kernel, &taps, &mut ptrs, cur, c0, p);
                 cur = next_pixel(&w, cur);
             }
         }
@@ -524,13 +525,15 @@ impl<'d> DepthwiseBlock<'d> {
     }
 }
 
-/// Output pixel `p` = `(b, oy, ox)`, channels `c0..c0 + 64` (or up to `c`).
+/// Output pixel `p` = `(b, oy, ox)`, channels `c0..c0 + 64` (or up to `c`). `ptrs` holds the
+/// caller's tap pointers, `outside` past the filter's taps (set once, kept).
 #[inline]
 #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
 fn depthwise_pixel(
     a: &mut ConvInt8<'_>,
     kernel: &DepthwiseBlock<'_>,
     taps: &Taps<'_>,
+    ptrs: &mut [*const i8; MAX_TAPS + 3],
     (b, oy, ox): (usize, usize, usize),
     c0: usize,
     p: usize,
@@ -544,7 +547,6 @@ fn depthwise_pixel(
     let ix0 = ox as i32 * w.stride_w - w.pad_w;
     let (fy_lo, fy_hi) = taps_inside(iy0, w.dil_h, w.in_h, w.filter_h);
     let (fx_lo, fx_hi) = taps_inside(ix0, w.dil_w, w.in_w, w.filter_w);
-    let mut ptrs = [taps.outside; MAX_TAPS + 3];
     if fy_lo == 0 && fy_hi == filter_h && fx_lo == 0 && fx_hi == filter_w {
         // Every tap inside the image: the first tap's pixel plus fixed offsets.
         let at = ((b * in_h + iy0 as usize) * in_w + ix0 as usize) * c + c0;
@@ -555,6 +557,7 @@ fn depthwise_pixel(
             *ptr = unsafe { base.add(offset) };
         }
     } else {
+        ptrs[..taps.offsets.len()].fill(taps.outside);
         for fy in fy_lo..fy_hi {
             let iy = (iy0 + w.dil_h * fy as i32) as usize;
             for fx in fx_lo..fx_hi {
@@ -593,6 +596,7 @@ fn depthwise_rows(a: &mut ConvInt8<'_>, kernel: &DepthwiseBlock<'_>, taps: &Taps
     let evens: [i64; 8] = core::array::from_fn(|q| (2 * (q / per_pixel) * per_pixel + q % per_pixel) as i64);
     let evens = _mm512_set_epi64(evens[7], evens[6], evens[5], evens[4], evens[3], evens[2], evens[1], evens[0]);
     let second = low_bytes(DEPTHWISE_BLOCK - c);
+    let mut ptrs = [taps.outside; MAX_TAPS + 3];
     for b in 0..w.batches as usize {
         for oy in 0..out_h {
             let iy0 = oy as i32 * w.stride_h - w.pad_h;
@@ -605,7 +609,7 @@ fn depthwise_rows(a: &mut ConvInt8<'_>, kernel: &DepthwiseBlock<'_>, taps: &Taps
                 let p = (b * out_h + oy) * out_w + ox;
                 let grouped = rows_inside && (stride == 1 || stride == 2) && ox + group <= out_w;
                 if !(grouped && ix0 >= 0 && last < in_w as i64) {
-                    depthwise_pixel(a, kernel, taps, (b, oy, ox), 0, p);
+                    depthwise_pixel(a, kernel, taps, &mut ptrs, (b, oy, ox), 0, p);
                     ox += 1;
                     continue;
                 }
