@@ -517,7 +517,9 @@ pub(crate) fn add_int8_at(level: Level, q: &AddInt8, in1: &[i8], in2: &[i8], out
     }
     match level {
         #[cfg(target_arch = "x86_64")]
-        Level::Avx2 | Level::Avx512Vnni => x86::add(q, in1, in2, out),
+        Level::Avx2 => x86::add(q, in1, in2, out),
+        #[cfg(target_arch = "x86_64")]
+        Level::Avx512Vnni => x86_packed::add(q, in1, in2, out),
         #[cfg(target_arch = "aarch64")]
         Level::Neon | Level::NeonDotprod => neon::add(q, in1, in2, out),
         _ => {

@@ -1,3 +1,6 @@
+//! AVX-512 kernels with the one-step requantization [`Requant16`]: CONV_2D and DEPTHWISE_CONV_2D on
+//! weights packed in prepare, and element-wise ADD/SUB.
+//!
 //! CONV_2D on weights packed in prepare ([`packing`](super::packing)), AVX-512 VNNI: a register
 //! tile of [`TILE`] output pixels by up to four blocks of sixteen output channels (up to 24
 //! accumulators), filled by `vpdpbusd` with four patch bytes broadcast against four taps of
@@ -10,7 +13,7 @@
 
 use super::packing::{PackedConv, PackedDepthwise, BLOCK, DEPTHWISE_BLOCK};
 use super::x86::build_patch_i8;
-use super::{next_pixel, taps_inside, Channels, ConvInt8, MAX_PATCH, MAX_TAPS};
+use super::{next_pixel, taps_inside, AddInt8, Channels, ConvInt8, MAX_PATCH, MAX_TAPS};
 use crate::kernels::conv_2d::Window;
 use core::arch::x86_64::*;
 
@@ -639,5 +642,43 @@ fn depthwise_rows(a: &mut ConvInt8<'_>, kernel: &DepthwiseBlock<'_>, taps: &Taps
                 ox += group;
             }
         }
+    }
+}
+
+/// Element-wise int8 ADD/SUB on sixteen lanes: the arithmetic of the AVX2 kernel
+/// ([`x86`](super::x86)), with [`Requant16`]'s requantization.
+pub(super) fn add(q: &AddInt8, in1: &[i8], in2: &[i8], out: &mut [i8]) -> bool {
+    // SAFETY: only reached at `Level::Avx512Vnni`, whose features were detected (or compiled in).
+    unsafe { add_impl(q, in1, in2, out) };
+    true
+}
+
+#[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl")]
+fn add_impl(q: &AddInt8, in1: &[i8], in2: &[i8], out: &mut [i8]) {
+    let subtract = q.subtract;
+    let q = &q.quant;
+    let set = _mm512_set1_epi32;
+    let pot = set(1i32.wrapping_shl(q.left_shift as u32));
+    let input1 = Requant16::new(set(q.input1_multiplier), set(q.input1_shift));
+    let input2 = Requant16::new(set(q.input2_multiplier), set(q.input2_shift));
+    let output = Requant16::new(set(q.output_multiplier), set(q.output_shift));
+    let (off1, off2, off_out) = (set(q.input1_offset), set(q.input2_offset), set(q.output_offset));
+    let (lo, hi) = (set(q.act_min), set(q.act_max));
+    let n = out.len().min(in1.len()).min(in2.len());
+    let mut i = 0;
+    while i < n {
+        let mask = ((1u32 << (n - i).min(16)) - 1) as __mmask16;
+        // SAFETY: the mask covers `min(16, n - i)` bytes from `i`, inside all three slices.
+        let (x, y) = unsafe {
+            (_mm_maskz_loadu_epi8(mask, in1.as_ptr().add(i)), _mm_maskz_loadu_epi8(mask, in2.as_ptr().add(i)))
+        };
+        let x = input1.apply(_mm512_mullo_epi32(_mm512_add_epi32(_mm512_cvtepi8_epi32(x), off1), pot));
+        let y = input2.apply(_mm512_mullo_epi32(_mm512_add_epi32(_mm512_cvtepi8_epi32(y), off2), pot));
+        let raw = if subtract { _mm512_sub_epi32(x, y) } else { _mm512_add_epi32(x, y) };
+        let r = _mm512_add_epi32(output.apply(raw), off_out);
+        let bytes = _mm512_cvtsepi32_epi8(_mm512_min_epi32(_mm512_max_epi32(r, lo), hi));
+        // SAFETY: as for the loads.
+        unsafe { _mm_mask_storeu_epi8(out.as_mut_ptr().add(i).cast(), mask, bytes) };
+        i += 16;
     }
 }
