@@ -571,9 +571,13 @@ fn depthwise_pixel(
         }
     }
     let flip = _mm512_set1_epi8(i8::MIN);
-    // SAFETY: each pointer is readable for `lanes` bytes (an input pixel's channels `c0..c0 +
-    // lanes`, or `outside`), and the masked loads touch no others.
-    let out = kernel.run(|t| unsafe { _mm512_xor_si512(_mm512_maskz_loadu_epi8(mask, ptrs[t]), flip) });
+    // SAFETY (both loads): each pointer is readable for `lanes` bytes (an input pixel's channels
+    // `c0..c0 + lanes`, or the 64 bytes of `outside`); the masked loads touch no others.
+    let out = if lanes == DEPTHWISE_BLOCK {
+        kernel.run(|t| unsafe { _mm512_xor_si512(_mm512_loadu_si512(ptrs[t].cast()), flip) })
+    } else {
+        kernel.run(|t| unsafe { _mm512_xor_si512(_mm512_maskz_loadu_epi8(mask, ptrs[t]), flip) })
+    };
     let dst = &mut a.output[p * c + c0..p * c + c0 + lanes];
     // SAFETY: the mask stores exactly `lanes` bytes, all inside `dst`.
     unsafe { _mm512_mask_storeu_epi8(dst.as_mut_ptr().cast(), mask, out) };
