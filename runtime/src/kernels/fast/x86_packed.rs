@@ -169,6 +169,23 @@ fn build_patch_flipped(w: &Window, input: &[i8], zero_point: i8, (b, oy, ox): (u
     let flip = _mm512_set1_epi8(i8::MIN);
     let fill = _mm512_set1_epi8(zero_point ^ i8::MIN);
     let row_len = filter_w * in_c;
+    if fy_lo == 0 && fy_hi == filter_h && fx_lo == 0 && fx_hi == filter_w && w.dil_h == 1 {
+        // Every tap inside the image (most pixels of first layers): rows `in_w * in_c` apart.
+        let start = ((b * in_h + iy0 as usize) * in_w + ix0 as usize) * in_c;
+        let src = &input[start..start + (filter_h - 1) * in_w * in_c + row_len];
+        let done = match row_len {
+            3 => rows_flipped::<3>(patch, src, in_w * in_c, filter_h),
+            4 => rows_flipped::<4>(patch, src, in_w * in_c, filter_h),
+            8 => rows_flipped::<8>(patch, src, in_w * in_c, filter_h),
+            9 => rows_flipped::<9>(patch, src, in_w * in_c, filter_h),
+            12 => rows_flipped::<12>(patch, src, in_w * in_c, filter_h),
+            16 => rows_flipped::<16>(patch, src, in_w * in_c, filter_h),
+            _ => false,
+        };
+        if done {
+            return;
+        }
+    }
     let fill_byte = zero_point ^ i8::MIN;
     for (fy, dst) in patch.chunks_exact_mut(row_len).take(filter_h).enumerate() {
         let inside = fy >= fy_lo && fy < fy_hi && fx_lo < fx_hi;
@@ -237,6 +254,19 @@ fn build_patch_flipped(w: &Window, input: &[i8], zero_point: i8, (b, oy, ox): (u
 fn copy_row_flipped<const R: usize>(dst: &mut [i8], src: &[i8]) {
     let (Some(dst), Some(src)) = (dst.first_chunk_mut::<R>(), src.first_chunk::<R>()) else { return };
     *dst = src.map(|x| x ^ i8::MIN);
+}
+
+/// `rows` rows of `R` bytes, `pitch` apart in `src`, flipped into `dst` back to back; `false`
+/// (nothing written) when the slices are short.
+#[inline(always)]
+fn rows_flipped<const R: usize>(dst: &mut [i8], src: &[i8], pitch: usize, rows: usize) -> bool {
+    if dst.len() < rows * R || src.len() < (rows - 1) * pitch + R {
+        return false;
+    }
+    for (fy, d) in dst.chunks_exact_mut(R).take(rows).enumerate() {
+        copy_row_flipped::<R>(d, &src[fy * pitch..]);
+    }
+    true
 }
 
 /// A mask of the low `n` bytes of a 64-byte vector, `n <= 64`.
