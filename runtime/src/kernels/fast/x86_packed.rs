@@ -371,6 +371,8 @@ pub(super) struct Requant16 {
     /// The odd lanes' multipliers in the low halves of the 64-bit lanes.
     m_odd: __m512i,
     left: __m512i,
+    /// Whether any lane shifts left (most layers only shift right).
+    shifts_left: bool,
     c_even: __m512i,
     c_odd: __m512i,
     b_even: __m512i,
@@ -401,6 +403,7 @@ impl Requant16 {
             m_even: multiplier,
             m_odd: _mm512_srli_epi64::<32>(multiplier),
             left: _mm512_max_epi32(shift, zero),
+            shifts_left: _mm512_cmpgt_epi32_mask(shift, zero) != 0,
             c_even,
             c_odd,
             b_even,
@@ -414,7 +417,7 @@ impl Requant16 {
     #[inline]
     #[target_feature(enable = "avx512f")]
     pub(super) fn apply(&self, acc: __m512i) -> __m512i {
-        let x = _mm512_sllv_epi32(acc, self.left);
+        let x = if self.shifts_left { _mm512_sllv_epi32(acc, self.left) } else { acc };
         let limit = _mm512_set1_epi64(-(1 << 30));
         let half = |p: __m512i, c: __m512i, b: __m512i, s: __m512i| {
             let t = _mm512_add_epi64(p, c);
@@ -422,7 +425,9 @@ impl Requant16 {
         };
         let even = half(_mm512_mul_epi32(x, self.m_even), self.c_even, self.b_even, self.s_even);
         let odd = half(_mm512_mul_epi32(_mm512_srli_epi64::<32>(x), self.m_odd), self.c_odd, self.b_odd, self.s_odd);
-        _mm512_mask_blend_epi32(0xAAAA, even, _mm512_slli_epi64::<32>(odd))
+        // The low halves of `even` and `odd`, interleaved.
+        let low_halves = _mm512_set_epi32(30, 14, 28, 12, 26, 10, 24, 8, 22, 6, 20, 4, 18, 2, 16, 0);
+        _mm512_permutex2var_epi32(even, low_halves, odd)
     }
 }
 
