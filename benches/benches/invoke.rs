@@ -1,4 +1,6 @@
-//! One `invoke()` of each shared model (single thread, this machine's fast kernels).
+//! One `invoke()` of each shared model (single thread, this machine's fast kernels), with weights
+//! read in place (`in_place/…`, the default options) and packed in prepare (`packed/…`, what
+//! `ferrolite bench` measures).
 //!
 //! `cargo bench -p ferrolite-benches --bench invoke` — compare with the LiteRT/TFLM columns of
 //! `../shared/anchors.md` measured on the same kind of machine.
@@ -24,17 +26,19 @@ fn invoke(c: &mut Criterion) {
             continue;
         };
         let model = Model::from_bytes(&bytes).expect("model verifies");
-        let options = InterpreterOptions::default();
-        let needed = arena_bytes_needed(&model, &AllOpsResolver, &mut vec![0u8; 16 << 20], options).expect("plan");
-        let mut arena = vec![0u8; needed + 16];
-        let mut it = Interpreter::new(&model, &AllOpsResolver, &mut arena, options).expect("prepare");
-        let mut group = c.benchmark_group("invoke");
-        if bytes.len() > 1 << 20 {
-            // MobileNetV2 takes tens of milliseconds per invoke.
-            group.sample_size(10);
+        for pack_weights in [false, true] {
+            let options = InterpreterOptions { pack_weights, ..InterpreterOptions::default() };
+            let needed = arena_bytes_needed(&model, &AllOpsResolver, &mut vec![0u8; 16 << 20], options).expect("plan");
+            let mut arena = vec![0u8; needed + 16];
+            let mut it = Interpreter::new(&model, &AllOpsResolver, &mut arena, options).expect("prepare");
+            let mut group = c.benchmark_group(if pack_weights { "packed" } else { "in_place" });
+            if bytes.len() > 1 << 20 {
+                // MobileNetV2 takes milliseconds per invoke.
+                group.sample_size(10);
+            }
+            group.bench_function(*name, |b| b.iter(|| it.invoke().expect("invoke")));
+            group.finish();
         }
-        group.bench_function(*name, |b| b.iter(|| it.invoke().expect("invoke")));
-        group.finish();
     }
 }
 

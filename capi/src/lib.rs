@@ -274,7 +274,7 @@ fn interpreter_options(options: FerroliteInterpreterOptions) -> Result<Interpret
             ))
         }
     };
-    Ok(InterpreterOptions { rounding })
+    Ok(InterpreterOptions { rounding, pack_weights: false })
 }
 
 /// Verifies a model in place.

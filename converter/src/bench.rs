@@ -35,7 +35,7 @@ pub fn measure(bytes: &[u8], args: &BenchArgs) -> Result<BenchReport> {
         bail!("--iterations must be at least 1");
     }
     let model = load::parse_model(bytes, &args.model)?;
-    let options = InterpreterOptions { rounding: args.rounding.into() };
+    let options = InterpreterOptions { rounding: args.rounding.into(), pack_weights: true };
     let needed = load::arena_bytes(&model, options).map_err(|e| anyhow!("cannot prepare the model: {e}"))?;
     let mut arena = Arena::new(needed);
     let mut interpreter = Interpreter::new(&model, &AllOpsResolver, arena.bytes_mut(), options)
@@ -70,6 +70,7 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
             "median_us": r.median_us,
             "min_us": r.min_us,
             "arena_bytes": r.arena_bytes,
+            "packed_weights": true,
             "simd": ferrolite::kernels::fast::simd_level(),
         });
         println!("{value}");

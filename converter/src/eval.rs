@@ -82,7 +82,7 @@ pub fn evaluate(model: &Model<'_>, data: &npy::Array, labels: &npy::Array, optio
     let values = data_values(data, options.scale)?;
     let feed = InputEncoder::new(&input)?;
 
-    let interpreter_options = InterpreterOptions { rounding: options.rounding };
+    let interpreter_options = InterpreterOptions { rounding: options.rounding, pack_weights: true };
     let needed = load::arena_bytes(model, interpreter_options).map_err(|e| anyhow!("cannot prepare the model: {e}"))?;
     let mut arena = Arena::new(needed);
     let mut interpreter = Interpreter::new(model, &AllOpsResolver, arena.bytes_mut(), interpreter_options)

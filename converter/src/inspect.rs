@@ -60,8 +60,8 @@ pub struct Report {
     pub arena: std::result::Result<usize, String>,
     /// The arena's persistent part (tables, op parameters, state) and its planned activations.
     pub arena_split: Option<(usize, usize)>,
-    /// Persistent bytes the fast kernels add for packed weights: none, they read weights in place
-    /// and keep per-pixel patches on the stack.
+    /// Persistent arena bytes this machine's fast kernels add when they pack weights in prepare
+    /// (`InterpreterOptions::pack_weights`, on in `run`, `eval` and `bench`); 0 where they do not.
     pub packed_bytes: usize,
     pub inputs: Vec<TensorInfo>,
     pub outputs: Vec<TensorInfo>,
@@ -115,11 +115,20 @@ pub fn report(model: &Model<'_>) -> Result<Report> {
         constant_bytes: model.constant_bytes(),
         arena: load::arena_bytes(model, InterpreterOptions::default()).map_err(|e| e.to_string()),
         arena_split: arena_split(model),
-        packed_bytes: 0,
+        packed_bytes: packed_bytes(model),
         inputs,
         outputs,
         ops,
     })
+}
+
+/// Arena bytes that packing weights adds on this machine (0 when the model does not prepare).
+fn packed_bytes(model: &Model<'_>) -> usize {
+    let packed = InterpreterOptions { pack_weights: true, ..InterpreterOptions::default() };
+    match (load::arena_bytes(model, packed), load::arena_bytes(model, InterpreterOptions::default())) {
+        (Ok(with), Ok(without)) => with.saturating_sub(without),
+        _ => 0,
+    }
 }
 
 /// (persistent, activation) arena bytes with default options, when the model prepares.
@@ -212,7 +221,7 @@ impl Report {
             let _ = writeln!(s, "  persistent    {persistent} (tables, op parameters, state)");
             let _ = writeln!(s, "  activations   {activations} (planned tensors and op scratch)");
         }
-        let _ = writeln!(s, "packed bytes    {} (fast kernels read weights in place)", self.packed_bytes);
+        let _ = writeln!(s, "packed bytes    {} (arena added by packed weights: run, eval, bench)", self.packed_bytes);
         for (title, list) in [("inputs", &self.inputs), ("outputs", &self.outputs)] {
             let _ = writeln!(s, "\n{title}");
             let rows: Vec<[String; 6]> = list

@@ -42,7 +42,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
         arrays.push(check_input(i, &model, &meta, path, args.batch)?);
     }
     let samples = if args.batch { batch_size(&arrays)? } else { 1 };
-    let options = InterpreterOptions { rounding: args.rounding.into() };
+    let options = InterpreterOptions { rounding: args.rounding.into(), pack_weights: true };
     let needed = load::arena_bytes(&model, options).map_err(|e| anyhow!("cannot prepare the model: {e}"))?;
     let mut arena = Arena::new(needed);
     let mut interpreter = Interpreter::new(&model, &AllOpsResolver, arena.bytes_mut(), options)

@@ -61,7 +61,26 @@ fn inspect_splits_the_arena_and_reports_packing() {
     let (persistent, activations) = (json["persistent_bytes"].as_u64(), json["activation_bytes"].as_u64());
     assert_eq!(persistent.zip(activations).map(|(p, a)| p + a), json["arena_bytes"].as_u64(), "{json}");
     assert!(persistent.is_some_and(|p| p > 0), "{json}");
+    // Three FULLY_CONNECTED ops: nothing to pack.
     assert_eq!(json["packed_bytes"], 0, "{json}");
+}
+
+#[test]
+fn packed_weights_cost_what_inspect_reports() {
+    let Some(shared) = support::shared_dir() else { return };
+    let model = shared.join("models/tiny_kws_dscnn_int8.tflite");
+    let inspect = ferrolite(&[&"inspect", &model, &"--json"]);
+    assert!(inspect.status.success(), "{}", stderr(&inspect));
+    let inspect: serde_json::Value = serde_json::from_slice(&inspect.stdout).expect("valid JSON");
+    let bench = ferrolite(&[&"bench", &model, &"--iterations", &"3", &"--json"]);
+    assert!(bench.status.success(), "{}", stderr(&bench));
+    let bench: serde_json::Value = serde_json::from_slice(&bench.stdout).expect("valid JSON");
+    let (arena, packed) = (inspect["arena_bytes"].as_u64().unwrap(), inspect["packed_bytes"].as_u64().unwrap());
+    // `bench` packs weights: its arena is the minimal one plus exactly what packing reports.
+    assert_eq!(bench["arena_bytes"].as_u64(), Some(arena + packed), "inspect {inspect}\nbench {bench}");
+    if bench["simd"] == "avx2+avx512vnni" {
+        assert!(packed > 0, "KWS has convolutions to pack on this machine: {inspect}");
+    }
 }
 
 #[test]

@@ -1,5 +1,6 @@
 //! The runtime's fuzz harness: one byte string through `Model::from_bytes`, `Interpreter::new`
-//! (a small arena, then a large one) and `invoke`, with checks of what the runtime promises.
+//! (a small arena, then a large one; weights packed or not) and `invoke`, with checks of what the
+//! runtime promises.
 //!
 //! Shared, as source, by the `model` fuzz target and the stable replay test
 //! `runtime/tests/fuzz_replay.rs`, so a saved input replays through exactly the same code.
@@ -47,7 +48,9 @@ pub fn run(bytes: &[u8]) {
     touch_model(&model);
     let hash = fnv1a(bytes);
     let rounding = if hash & 1 == 0 { Rounding::Tflm } else { Rounding::Litert };
-    let options = InterpreterOptions { rounding };
+    // Half the inputs run with packed weights (where this machine's kernels pack them).
+    let pack_weights = (hash >> 5) & 1 == 1;
+    let options = InterpreterOptions { rounding, pack_weights };
     let misalign = (hash >> 1) as usize % ARENA_ALIGN;
 
     let mut small = Arena::new(SMALL_ARENA, misalign);

@@ -35,6 +35,10 @@ pub enum Rounding {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct InterpreterOptions {
     pub rounding: Rounding,
+    /// Let the fast kernels repack constant weights in prepare into a layout their inner loops
+    /// read directly (x86-64 with AVX-512 VNNI: CONV_2D). Costs persistent arena bytes, about the
+    /// size of the packed weights, for speed; off by default so the arena stays at its minimum.
+    pub pack_weights: bool,
 }
 
 /// Where a tensor's bytes live.

@@ -8,11 +8,11 @@ use std::path::Path;
 use support::*;
 
 /// Runs all samples of one model; returns the number of mismatching samples per mode.
-fn run_model(shared: &Path, name: &str, rounding: Rounding) -> Result<usize, String> {
+fn run_model(shared: &Path, name: &str, options: InterpreterOptions) -> Result<usize, String> {
+    let rounding = options.rounding;
     let bytes = std::fs::read(shared.join("models").join(format!("{name}.tflite"))).map_err(|e| e.to_string())?;
     let model = Model::from_bytes(&bytes).map_err(|e| format!("load: {e}"))?;
     let mut arena = vec![0u8; 8 << 20];
-    let options = InterpreterOptions { rounding };
     let mut it = Interpreter::new(&model, &AllOpsResolver, &mut arena, options).map_err(|e| format!("prepare: {e}"))?;
     let golden = shared.join("golden").join(name);
     let expected_dir = match rounding {
@@ -52,11 +52,15 @@ fn every_shared_model_matches_its_references_byte_for_byte() {
     // FERROLITE_ONLY=substring narrows the run while developing a kernel.
     let only = std::env::var("FERROLITE_ONLY").unwrap_or_default();
     for name in golden_models(&shared).into_iter().filter(|n| n.contains(&only)) {
-        for rounding in [Rounding::Tflm, Rounding::Litert] {
-            match run_model(&shared, &name, rounding) {
-                Ok(0) => eprintln!("ok   {name} ({rounding:?})"),
-                Ok(n) => failures.push(format!("{name} ({rounding:?}): {n} samples differ")),
-                Err(e) => failures.push(format!("{name} ({rounding:?}): {e}")),
+        // Packed weights (where this machine's kernels pack them) must not change a byte either.
+        for pack_weights in [false, true] {
+            for rounding in [Rounding::Tflm, Rounding::Litert] {
+                let mode = format!("{rounding:?}{}", if pack_weights { ", packed weights" } else { "" });
+                match run_model(&shared, &name, InterpreterOptions { rounding, pack_weights }) {
+                    Ok(0) => eprintln!("ok   {name} ({mode})"),
+                    Ok(n) => failures.push(format!("{name} ({mode}): {n} samples differ")),
+                    Err(e) => failures.push(format!("{name} ({mode}): {e}")),
+                }
             }
         }
     }

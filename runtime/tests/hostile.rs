@@ -151,7 +151,7 @@ fn run_case(bytes: &[u8], rounding: Rounding, invoke: bool, fill: u8, stage: &Ce
     }
     stage.set("Interpreter::new");
     let mut arena = vec![0u8; ARENA];
-    let options = InterpreterOptions { rounding };
+    let options = InterpreterOptions { rounding, pack_weights: false };
     let Ok(mut it) = Interpreter::new(&model, &AllOpsResolver, &mut arena, options) else {
         return Outcome::PrepareErr;
     };

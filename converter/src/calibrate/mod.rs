@@ -115,7 +115,7 @@ pub fn with_interpreter<R>(
     f: impl FnOnce(&mut Interpreter<'_>) -> Result<R>,
 ) -> Result<R> {
     let model = Model::from_bytes(bytes).map_err(|e| anyhow!("the runtime rejects the written model: {e}"))?;
-    let options = InterpreterOptions { rounding };
+    let options = InterpreterOptions { rounding, pack_weights: false };
     let needed =
         load::arena_bytes(&model, options).map_err(|e| anyhow!("the runtime cannot prepare the model: {e}"))?;
     let mut arena = Arena::new(needed);

@@ -5,7 +5,7 @@ use ferrolite::kernels;
 use ferrolite::{InterpreterOptions, MutableOpResolver, Result};
 
 /// Rounding and options the firmware runs with: TFLite Micro's (the goldens in `tflm/`).
-pub const OPTIONS: InterpreterOptions = InterpreterOptions { rounding: ferrolite::Rounding::Tflm };
+pub const OPTIONS: InterpreterOptions = InterpreterOptions { rounding: ferrolite::Rounding::Tflm, pack_weights: false };
 
 #[cfg(feature = "kws")]
 pub const MODEL_NAME: &str = "tiny_kws_dscnn_int8";

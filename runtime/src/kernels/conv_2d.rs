@@ -451,7 +451,24 @@ fn prepare(ctx: &mut PrepareContext<'_, '_>) -> Result<()> {
         None | Some(DataType::Int64) => Ok(KIND_INT16_ACC64),
         Some(DataType::Int32) => Ok(KIND_INT16_ACC32),
         Some(_) => Err(ctx.invalid(reason!("int16 convolution needs an int32 or int64 bias"))),
-    })
+    })?;
+    if tensors.input.dtype == DataType::Int8 {
+        let input_offset = -tensors.input.scale_zero_point().1;
+        let requant = |c: usize| channel_multiplier(&tensors, c);
+        fast::pack_conv(ctx, &window, groups, &tensors.filter, tensors.bias.as_ref(), input_offset, &requant);
+    }
+    Ok(())
+}
+
+/// Output channel `c`'s multiplier and shift, as [`push_channel_multipliers`] computes them (for
+/// fast kernels that pack them; the tensors' quantization was checked before).
+pub(crate) fn channel_multiplier(t: &ConvTensors<'_>, c: usize) -> (i32, i32) {
+    let filter_scale = match &t.filter.quantization {
+        Some(q) if q.len() > 1 => q.scale(c),
+        Some(q) => q.scale(0),
+        None => 0.0,
+    };
+    util::conv_multiplier(t.input.scale_zero_point().0, filter_scale, t.output.scale_zero_point().0)
 }
 
 /// The reference convolution loop nest, generic over the arithmetic. All buffers are raw bytes:
@@ -604,7 +621,7 @@ fn eval_kinds<const INT8_ONLY: bool>(ctx: &mut EvalContext<'_>) -> Result<()> {
                 act_max: hi,
                 output: util::as_i8_mut(output),
             };
-            if !fast::conv_int8(&mut args, groups) {
+            if !fast::conv_int8_packed(&mut args, reader.rest()) && !fast::conv_int8(&mut args, groups) {
                 conv_int8_reference(&mut args, groups);
             }
         }

@@ -12,8 +12,9 @@
 
 use crate::error::Result;
 use crate::kernels::conv_2d::{
-    act_f32, buffer_mismatch, build_window, f32_le, i16_le, prepare_conv_params, requantize, requantize_i64,
-    spatial_options, tap_range, ConvParams, ConvTensors, Window, KIND_FLOAT, KIND_INT16_ACC64, KIND_INT8,
+    act_f32, buffer_mismatch, build_window, channel_multiplier, f32_le, i16_le, prepare_conv_params, requantize,
+    requantize_i64, spatial_options, tap_range, ConvParams, ConvTensors, Window, KIND_FLOAT, KIND_INT16_ACC64,
+    KIND_INT8,
 };
 use crate::kernels::fast::{self, ConvInt8};
 use crate::kernels::util::{self, as_i8, read_f32, read_i64, write_f32, write_i16};
@@ -50,7 +51,14 @@ fn prepare(ctx: &mut PrepareContext<'_, '_>) -> Result<()> {
     prepare_conv_params(ctx, &tensors, act, window, multiplier, 3, |ctx, bias| match bias {
         None | Some(DataType::Int64) => Ok(KIND_INT16_ACC64),
         Some(_) => Err(ctx.invalid(reason!("int16 depthwise convolution needs an int64 bias"))),
-    })
+    })?;
+    if tensors.input.dtype == DataType::Int8 {
+        let input_offset = -tensors.input.scale_zero_point().1;
+        let requant = |c: usize| channel_multiplier(&tensors, c);
+        let (filter, bias) = (&tensors.filter, tensors.bias.as_ref());
+        fast::pack_depthwise(ctx, &window, multiplier, filter, bias, input_offset, &requant);
+    }
+    Ok(())
 }
 
 /// Output channels accumulated together per output pixel (stack accumulators).
@@ -204,7 +212,7 @@ fn eval_kinds<const INT8_ONLY: bool>(ctx: &mut EvalContext<'_>) -> Result<()> {
             act_max: hi,
             output: util::as_i8_mut(output),
         };
-        if !fast::depthwise_int8(&mut args, mult) {
+        if !fast::depthwise_int8_packed(&mut args, reader.rest()) && !fast::depthwise_int8(&mut args, mult) {
             depthwise_int8_reference(&mut args, mult);
         }
     } else {

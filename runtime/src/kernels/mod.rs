@@ -304,6 +304,11 @@ impl<'e> ParamReader<'e> {
         value
     }
 
+    /// Everything after what was read so far (data a kernel appends last, such as packed weights).
+    pub fn rest(&self) -> &'e [u8] {
+        self.bytes.get(self.pos..).unwrap_or(&[])
+    }
+
     /// The next `len` i32 values as an array view.
     pub fn i32s(&mut self, len: usize) -> util::I32s<'e> {
         let start = self.pos.min(self.bytes.len());

@@ -141,11 +141,36 @@ fn eval(ctx: &mut EvalContext<'_>) -> Result<()> {
     }
     let value = &value[..size.clamp(1, 4)];
     let output = ctx.output(0);
-    let (i, b, o) = (p.in_dims.map(|d| d as usize), p.before.map(|d| d as usize), p.out_dims.map(|d| d as usize));
+    let dims = |d: [u32; DIMS]| d.map(|x| x as usize);
+    if !pad_bytes(input, output, value, dims(p.in_dims), dims(p.before), dims(p.out_dims)) {
+        return Err(buffer_mismatch(p.op_index, REGISTRATION_CODE));
+    }
+    Ok(())
+}
+
+/// Writes `input` (dimensions `i`) into `output` (dimensions `o`) at offset `b`, every other
+/// element `value` (one element's bytes); `false` when a buffer is shorter than its dimensions.
+fn pad_bytes(
+    input: &[u8],
+    output: &mut [u8],
+    value: &[u8],
+    mut i: [usize; DIMS],
+    mut b: [usize; DIMS],
+    mut o: [usize; DIMS],
+) -> bool {
+    let size = value.len();
     let in_len = i.iter().product::<usize>() * size;
     let out_len = o.iter().product::<usize>() * size;
-    if input.len() < in_len || output.len() < out_len || value.len() != size {
-        return Err(buffer_mismatch(p.op_index, REGISTRATION_CODE));
+    if input.len() < in_len || output.len() < out_len {
+        return false;
+    }
+    // An unpadded last dimension merges into the one before it (channels into width for NHWC
+    // images), so rows are long runs rather than one pixel each; the element order is unchanged.
+    for _ in 0..DIMS - 1 {
+        if b[4] != 0 || o[4] != i[4] {
+            break;
+        }
+        (i, b, o) = (merge_last(i, i[4], 1), merge_last(b, o[4], 0), merge_last(o, o[4], 1));
     }
     // One output row per index of the first four dimensions; the last dimension is contiguous.
     let out_row = o[4] * size;
@@ -171,12 +196,65 @@ fn eval(ctx: &mut EvalContext<'_>) -> Result<()> {
             }
         }
     }
-    Ok(())
+    true
+}
+
+/// Dimensions (or paddings) with the last two merged: the one before the last scaled by `inner`,
+/// the last dropped, `lead` (1 for a dimension, 0 for a padding) inserted in front.
+fn merge_last(d: [usize; 5], inner: usize, lead: usize) -> [usize; 5] {
+    [lead, d[0], d[1], d[2], d[3] * inner]
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Element-by-element PAD: every output index maps back to an input index or the value.
+    fn naive(input: &[u8], value: &[u8], i: [usize; DIMS], b: [usize; DIMS], o: [usize; DIMS]) -> std::vec::Vec<u8> {
+        let size = value.len();
+        let mut out = std::vec::Vec::new();
+        let total: usize = o.iter().product();
+        for flat in 0..total {
+            let mut rest = flat;
+            let mut idx = [0usize; DIMS];
+            for k in (0..DIMS).rev() {
+                idx[k] = rest % o[k];
+                rest /= o[k];
+            }
+            let inside = (0..DIMS).all(|k| idx[k] >= b[k] && idx[k] < b[k] + i[k]);
+            if inside {
+                let src = (0..DIMS).fold(0, |acc, k| acc * i[k] + idx[k] - b[k]);
+                out.extend_from_slice(&input[src * size..(src + 1) * size]);
+            } else {
+                out.extend_from_slice(value);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn pad_matches_element_by_element_padding() {
+        let mut seed = 0x1234_5678u32;
+        let mut next = |n: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 17;
+            seed ^= seed << 5;
+            seed as usize % n
+        };
+        for case in 0..2000 {
+            let size = [1, 2, 4][next(3)];
+            let value: std::vec::Vec<u8> = (0..size).map(|_| next(256) as u8).collect();
+            let i: [usize; DIMS] = core::array::from_fn(|_| 1 + next(4));
+            // Each dimension padded with some probability, so trailing runs merge or not.
+            let b: [usize; DIMS] = core::array::from_fn(|_| if next(3) == 0 { next(3) } else { 0 });
+            let after: [usize; DIMS] = core::array::from_fn(|_| if next(3) == 0 { next(3) } else { 0 });
+            let o: [usize; DIMS] = core::array::from_fn(|k| i[k] + b[k] + after[k]);
+            let input: std::vec::Vec<u8> = (0..i.iter().product::<usize>() * size).map(|_| next(256) as u8).collect();
+            let mut got = std::vec![0u8; o.iter().product::<usize>() * size];
+            assert!(pad_bytes(&input, &mut got, &value, i, b, o));
+            assert_eq!(got, naive(&input, &value, i, b, o), "case {case}: in {i:?} before {b:?} out {o:?}");
+        }
+    }
 
     #[test]
     fn fill_repeats_multi_byte_values() {

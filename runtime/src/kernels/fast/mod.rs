@@ -34,11 +34,16 @@ pub mod arm_dsp;
 #[cfg(target_arch = "aarch64")]
 #[allow(unsafe_code)]
 mod neon;
+#[cfg(target_arch = "x86_64")]
+mod packing;
 #[cfg(test)]
 mod tests;
 #[cfg(target_arch = "x86_64")]
 #[allow(unsafe_code)]
 mod x86;
+#[cfg(target_arch = "x86_64")]
+#[allow(unsafe_code)]
+mod x86_packed;
 
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 /// Most output channels (and depthwise channels) the SIMD kernels take: their per-channel
@@ -47,6 +52,9 @@ pub(crate) const MAX_CHANNELS: usize = 2048;
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 /// Most elements in one convolution patch (`filter_h * filter_w * in_c`) or FULLY_CONNECTED row.
 pub(crate) const MAX_PATCH: usize = 4096;
+#[cfg(target_arch = "x86_64")]
+/// Most filter taps (`filter_h * filter_w`) of a depthwise filter the x86-64 kernels take.
+pub(crate) const MAX_TAPS: usize = 64;
 
 /// Instruction sets the fast kernels can use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -191,6 +199,14 @@ impl<'a> Channels<'a> {
     /// `-31..=30`), multipliers other than `i32::MIN` (TFLite's are positive), activation bounds
     /// within `i16` of the output zero point.
     fn decode(a: &ConvInt8<'a>, channels: usize) -> Option<Channels<'a>> {
+        let params_ok =
+            (0..channels).all(|i| (-31..=31).contains(&a.shifts.get(i)) && a.multipliers.get(i) != i32::MIN);
+        Self::decode_checked_params(a, channels).filter(|_| params_ok)
+    }
+
+    /// [`Self::decode`] for ops whose multipliers and shifts prepare already checked (packed
+    /// weights: [`packing`] packs only then): no per-channel scan per invoke.
+    fn decode_checked_params(a: &ConvInt8<'a>, channels: usize) -> Option<Channels<'a>> {
         let bias = a.bias.map_or(&ZERO_BIAS[..], |b| b.bytes());
         let shifted = |bound: i32| i16::try_from(bound as i64 - a.output_offset as i64).ok();
         let (shifted_min, shifted_max) = (shifted(a.act_min)?, shifted(a.act_max)?);
@@ -202,9 +218,7 @@ impl<'a> Channels<'a> {
             shifted_max: shifted_max as i32,
         };
         let long_enough = [c.bias, c.multiplier, c.shift].iter().all(|b| b.len() >= 4 * channels);
-        let params_ok =
-            (0..channels).all(|i| (-31..=31).contains(&a.shifts.get(i)) && a.multipliers.get(i) != i32::MIN);
-        (channels <= MAX_CHANNELS && long_enough && params_ok && a.act_min <= a.act_max).then_some(c)
+        (channels <= MAX_CHANNELS && long_enough && a.act_min <= a.act_max).then_some(c)
     }
 
     pub fn bias_at(&self, i: usize) -> i32 {
@@ -254,6 +268,83 @@ pub(crate) fn conv_int8_at(level: Level, a: &mut ConvInt8<'_>, groups: usize) ->
     #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64", ferrolite_arm_dsp)))]
     {
         let _ = (level, a, groups);
+        false
+    }
+}
+
+/// Appends CONV_2D's packed weights to the parameter blob when this machine's kernels read them
+/// and the options ask for it ([`packing`] on x86-64; nothing elsewhere); `requant(channel)` is a
+/// channel's multiplier and shift.
+pub(crate) fn pack_conv(
+    ctx: &mut crate::kernels::PrepareContext<'_, '_>,
+    window: &Window,
+    groups: usize,
+    filter: &crate::tensor::TensorMeta<'_>,
+    bias: Option<&crate::tensor::TensorMeta<'_>>,
+    input_offset: i32,
+    requant: &dyn Fn(usize) -> (i32, i32),
+) {
+    #[cfg(target_arch = "x86_64")]
+    packing::pack_conv(ctx, window, groups, filter, bias, input_offset, requant);
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (ctx, window, groups, filter, bias, input_offset, requant);
+}
+
+/// Appends DEPTHWISE_CONV_2D's packed weights to the parameter blob when this machine's kernels
+/// read them and the options ask for it; `requant(channel)` is a channel's multiplier and shift.
+pub(crate) fn pack_depthwise(
+    ctx: &mut crate::kernels::PrepareContext<'_, '_>,
+    window: &Window,
+    multiplier: usize,
+    filter: &crate::tensor::TensorMeta<'_>,
+    bias: Option<&crate::tensor::TensorMeta<'_>>,
+    input_offset: i32,
+    requant: &dyn Fn(usize) -> (i32, i32),
+) {
+    #[cfg(target_arch = "x86_64")]
+    packing::pack_depthwise(ctx, window, multiplier, filter, bias, input_offset, requant);
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (ctx, window, multiplier, filter, bias, input_offset, requant);
+}
+
+/// DEPTHWISE_CONV_2D (int8, depth multiplier 1) on weights [`pack_depthwise`] packed; `false`
+/// when `packed` is empty or does not fit the op.
+pub(crate) fn depthwise_int8_packed(a: &mut ConvInt8<'_>, packed: &[u8]) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let w = a.window;
+        if packed.is_empty() || level() != Level::Avx512Vnni || w.in_c != w.out_c {
+            return false;
+        }
+        let taps = w.filter_h as usize * w.filter_w as usize;
+        let Some(packed) = packing::PackedDepthwise::parse(packed, taps, w.out_c as usize) else { return false };
+        let Some(channels) = Channels::decode_checked_params(a, w.out_c as usize) else { return false };
+        x86_packed::depthwise(a, &channels, &packed)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (a, packed);
+        false
+    }
+}
+
+/// CONV_2D (int8, one group) on weights [`pack_conv`] packed in prepare; `false` when
+/// `packed` is empty or does not fit the op (the caller then runs the unpacked kernels).
+pub(crate) fn conv_int8_packed(a: &mut ConvInt8<'_>, packed: &[u8]) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let w = a.window;
+        let k = w.filter_h as usize * w.filter_w as usize * w.in_c as usize;
+        if packed.is_empty() || level() != Level::Avx512Vnni {
+            return false;
+        }
+        let Some(packed) = packing::PackedConv::parse(packed, k, w.out_c as usize) else { return false };
+        let Some(channels) = Channels::decode_checked_params(a, w.out_c as usize) else { return false };
+        x86_packed::conv(a, &channels, &packed)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (a, packed);
         false
     }
 }
@@ -426,7 +517,9 @@ pub(crate) fn add_int8_at(level: Level, q: &AddInt8, in1: &[i8], in2: &[i8], out
     }
     match level {
         #[cfg(target_arch = "x86_64")]
-        Level::Avx2 | Level::Avx512Vnni => x86::add(q, in1, in2, out),
+        Level::Avx2 => x86::add(q, in1, in2, out),
+        #[cfg(target_arch = "x86_64")]
+        Level::Avx512Vnni => x86_packed::add(q, in1, in2, out),
         #[cfg(target_arch = "aarch64")]
         Level::Neon | Level::NeonDotprod => neon::add(q, in1, in2, out),
         _ => {

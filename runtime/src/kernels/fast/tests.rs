@@ -216,6 +216,89 @@ fn conv_matches_the_reference() {
     }
 }
 
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn packed_conv_matches_the_reference() {
+    // Packed weights follow `level()`, which without the `std` feature is what the build targets.
+    if level() != Level::Avx512Vnni {
+        std::eprintln!("the kernels do not run at the AVX-512 VNNI level here: packed weights are not used");
+        return;
+    }
+    let mut rng = Rng(0x51ed_270b);
+    let mut cases = 0;
+    while cases < 400 {
+        let Some(mut w) = random_window(&mut rng, false) else { continue };
+        // Several channel chunks with a partial last block; 1x1 unpadded filters read in place.
+        if rng.chance(40) {
+            w.out_c = rng.usize(1, 90) as u32;
+        }
+        if rng.chance(30) {
+            (w.filter_h, w.filter_w, w.pad_h, w.pad_w, w.dil_h, w.dil_w) = (1, 1, 0, 0, 1, 1);
+            w.out_h = (w.in_h - 1) / w.stride_h as u32 + 1;
+            w.out_w = (w.in_w - 1) / w.stride_w as u32 + 1;
+        }
+        cases += 1;
+        let k = w.filter_h as usize * w.filter_w as usize * w.in_c as usize;
+        let data = RandomConv::new(&mut rng, &w, w.out_c as usize * k);
+        let mut want = vec![0i8; w.output_elements()];
+        conv_int8_reference(&mut data.args(&w, &mut want), 1);
+        let mut blob = Vec::new();
+        let bias = data.bias.as_deref();
+        packing::write_packed_conv(&data.filter, k, w.out_c as usize, bias, data.input_offset, &mut |b| {
+            blob.extend_from_slice(b)
+        });
+        let mut got = vec![0i8; w.output_elements()];
+        assert!(conv_int8_packed(&mut data.args(&w, &mut got), &blob), "declined {w:?}");
+        assert_eq!(got, want, "case {cases}: {w:?}");
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn packed_depthwise_matches_the_reference() {
+    // Packed weights follow `level()`, which without the `std` feature is what the build targets.
+    if level() != Level::Avx512Vnni {
+        std::eprintln!("the kernels do not run at the AVX-512 VNNI level here: packed weights are not used");
+        return;
+    }
+    let mut rng = Rng(0x2f6b_1c3d);
+    let mut cases = 0;
+    while cases < 400 {
+        let Some(mut w) = random_window(&mut rng, true) else { continue };
+        // Several blocks of 64 channels, with a partial last one; or channels replicated over
+        // the lanes, on rows wide enough for groups of pixels.
+        if rng.chance(40) {
+            w.in_c = rng.usize(1, 150) as u32;
+            w.out_c = w.in_c;
+        } else if rng.chance(50) {
+            w.in_c = [8, 16, 32][rng.usize(0, 2)];
+            w.out_c = w.in_c;
+            let padding = if rng.chance(50) { Padding::Same } else { Padding::Valid };
+            w.in_w = rng.usize(8, 40) as u32;
+            let Some((out_w, pad_w)) = window_dim(padding, w.in_w as usize, w.filter_w as usize, w.stride_w, w.dil_w)
+            else {
+                continue;
+            };
+            (w.out_w, w.pad_w) = (out_w as u32, pad_w);
+        }
+        cases += 1;
+        let taps = w.filter_h as usize * w.filter_w as usize;
+        let data = RandomConv::new(&mut rng, &w, taps * w.out_c as usize);
+        let mut want = vec![0i8; w.output_elements()];
+        depthwise_int8_reference(&mut data.args(&w, &mut want), 1);
+        let requant = |c: usize| (read_i32(&data.multipliers, c), read_i32(&data.shifts, c));
+        let mut blob = Vec::new();
+        let bias = data.bias.as_deref();
+        let c = w.out_c as usize;
+        packing::write_packed_depthwise(&data.filter, taps, c, bias, data.input_offset, &requant, &mut |b| {
+            blob.extend_from_slice(b)
+        });
+        let mut got = vec![0i8; w.output_elements()];
+        assert!(depthwise_int8_packed(&mut data.args(&w, &mut got), &blob), "declined {w:?}");
+        assert_eq!(got, want, "case {cases}: {w:?}");
+    }
+}
+
 #[test]
 fn depthwise_matches_the_reference() {
     let levels = levels();

@@ -234,7 +234,7 @@ pub(super) fn depthwise(a: &mut ConvInt8<'_>, ch: &Channels<'_>) -> bool {
 }
 
 /// Most filter taps of a depthwise filter the AVX2 kernel takes.
-const MAX_TAPS: usize = 64;
+use super::MAX_TAPS;
 
 #[target_feature(enable = "avx2")]
 fn depthwise_avx2(a: &mut ConvInt8<'_>, ch: &Channels<'_>, first_channel: usize) -> bool {
@@ -482,7 +482,15 @@ fn conv_vnni_impl(a: &mut ConvInt8<'_>, ch: &Channels<'_>) -> bool {
 /// set to the input zero point.
 #[inline]
 #[target_feature(enable = "avx2")]
-fn build_patch_i8(w: &Window, input: &[i8], zero_point: i8, b: usize, oy: usize, ox: usize, patch: &mut [i8]) {
+pub(super) fn build_patch_i8(
+    w: &Window,
+    input: &[i8],
+    zero_point: i8,
+    b: usize,
+    oy: usize,
+    ox: usize,
+    patch: &mut [i8],
+) {
     let (in_h, in_w, in_c) = (w.in_h as usize, w.in_w as usize, w.in_c as usize);
     let (filter_h, filter_w) = (w.filter_h as usize, w.filter_w as usize);
     let iy0 = oy as i32 * w.stride_h - w.pad_h;

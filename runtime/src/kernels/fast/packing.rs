@@ -1,0 +1,289 @@
+//! Weights repacked once, in prepare, into the layout a fast kernel's inner loop reads directly
+//! (only with [`InterpreterOptions::pack_weights`](crate::InterpreterOptions)). The packed data
+//! goes to the end of the op's parameter blob, so it is persistent arena memory, and its bytes are
+//! exactly what packing adds to the arena.
+//!
+//! CONV_2D for `vpdpbusd` (x86-64 AVX-512 VNNI): output channels in blocks of 16 (one 512-bit
+//! vector of 32-bit sums); within a block, the filter as `[k / 4][16 channels][4 taps]`, so one
+//! vector load gives four taps of sixteen channels, and a broadcast of four patch bytes multiplies
+//! all of them at once, with no horizontal sums. Taps past `k` and channels past `out_c` are zero.
+//! The bias is folded with the input offset: `vpdpbusd` multiplies unsigned bytes, so the kernel
+//! flips each input byte to `x + 128`, and `sum (x + offset) * w = sum (x + 128) * w + (offset -
+//! 128) * sum w`; padding taps hold the input zero point, whose `x + offset` is 0 as the
+//! reference's skipped taps.
+
+use crate::kernels::conv_2d::Window;
+use crate::kernels::util::read_i32;
+use crate::kernels::PrepareContext;
+use crate::tensor::TensorMeta;
+use bytemuck::{Pod, Zeroable};
+
+/// Output channels per block: one 512-bit vector of `i32` sums.
+pub(super) const BLOCK: usize = 16;
+
+/// Head of a packed CONV_2D blob; the folded biases (`blocks * 16` `i32`) and the weights
+/// (`blocks * k4 * 64` bytes) follow.
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+pub(super) struct PackedConvHeader {
+    /// Filter elements per output channel (`filter_h * filter_w * in_c`).
+    pub k: u32,
+    /// Blocks of sixteen output channels.
+    pub blocks: u32,
+}
+
+/// A packed CONV_2D blob as eval reads it, sizes checked.
+pub(super) struct PackedConv<'a> {
+    pub k: usize,
+    pub blocks: usize,
+    /// `blocks * 16` little-endian `i32`.
+    pub bias: &'a [u8],
+    /// `blocks * k4 * 64` bytes, `k4 = ceil(k / 4)`.
+    pub weights: &'a [u8],
+}
+
+impl<'a> PackedConv<'a> {
+    /// Splits a blob written by [`pack_conv`]; `None` unless it matches `k` and `out_c`.
+    pub fn parse(blob: &'a [u8], k: usize, out_c: usize) -> Option<Self> {
+        let head_len = core::mem::size_of::<PackedConvHeader>();
+        let head: PackedConvHeader = bytemuck::pod_read_unaligned(blob.get(..head_len)?);
+        let blocks = out_c.div_ceil(BLOCK);
+        if head.k as usize != k || head.blocks as usize != blocks {
+            return None;
+        }
+        let bias_len = blocks * BLOCK * 4;
+        let weights_len = blocks * k.div_ceil(4) * BLOCK * 4;
+        let rest = blob.get(head_len..)?;
+        Some(PackedConv {
+            k,
+            blocks,
+            bias: rest.get(..bias_len)?,
+            weights: rest.get(bias_len..bias_len + weights_len)?,
+        })
+    }
+}
+
+/// Whether every channel's multiplier and shift is one the vector requantization reproduces
+/// (shifts in `-31..=31`, multipliers other than `i32::MIN`); packed kernels then skip the check.
+fn vector_requant_covers(requant: &dyn Fn(usize) -> (i32, i32), channels: usize) -> bool {
+    (0..channels).all(|c| {
+        let (multiplier, shift) = requant(c);
+        (-31..=31).contains(&shift) && multiplier != i32::MIN
+    })
+}
+
+/// Appends CONV_2D's packed weights and folded biases to the parameter blob when this machine's
+/// kernels read them (AVX-512 VNNI) and the op suits them: one group, constant int8 filter and
+/// constant (or no) bias. Pushes nothing otherwise.
+pub(super) fn pack_conv(
+    ctx: &mut PrepareContext<'_, '_>,
+    w: &Window,
+    groups: usize,
+    filter: &TensorMeta<'_>,
+    bias: Option<&TensorMeta<'_>>,
+    input_offset: i32,
+    requant: &dyn Fn(usize) -> (i32, i32),
+) {
+    if !ctx.options.pack_weights || groups != 1 || super::level() != super::Level::Avx512Vnni {
+        return;
+    }
+    if !vector_requant_covers(requant, w.out_c as usize) {
+        return;
+    }
+    let k = w.filter_h as usize * w.filter_w as usize * w.in_c as usize;
+    let out_c = w.out_c as usize;
+    let Some(filter) = filter.data.and_then(|d| d.get(..out_c * k)) else { return };
+    let bias = match bias.map(|b| b.data.and_then(|d| d.get(..4 * out_c))) {
+        None => None,
+        Some(Some(b)) => Some(b),
+        Some(None) => return,
+    };
+    if k == 0 || k > super::MAX_PATCH {
+        return;
+    }
+    write_packed_conv(bytemuck::cast_slice(filter), k, out_c, bias, input_offset, &mut |b| ctx.params.push_bytes(b));
+}
+
+/// Writes a packed CONV_2D blob for an OHWI `filter` of `out_c` rows of `k` through `push`.
+pub(super) fn write_packed_conv(
+    filter: &[i8],
+    k: usize,
+    out_c: usize,
+    bias: Option<&[u8]>,
+    input_offset: i32,
+    push: &mut dyn FnMut(&[u8]),
+) {
+    let blocks = out_c.div_ceil(BLOCK);
+    push(bytemuck::bytes_of(&PackedConvHeader { k: k as u32, blocks: blocks as u32 }));
+    let correction = input_offset.wrapping_sub(128);
+    for oc in 0..blocks * BLOCK {
+        let folded = match filter.get(oc * k..(oc + 1) * k) {
+            Some(row) if oc < out_c => {
+                let row_sum = row.iter().fold(0i32, |s, &v| s.wrapping_add(v as i32));
+                bias.map_or(0, |b| read_i32(b, oc)).wrapping_add(correction.wrapping_mul(row_sum))
+            }
+            _ => 0,
+        };
+        push(&folded.to_le_bytes());
+    }
+    let k4 = k.div_ceil(4);
+    for block in 0..blocks {
+        for q in 0..k4 {
+            let mut group = [0u8; BLOCK * 4];
+            for (lane, taps) in group.chunks_exact_mut(4).enumerate() {
+                let oc = block * BLOCK + lane;
+                let Some(row) = filter.get(oc * k..(oc + 1) * k).filter(|_| oc < out_c) else { continue };
+                for (t, v) in taps.iter_mut().enumerate() {
+                    *v = row.get(4 * q + t).map_or(0, |&x| x as u8);
+                }
+            }
+            push(&group);
+        }
+    }
+}
+
+/// Channels per DEPTHWISE_CONV_2D block: one 512-bit vector of bytes per tap.
+pub(super) const DEPTHWISE_BLOCK: usize = 64;
+
+/// Head of a packed DEPTHWISE_CONV_2D blob. Per block of 64 channels follow the folded biases,
+/// multipliers and shifts (64 `i32` each, in the kernel's lane order) and the weights (`groups *
+/// 4` vectors of 64 bytes).
+///
+/// Lane order: the kernel gathers four taps of each channel into one 32-bit lane by unpacking
+/// four tap vectors bytes-then-words, which works within 128-bit lanes; vector `j` then holds, in
+/// 128-bit lane `l` and 32-bit element `i`, channel `16 l + 4 j + i`. Everything per channel is
+/// stored in that order (`64 j + 16 l + 4 i` for weights' taps, `16 j + 4 l + i` for `i32`s).
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+pub(crate) struct PackedDepthwiseHeader {
+    /// Filter taps (`filter_h * filter_w`).
+    pub taps: u32,
+    /// Channels (input = output).
+    pub channels: u32,
+}
+
+/// A packed DEPTHWISE_CONV_2D blob as eval reads it, sizes checked.
+pub(super) struct PackedDepthwise<'a> {
+    pub taps: usize,
+    pub blocks: usize,
+    /// Per block: folded biases, multipliers, shifts (`3 * 64` `i32`), then `groups * 256` bytes
+    /// of weights, `groups = ceil(taps / 4)`.
+    pub data: &'a [u8],
+}
+
+impl<'a> PackedDepthwise<'a> {
+    /// Bytes per block.
+    pub fn block_len(&self) -> usize {
+        3 * 4 * DEPTHWISE_BLOCK + self.taps.div_ceil(4) * 4 * DEPTHWISE_BLOCK
+    }
+
+    /// Splits a blob written by [`pack_depthwise`]; `None` unless it matches `taps` and `channels`.
+    pub fn parse(blob: &'a [u8], taps: usize, channels: usize) -> Option<Self> {
+        let head_len = core::mem::size_of::<PackedDepthwiseHeader>();
+        let head: PackedDepthwiseHeader = bytemuck::pod_read_unaligned(blob.get(..head_len)?);
+        if head.taps as usize != taps || head.channels as usize != channels || taps == 0 {
+            return None;
+        }
+        let mut packed = PackedDepthwise { taps, blocks: channels.div_ceil(DEPTHWISE_BLOCK), data: &[] };
+        packed.data = blob.get(head_len..head_len + packed.blocks * packed.block_len())?;
+        Some(packed)
+    }
+}
+
+/// Whether a depthwise filter of `c` channels is packed repeated over all 64 lanes, so one vector
+/// covers `64 / c` adjacent output pixels.
+pub(super) fn replicates(c: usize) -> bool {
+    matches!(c, 8 | 16 | 32)
+}
+
+/// Appends DEPTHWISE_CONV_2D's packed weights (depth multiplier 1, constant filter and bias) when
+/// this machine's kernels read them; `requant(channel)` gives a channel's multiplier and shift.
+/// Pushes nothing otherwise.
+pub(super) fn pack_depthwise(
+    ctx: &mut PrepareContext<'_, '_>,
+    w: &Window,
+    multiplier: usize,
+    filter: &TensorMeta<'_>,
+    bias: Option<&TensorMeta<'_>>,
+    input_offset: i32,
+    requant: &dyn Fn(usize) -> (i32, i32),
+) {
+    let c = w.out_c as usize;
+    // Few channels other than 8, 16 or 32 would waste most of each vector.
+    let suits = c > 32 || replicates(c);
+    if !ctx.options.pack_weights || multiplier != 1 || !suits || super::level() != super::Level::Avx512Vnni {
+        return;
+    }
+    let taps = w.filter_h as usize * w.filter_w as usize;
+    let Some(filter) = filter.data.and_then(|d| d.get(..taps * c)) else { return };
+    let bias = match bias.map(|b| b.data.and_then(|d| d.get(..4 * c))) {
+        None => None,
+        Some(Some(b)) => Some(b),
+        Some(None) => return,
+    };
+    if taps == 0 || taps > super::MAX_TAPS || !vector_requant_covers(requant, c) {
+        return;
+    }
+    let filter = bytemuck::cast_slice(filter);
+    write_packed_depthwise(filter, taps, c, bias, input_offset, requant, &mut |b| ctx.params.push_bytes(b));
+}
+
+/// Writes a packed DEPTHWISE_CONV_2D blob for a `[taps, channels]` filter through `push`.
+pub(super) fn write_packed_depthwise(
+    filter: &[i8],
+    taps: usize,
+    c: usize,
+    bias: Option<&[u8]>,
+    input_offset: i32,
+    requant: &dyn Fn(usize) -> (i32, i32),
+    push: &mut dyn FnMut(&[u8]),
+) {
+    push(bytemuck::bytes_of(&PackedDepthwiseHeader { taps: taps as u32, channels: c as u32 }));
+    let correction = input_offset.wrapping_sub(128);
+    let weight = |t: usize, ch: usize| if t < taps && ch < c { filter[t * c + ch] } else { 0 };
+    // The channel in vector `j`, 128-bit lane `l`, 32-bit element `i` (repeating when `c`
+    // replicates over the lanes).
+    let channel = |block: usize, j: usize, l: usize, i: usize| {
+        let lane = 16 * l + 4 * j + i;
+        if replicates(c) {
+            lane % c
+        } else {
+            block * DEPTHWISE_BLOCK + lane
+        }
+    };
+    for block in 0..c.div_ceil(DEPTHWISE_BLOCK) {
+        let per_channel = |value: &dyn Fn(usize) -> i32| {
+            let mut out = [0u8; 4 * DEPTHWISE_BLOCK];
+            for j in 0..4 {
+                for l in 0..4 {
+                    for i in 0..4 {
+                        let ch = channel(block, j, l, i);
+                        let v = if ch < c { value(ch) } else { 0 };
+                        let at = 4 * (16 * j + 4 * l + i);
+                        out[at..at + 4].copy_from_slice(&v.to_le_bytes());
+                    }
+                }
+            }
+            out
+        };
+        push(&per_channel(&|ch| {
+            let sum = (0..taps).fold(0i32, |s, t| s.wrapping_add(weight(t, ch) as i32));
+            bias.map_or(0, |b| read_i32(b, ch)).wrapping_add(correction.wrapping_mul(sum))
+        }));
+        push(&per_channel(&|ch| requant(ch).0));
+        push(&per_channel(&|ch| requant(ch).1));
+        for group in 0..taps.div_ceil(4) {
+            for j in 0..4 {
+                let mut v = [0u8; DEPTHWISE_BLOCK];
+                for l in 0..4 {
+                    for i in 0..4 {
+                        for u in 0..4 {
+                            v[16 * l + 4 * i + u] = weight(4 * group + u, channel(block, j, l, i)) as u8;
+                        }
+                    }
+                }
+                push(&v);
+            }
+        }
+    }
+}

@@ -1,0 +1,723 @@
+//! AVX-512 kernels with the one-step requantization [`Requant16`]: CONV_2D and DEPTHWISE_CONV_2D on
+//! weights packed in prepare, and element-wise ADD/SUB.
+//!
+//! CONV_2D on weights packed in prepare ([`packing`](super::packing)), AVX-512 VNNI: a register
+//! tile of [`TILE`] output pixels by up to four blocks of sixteen output channels (up to 24
+//! accumulators), filled by `vpdpbusd` with four patch bytes broadcast against four taps of
+//! sixteen channels. The sums need no horizontal reduction; requantization is the gemmlowp
+//! arithmetic of [`x86`](super::x86) on sixteen lanes.
+//!
+//! Output channels are the outer loop, in chunks of up to 64, so a chunk's weights stay in cache
+//! while every pixel passes; 1x1 filters without padding read their input pixels in place, other
+//! filters copy each pixel's patch (padding taps set to the input zero point).
+
+use super::packing::{PackedConv, PackedDepthwise, BLOCK, DEPTHWISE_BLOCK};
+use super::x86::build_patch_i8;
+use super::{next_pixel, taps_inside, AddInt8, Channels, ConvInt8, MAX_PATCH, MAX_TAPS};
+use crate::kernels::conv_2d::Window;
+use core::arch::x86_64::*;
+
+/// Output pixels per register tile.
+const TILE: usize = 6;
+/// Most channel blocks per register tile (`TILE * CHUNK` accumulators).
+const CHUNK: usize = 4;
+
+/// Runs CONV_2D on `packed`; `false` (nothing written) when the buffers do not match the window.
+pub(super) fn conv(a: &mut ConvInt8<'_>, ch: &Channels<'_>, packed: &PackedConv<'_>) -> bool {
+    let w = a.window;
+    let out_c = w.out_c as usize;
+    let sizes_ok = a.input.len() >= w.input_elements()
+        && a.output.len() >= w.output_elements()
+        && [ch.multiplier, ch.shift].iter().all(|v| v.len() >= 4 * out_c)
+        && packed.blocks == out_c.div_ceil(BLOCK);
+    if !sizes_ok {
+        return false;
+    }
+    // SAFETY: packed blobs exist only at `Level::Avx512Vnni`, whose features were detected (or
+    // compiled in); the sizes the unchecked accesses rely on were checked above and by `parse`.
+    unsafe { conv_impl(a, ch, packed) };
+    true
+}
+
+/// Per-block requantization parameters of one chunk, in vectors.
+#[derive(Clone, Copy)]
+struct BlockParams {
+    requant: Requant16,
+    /// Lanes that are real output channels, as a count and as a mask.
+    lanes: usize,
+    mask: __mmask16,
+}
+
+#[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
+fn conv_impl(a: &mut ConvInt8<'_>, ch: &Channels<'_>, packed: &PackedConv<'_>) {
+    // Patch buffers no larger than needed: zeroing them costs.
+    let stride = 4 * packed.k.div_ceil(4);
+    if TILE * stride <= 1536 {
+        chunks(a, ch, packed, &mut [0; 1536], stride);
+    } else if TILE * stride <= 8192 {
+        chunks(a, ch, packed, &mut [0; 8192], stride);
+    } else {
+        chunks(a, ch, packed, &mut [0; TILE * (MAX_PATCH + 4)], stride);
+    }
+}
+
+/// Every output channel chunk; `patches` holds [`TILE`] patches of `stride` bytes.
+#[inline]
+#[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
+fn chunks(a: &mut ConvInt8<'_>, ch: &Channels<'_>, packed: &PackedConv<'_>, patches: &mut [i8], stride: usize) {
+    let mut block = 0;
+    while block < packed.blocks {
+        let n = (packed.blocks - block).min(CHUNK);
+        match n {
+            1 => chunk::<1>(a, ch, packed, block, patches, stride),
+            2 => chunk::<2>(a, ch, packed, block, patches, stride),
+            3 => chunk::<3>(a, ch, packed, block, patches, stride),
+            _ => chunk::<4>(a, ch, packed, block, patches, stride),
+        }
+        block += n;
+    }
+}
+
+/// Output channel blocks `block..block + N` for every pixel.
+#[inline]
+#[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
+fn chunk<const N: usize>(
+    a: &mut ConvInt8<'_>,
+    ch: &Channels<'_>,
+    packed: &PackedConv<'_>,
+    block: usize,
+    patches: &mut [i8],
+    stride: usize,
+) {
+    let w = *a.window;
+    let (in_c, out_c, k) = (w.in_c as usize, w.out_c as usize, packed.k);
+    let k4 = k.div_ceil(4);
+    let pixels = w.batches as usize * w.out_h as usize * w.out_w as usize;
+    let one_by_one = w.filter_h == 1 && w.filter_w == 1 && w.pad_h == 0 && w.pad_w == 0;
+    let zero_point = a.input_offset.wrapping_neg() as i8;
+    let params: [BlockParams; N] = core::array::from_fn(|j| block_params(ch, (block + j) * BLOCK, out_c));
+    let weights = &packed.weights[block * k4 * 64..(block + N) * k4 * 64];
+    let bias = &packed.bias[block * 64..(block + N) * 64];
+    let mut p = 0;
+    let mut cur = (0, 0, 0);
+    while p < pixels {
+        let valid = (pixels - p).min(TILE);
+        // Pointers to each pixel's patch; a short last tile repeats its last pixel.
+        let mut x = [core::ptr::null::<i8>(); TILE];
+        for m in 0..TILE {
+            if m < valid {
+                let (b, oy, ox) = cur;
+                let patch = &mut patches[m * stride..m * stride + k];
+                if one_by_one {
+                    let (iy, ix) = (oy * w.stride_h as usize, ox * w.stride_w as usize);
+                    let at = ((b * w.in_h as usize + iy) * w.in_w as usize + ix) * in_c;
+                    copy_flipped(patch, &a.input[at..at + k]);
+                } else if w.dil_w == 1 {
+                    build_patch_flipped(&w, a.input, zero_point, (b, oy, ox), patch);
+                } else {
+                    build_patch_i8(&w, a.input, zero_point, b, oy, ox, patch);
+                    flip_in_place(patch);
+                }
+                x[m] = patch.as_ptr();
+                cur = next_pixel(&w, cur);
+            } else {
+                x[m] = x[valid - 1];
+            }
+        }
+        // SAFETY: every `x[m]` points at a patch of `stride = 4 * k4` bytes, which the tile
+        // reads; `weights` holds `N * k4 * 64` bytes and `bias` `N * 64`.
+        let acc = unsafe { tile::<N>(&x, weights, bias, k4) };
+        for (m, row) in acc.iter().enumerate().take(valid) {
+            for (j, &sums) in row.iter().enumerate() {
+                store16(a, ch, &params[j], sums, (p + m) * out_c + (block + j) * BLOCK);
+            }
+        }
+        p += valid;
+    }
+}
+
+/// `dst = src ^ 0x80` bytewise: int8 to the `x + 128` unsigned bytes `vpdpbusd` multiplies.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw")]
+fn copy_flipped(dst: &mut [i8], src: &[i8]) {
+    let n = dst.len().min(src.len());
+    let mut i = 0;
+    while i < n {
+        let mask: __mmask64 = if n - i >= 64 { !0 } else { (1u64 << (n - i)) - 1 };
+        // SAFETY: the mask covers `min(64, n - i)` bytes from `i`, inside both slices.
+        unsafe {
+            let v = _mm512_maskz_loadu_epi8(mask, src.as_ptr().add(i));
+            _mm512_mask_storeu_epi8(dst.as_mut_ptr().add(i), mask, _mm512_xor_si512(v, _mm512_set1_epi8(i8::MIN)));
+        }
+        i += 64;
+    }
+}
+
+/// The receptive field of output pixel `(b, oy, ox)` in filter order, flipped (`x + 128`), with
+/// padding taps holding the flipped input zero point; no dilation along x, so each filter row's
+/// in-image taps are one contiguous run of the input. Masked stores only, no library calls: the
+/// rows are short.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw")]
+fn build_patch_flipped(w: &Window, input: &[i8], zero_point: i8, (b, oy, ox): (usize, usize, usize), patch: &mut [i8]) {
+    let (in_h, in_w, in_c) = (w.in_h as usize, w.in_w as usize, w.in_c as usize);
+    let (filter_h, filter_w) = (w.filter_h as usize, w.filter_w as usize);
+    let iy0 = oy as i32 * w.stride_h - w.pad_h;
+    let ix0 = ox as i32 * w.stride_w - w.pad_w;
+    let (fy_lo, fy_hi) = taps_inside(iy0, w.dil_h, w.in_h, w.filter_h);
+    let (fx_lo, fx_hi) = taps_inside(ix0, 1, w.in_w, w.filter_w);
+    let flip = _mm512_set1_epi8(i8::MIN);
+    let fill = _mm512_set1_epi8(zero_point ^ i8::MIN);
+    let row_len = filter_w * in_c;
+    if fy_lo == 0 && fy_hi == filter_h && fx_lo == 0 && fx_hi == filter_w && w.dil_h == 1 {
+        // Every tap inside the image (most pixels of first layers): rows `in_w * in_c` apart.
+        let start = ((b * in_h + iy0 as usize) * in_w + ix0 as usize) * in_c;
+        let src = &input[start..start + (filter_h - 1) * in_w * in_c + row_len];
+        let done = match row_len {
+            3 => rows_flipped::<3>(patch, src, in_w * in_c, filter_h),
+            4 => rows_flipped::<4>(patch, src, in_w * in_c, filter_h),
+            8 => rows_flipped::<8>(patch, src, in_w * in_c, filter_h),
+            9 => rows_flipped::<9>(patch, src, in_w * in_c, filter_h),
+            12 => rows_flipped::<12>(patch, src, in_w * in_c, filter_h),
+            16 => rows_flipped::<16>(patch, src, in_w * in_c, filter_h),
+            _ => false,
+        };
+        if done {
+            return;
+        }
+    }
+    let fill_byte = zero_point ^ i8::MIN;
+    for (fy, dst) in patch.chunks_exact_mut(row_len).take(filter_h).enumerate() {
+        let inside = fy >= fy_lo && fy < fy_hi && fx_lo < fx_hi;
+        if inside && fx_lo == 0 && fx_hi == filter_w && row_len <= 16 {
+            // A whole row inside the image, as in most pixels of first layers: fixed-size copies.
+            let iy = (iy0 + w.dil_h * fy as i32) as usize;
+            let src = &input[((b * in_h + iy) * in_w + ix0 as usize) * in_c..][..row_len];
+            match row_len {
+                3 => copy_row_flipped::<3>(dst, src),
+                4 => copy_row_flipped::<4>(dst, src),
+                6 => copy_row_flipped::<6>(dst, src),
+                8 => copy_row_flipped::<8>(dst, src),
+                9 => copy_row_flipped::<9>(dst, src),
+                12 => copy_row_flipped::<12>(dst, src),
+                16 => copy_row_flipped::<16>(dst, src),
+                _ => dst.iter_mut().zip(src).for_each(|(d, &s)| *d = s ^ i8::MIN),
+            }
+            continue;
+        }
+        if row_len <= 8 {
+            // Short rows (first layers: few channels) byte by byte; masked stores cost more.
+            if inside {
+                let iy = (iy0 + w.dil_h * fy as i32) as usize;
+                let row = &input[(b * in_h + iy) * in_w * in_c..][..in_w * in_c];
+                let (lo, hi) = (fx_lo * in_c, fx_hi * in_c);
+                let start = (ix0 + fx_lo as i32) as usize * in_c;
+                for (i, d) in dst.iter_mut().enumerate() {
+                    *d = if i >= lo && i < hi { row[start + i - lo] ^ i8::MIN } else { fill_byte };
+                }
+            } else {
+                dst.fill(fill_byte);
+            }
+            continue;
+        }
+        // Padding first, then the in-image run over it.
+        let mut o = 0;
+        while o < row_len {
+            let n = (row_len - o).min(64);
+            // SAFETY: `n` bytes from `o` lie inside `dst`.
+            unsafe { _mm512_mask_storeu_epi8(dst.as_mut_ptr().add(o), low_bytes(n), fill) };
+            o += 64;
+        }
+        if !inside {
+            continue;
+        }
+        let iy = (iy0 + w.dil_h * fy as i32) as usize;
+        let ix = (ix0 + fx_lo as i32) as usize;
+        let len = (fx_hi - fx_lo) * in_c;
+        let src = &input[((b * in_h + iy) * in_w + ix) * in_c..][..len];
+        let dst = &mut dst[fx_lo * in_c..][..len];
+        let mut o = 0;
+        while o < len {
+            let mask = low_bytes((len - o).min(64));
+            // SAFETY: the mask covers `min(64, len - o)` bytes from `o`, inside `src` and `dst`.
+            unsafe {
+                let v = _mm512_maskz_loadu_epi8(mask, src.as_ptr().add(o));
+                _mm512_mask_storeu_epi8(dst.as_mut_ptr().add(o), mask, _mm512_xor_si512(v, flip));
+            }
+            o += 64;
+        }
+    }
+}
+
+/// `dst[..R] = src[..R] ^ 0x80` with the size known to the compiler (plain moves, no calls).
+#[inline(always)]
+fn copy_row_flipped<const R: usize>(dst: &mut [i8], src: &[i8]) {
+    let (Some(dst), Some(src)) = (dst.first_chunk_mut::<R>(), src.first_chunk::<R>()) else { return };
+    *dst = src.map(|x| x ^ i8::MIN);
+}
+
+/// `rows` rows of `R` bytes, `pitch` apart in `src`, flipped into `dst` back to back; `false`
+/// (nothing written) when the slices are short.
+#[inline(always)]
+fn rows_flipped<const R: usize>(dst: &mut [i8], src: &[i8], pitch: usize, rows: usize) -> bool {
+    if dst.len() < rows * R || src.len() < (rows - 1) * pitch + R {
+        return false;
+    }
+    for (fy, d) in dst.chunks_exact_mut(R).take(rows).enumerate() {
+        copy_row_flipped::<R>(d, &src[fy * pitch..]);
+    }
+    true
+}
+
+/// A mask of the low `n` bytes of a 64-byte vector, `n <= 64`.
+#[inline(always)]
+fn low_bytes(n: usize) -> __mmask64 {
+    if n >= 64 {
+        !0
+    } else {
+        (1u64 << n) - 1
+    }
+}
+
+/// `v ^= 0x80` bytewise, as [`copy_flipped`].
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw")]
+fn flip_in_place(v: &mut [i8]) {
+    let mut i = 0;
+    while i < v.len() {
+        let mask: __mmask64 = if v.len() - i >= 64 { !0 } else { (1u64 << (v.len() - i)) - 1 };
+        // SAFETY: the mask covers `min(64, len - i)` bytes from `i`, inside `v`.
+        unsafe {
+            let x = _mm512_maskz_loadu_epi8(mask, v.as_ptr().add(i));
+            _mm512_mask_storeu_epi8(v.as_mut_ptr().add(i), mask, _mm512_xor_si512(x, _mm512_set1_epi8(i8::MIN)));
+        }
+        i += 64;
+    }
+}
+
+/// Sums of one register tile: `TILE` pixels by `N` blocks, biases included; the patches hold
+/// flipped bytes (`x + 128`).
+///
+/// # Safety
+/// Each `x[m]` must be readable for `4 * k4` bytes; `weights` must hold `N * k4 * 64` bytes and
+/// `bias` `N * 64`.
+#[inline]
+#[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn tile<const N: usize>(x: &[*const i8; TILE], weights: &[u8], bias: &[u8], k4: usize) -> [[__m512i; N]; TILE] {
+    let (wp, bp) = (weights.as_ptr(), bias.as_ptr());
+    // SAFETY (all blocks below): within the sizes the caller guarantees.
+    let init: [__m512i; N] = core::array::from_fn(|j| unsafe { _mm512_loadu_si512(bp.add(64 * j).cast()) });
+    let mut acc = [init; TILE];
+    for q in 0..k4 {
+        let wv: [__m512i; N] =
+            core::array::from_fn(|j| unsafe { _mm512_loadu_si512(wp.add((j * k4 + q) * 64).cast()) });
+        for m in 0..TILE {
+            let xv = _mm512_set1_epi32(unsafe { x[m].add(4 * q).cast::<i32>().read_unaligned() });
+            for j in 0..N {
+                acc[m][j] = _mm512_dpbusd_epi32(acc[m][j], xv, wv[j]);
+            }
+        }
+    }
+    acc
+}
+
+/// Requantization parameters of the sixteen channels from `oc` (lanes past `out_c` masked).
+#[inline]
+#[target_feature(enable = "avx2,avx512f,avx512bw")]
+fn block_params(ch: &Channels<'_>, oc: usize, out_c: usize) -> BlockParams {
+    let lanes = out_c.saturating_sub(oc).min(BLOCK);
+    let mask = ((1u32 << lanes) - 1) as __mmask16;
+    let load = |v: &[u8]| {
+        let s = &v[(4 * oc).min(v.len())..];
+        let s = &s[..s.len().min(4 * lanes)];
+        // SAFETY: the mask covers `s.len() / 4` 32-bit elements, all inside `s`; masked-out lanes
+        // are not accessed.
+        unsafe { _mm512_maskz_loadu_epi32(((1u32 << (s.len() / 4)) - 1) as __mmask16, s.as_ptr().cast()) }
+    };
+    BlockParams { requant: Requant16::new(load(ch.multiplier), load(ch.shift)), lanes, mask }
+}
+
+/// Requantizes sixteen sums (bias included) and stores the channels the block has at `at`.
+#[inline]
+#[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl")]
+fn store16(a: &mut ConvInt8<'_>, ch: &Channels<'_>, p: &BlockParams, acc: __m512i, at: usize) {
+    let scaled = p.requant.apply(acc);
+    let (lo, hi) = (_mm512_set1_epi32(ch.shifted_min), _mm512_set1_epi32(ch.shifted_max));
+    let out = _mm512_add_epi32(_mm512_min_epi32(_mm512_max_epi32(scaled, lo), hi), _mm512_set1_epi32(a.output_offset));
+    let dst = &mut a.output[at..at + p.lanes];
+    // SAFETY: the mask stores exactly `lanes` bytes, all inside `dst`.
+    unsafe { _mm_mask_storeu_epi8(dst.as_mut_ptr().cast(), p.mask, _mm512_cvtsepi32_epi8(out)) }
+}
+
+/// TFLM's `MultiplyByQuantizedMultiplier(x, m, shift)` on sixteen lanes, with both roundings in
+/// one 64-bit step per lane.
+///
+/// With `x` already shifted left by `L = max(shift, 0)` (wrapping, as the reference) and `R =
+/// max(-shift, 0)`, gemmlowp computes `h = floor((x * m + 2^30) / 2^31)` (its doubling high
+/// multiply; see [`x86`](super::x86)), then rounds `h / 2^R` half away from zero: for `R > 0`,
+/// `floor((h + 2^(R-1)) / 2^R)` when `h >= 0` and `floor((h + 2^(R-1) - 1) / 2^R)` when `h < 0`.
+/// Since `floor((floor(y / 2^31) + n) / 2^R) = floor((y + n * 2^31) / 2^(31+R))` for integer `n`,
+/// with `y = x * m + 2^30` (negative exactly when `h` is) both cases are
+/// `(y + 2^(30+R) - [y < 0] * 2^31) >> (31 + R)`, and `R = 0` is `y >> 31`.
+///
+/// So per lane: `(x * m + c - [x * m < -2^30] * b) >> s` with `c = 2^30 + 2^(30+R)`, `b = 2^31`,
+/// `s = 31 + R` (and `c = 2^30`, `b = 0`, `s = 31` for `R = 0`). `|x * m| <= 2^62` and
+/// `c <= 2^61 + 2^30`, so nothing overflows 64 bits. The multiplier must not be `i32::MIN`
+/// (callers decline it).
+#[derive(Clone, Copy)]
+pub(super) struct Requant16 {
+    /// The multipliers; `vpmuldq` reads the even lanes' from the low halves.
+    m_even: __m512i,
+    /// The odd lanes' multipliers in the low halves of the 64-bit lanes.
+    m_odd: __m512i,
+    left: __m512i,
+    /// Whether any lane shifts left (most layers only shift right).
+    shifts_left: bool,
+    c_even: __m512i,
+    c_odd: __m512i,
+    b_even: __m512i,
+    b_odd: __m512i,
+    s_even: __m512i,
+    s_odd: __m512i,
+}
+
+impl Requant16 {
+    /// From sixteen multipliers and shifts (`-31..=31`).
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    pub(super) fn new(multiplier: __m512i, shift: __m512i) -> Self {
+        let zero = _mm512_setzero_si512();
+        let right = _mm512_max_epi32(_mm512_sub_epi32(zero, shift), zero);
+        let low = _mm512_set1_epi64(0xFFFF_FFFF);
+        let constants = |r: __m512i| {
+            let rounds = _mm512_cmpgt_epi64_mask(r, _mm512_setzero_si512());
+            let half =
+                _mm512_maskz_sllv_epi64(rounds, _mm512_set1_epi64(1), _mm512_add_epi64(r, _mm512_set1_epi64(30)));
+            let c = _mm512_add_epi64(half, _mm512_set1_epi64(1 << 30));
+            let b = _mm512_maskz_mov_epi64(rounds, _mm512_set1_epi64(1 << 31));
+            (c, b, _mm512_add_epi64(r, _mm512_set1_epi64(31)))
+        };
+        let (c_even, b_even, s_even) = constants(_mm512_and_si512(right, low));
+        let (c_odd, b_odd, s_odd) = constants(_mm512_srli_epi64::<32>(right));
+        Requant16 {
+            m_even: multiplier,
+            m_odd: _mm512_srli_epi64::<32>(multiplier),
+            left: _mm512_max_epi32(shift, zero),
+            shifts_left: _mm512_cmpgt_epi32_mask(shift, zero) != 0,
+            c_even,
+            c_odd,
+            b_even,
+            b_odd,
+            s_even,
+            s_odd,
+        }
+    }
+
+    /// The requantized (not yet offset or clamped) values of sixteen sums.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    pub(super) fn apply(&self, acc: __m512i) -> __m512i {
+        let x = if self.shifts_left { _mm512_sllv_epi32(acc, self.left) } else { acc };
+        let limit = _mm512_set1_epi64(-(1 << 30));
+        let half = |p: __m512i, c: __m512i, b: __m512i, s: __m512i| {
+            let t = _mm512_add_epi64(p, c);
+            _mm512_srav_epi64(_mm512_mask_sub_epi64(t, _mm512_cmplt_epi64_mask(p, limit), t, b), s)
+        };
+        let even = half(_mm512_mul_epi32(x, self.m_even), self.c_even, self.b_even, self.s_even);
+        let odd = half(_mm512_mul_epi32(_mm512_srli_epi64::<32>(x), self.m_odd), self.c_odd, self.b_odd, self.s_odd);
+        // The low halves of `even` and `odd`, interleaved.
+        let low_halves = _mm512_set_epi32(30, 14, 28, 12, 26, 10, 24, 8, 22, 6, 20, 4, 18, 2, 16, 0);
+        _mm512_permutex2var_epi32(even, low_halves, odd)
+    }
+}
+
+/// DEPTHWISE_CONV_2D (depth multiplier 1) on `packed`: per output pixel and block of 64
+/// channels, the taps go four at a time through `vpdpbusd`. Four tap vectors of 64 input bytes
+/// are interleaved (bytes, then 16-bit pairs) so each 32-bit lane holds one channel's four taps;
+/// the interleave works within 128-bit lanes, which is the lane order [`packing`](super::packing)
+/// stored weights and per-channel parameters in. Taps outside the image read a row of input zero
+/// points, which the folded bias turns into zero contributions. `false` (nothing written) when
+/// the buffers do not match the window.
+pub(super) fn depthwise(a: &mut ConvInt8<'_>, ch: &Channels<'_>, packed: &PackedDepthwise<'_>) -> bool {
+    let w = a.window;
+    let sizes_ok = a.input.len() >= w.input_elements()
+        && a.output.len() >= w.output_elements()
+        && w.in_c == w.out_c
+        && packed.taps == w.filter_h as usize * w.filter_w as usize
+        && packed.taps <= MAX_TAPS
+        && packed.blocks == (w.out_c as usize).div_ceil(DEPTHWISE_BLOCK);
+    if !sizes_ok {
+        return false;
+    }
+    // SAFETY: packed blobs exist only at `Level::Avx512Vnni`, whose features were detected (or
+    // compiled in); the sizes the unchecked accesses rely on were checked above and by `parse`.
+    unsafe { depthwise_impl(a, ch, packed) };
+    true
+}
+
+#[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
+fn depthwise_impl(a: &mut ConvInt8<'_>, ch: &Channels<'_>, packed: &PackedDepthwise<'_>) {
+    let w = *a.window;
+    let (in_w, c) = (w.in_w as usize, w.in_c as usize);
+    let filter_w = w.filter_w as usize;
+    // Distance from the first tap's input byte to each tap's, for pixels whose taps are all inside.
+    let mut tap_offsets = [0usize; MAX_TAPS];
+    for (t, offset) in tap_offsets.iter_mut().enumerate().take(packed.taps) {
+        let (fy, fx) = (t / filter_w, t % filter_w);
+        *offset = (fy * w.dil_h as usize * in_w + fx * w.dil_w as usize) * c;
+    }
+    // What taps outside the image read: the input zero point on every channel of a block.
+    let outside = [a.input_offset.wrapping_neg() as i8; DEPTHWISE_BLOCK];
+    let taps = Taps { offsets: &tap_offsets[..packed.taps], outside: outside.as_ptr() };
+    for block in 0..packed.blocks {
+        let data = &packed.data[block * packed.block_len()..(block + 1) * packed.block_len()];
+        let kernel = DepthwiseBlock::new(a, ch, data, packed.taps);
+        if super::packing::replicates(c) {
+            depthwise_rows(a, &kernel, &taps);
+        } else {
+            let c0 = block * DEPTHWISE_BLOCK;
+            let mut cur = (0, 0, 0);
+            let pixels = w.batches as usize * w.out_h as usize * w.out_w as usize;
+            let mut ptrs = [taps.outside; MAX_TAPS + 3];
+            for p in 0..pixels {
+                depthwise_pixel(a, &kernel, &taps, &mut ptrs, cur, c0, p);
+                cur = next_pixel(&w, cur);
+            }
+        }
+    }
+}
+
+/// Where each filter tap reads its input.
+struct Taps<'t> {
+    /// Offset of each tap's input byte from the first tap's, when all taps are inside the image.
+    offsets: &'t [usize],
+    /// A block of input zero points, for taps outside the image.
+    outside: *const i8,
+}
+
+/// One block of 64 channels of a packed depthwise filter, ready to run.
+struct DepthwiseBlock<'d> {
+    bias: [__m512i; 4],
+    requant: [Requant16; 4],
+    weights: &'d [u8],
+    groups: usize,
+    lo: __m512i,
+    hi: __m512i,
+    out_offset: __m512i,
+}
+
+impl<'d> DepthwiseBlock<'d> {
+    /// Reads one block of a packed blob (its `block_len` bytes).
+    #[inline]
+    #[target_feature(enable = "avx2,avx512f,avx512bw")]
+    fn new(a: &ConvInt8<'_>, ch: &Channels<'_>, data: &'d [u8], taps: usize) -> Self {
+        let vector = |i: usize| {
+            let v = &data[64 * i..64 * i + 64];
+            // SAFETY: `v` is exactly 64 bytes; unaligned load.
+            unsafe { _mm512_loadu_si512(v.as_ptr().cast()) }
+        };
+        DepthwiseBlock {
+            bias: core::array::from_fn(vector),
+            requant: core::array::from_fn(|j| Requant16::new(vector(4 + j), vector(8 + j))),
+            weights: &data[12 * 64..],
+            groups: taps.div_ceil(4),
+            lo: _mm512_set1_epi32(ch.shifted_min),
+            hi: _mm512_set1_epi32(ch.shifted_max),
+            out_offset: _mm512_set1_epi32(a.output_offset),
+        }
+    }
+
+    /// The 64 output bytes, in channel order, of the flipped (`x + 128`) input vectors `tap(t)`
+    /// of every tap `t` (taps past the filter meet zero weights; any vector will do).
+    #[inline]
+    #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
+    fn run(&self, tap: impl Fn(usize) -> __m512i) -> __m512i {
+        let mut acc = self.bias;
+        for g in 0..self.groups {
+            let t: [__m512i; 4] = core::array::from_fn(|u| tap(4 * g + u));
+            let (pair_lo, pair_hi) = (_mm512_unpacklo_epi8(t[0], t[1]), _mm512_unpackhi_epi8(t[0], t[1]));
+            let (next_lo, next_hi) = (_mm512_unpacklo_epi8(t[2], t[3]), _mm512_unpackhi_epi8(t[2], t[3]));
+            let fours = [
+                _mm512_unpacklo_epi16(pair_lo, next_lo),
+                _mm512_unpackhi_epi16(pair_lo, next_lo),
+                _mm512_unpacklo_epi16(pair_hi, next_hi),
+                _mm512_unpackhi_epi16(pair_hi, next_hi),
+            ];
+            for (j, acc) in acc.iter_mut().enumerate() {
+                let k = &self.weights[(4 * g + j) * 64..(4 * g + j) * 64 + 64];
+                // SAFETY: `k` is exactly 64 bytes; unaligned load.
+                let k = unsafe { _mm512_loadu_si512(k.as_ptr().cast()) };
+                *acc = _mm512_dpbusd_epi32(*acc, fours[j], k);
+            }
+        }
+        let bytes: [__m128i; 4] = core::array::from_fn(|j| {
+            let scaled = self.requant[j].apply(acc[j]);
+            let clamped = _mm512_min_epi32(_mm512_max_epi32(scaled, self.lo), self.hi);
+            _mm512_cvtsepi32_epi8(_mm512_add_epi32(clamped, self.out_offset))
+        });
+        // Back to channel order: 32-bit element `l` of vector `j` is channels `16 l + 4 j..`.
+        let (u0, u1) = (_mm_unpacklo_epi32(bytes[0], bytes[1]), _mm_unpacklo_epi32(bytes[2], bytes[3]));
+        let (u2, u3) = (_mm_unpackhi_epi32(bytes[0], bytes[1]), _mm_unpackhi_epi32(bytes[2], bytes[3]));
+        let low = _mm512_castsi256_si512(_mm256_set_m128i(_mm_unpackhi_epi64(u0, u1), _mm_unpacklo_epi64(u0, u1)));
+        _mm512_inserti32x4::<3>(_mm512_inserti32x4::<2>(low, _mm_unpacklo_epi64(u2, u3)), _mm_unpackhi_epi64(u2, u3))
+    }
+}
+
+/// Output pixel `p` = `(b, oy, ox)`, channels `c0..c0 + 64` (or up to `c`). `ptrs` holds the
+/// caller's tap pointers, `outside` past the filter's taps (set once, kept).
+#[inline]
+#[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
+fn depthwise_pixel(
+    a: &mut ConvInt8<'_>,
+    kernel: &DepthwiseBlock<'_>,
+    taps: &Taps<'_>,
+    ptrs: &mut [*const i8; MAX_TAPS + 3],
+    (b, oy, ox): (usize, usize, usize),
+    c0: usize,
+    p: usize,
+) {
+    let w = a.window;
+    let (in_h, in_w, c) = (w.in_h as usize, w.in_w as usize, w.in_c as usize);
+    let (filter_h, filter_w) = (w.filter_h as usize, w.filter_w as usize);
+    let lanes = (c - c0).min(DEPTHWISE_BLOCK);
+    let mask = low_bytes(lanes);
+    let iy0 = oy as i32 * w.stride_h - w.pad_h;
+    let ix0 = ox as i32 * w.stride_w - w.pad_w;
+    let (fy_lo, fy_hi) = taps_inside(iy0, w.dil_h, w.in_h, w.filter_h);
+    let (fx_lo, fx_hi) = taps_inside(ix0, w.dil_w, w.in_w, w.filter_w);
+    if fy_lo == 0 && fy_hi == filter_h && fx_lo == 0 && fx_hi == filter_w {
+        // Every tap inside the image: the first tap's pixel plus fixed offsets.
+        let at = ((b * in_h + iy0 as usize) * in_w + ix0 as usize) * c + c0;
+        let base = a.input[at..at + lanes].as_ptr();
+        for (ptr, &offset) in ptrs.iter_mut().zip(taps.offsets) {
+            // SAFETY: `offset` leads to the in-image pixel of that tap (checked above), whose
+            // channels `c0..c0 + lanes` lie inside the input like `base`'s.
+            *ptr = unsafe { base.add(offset) };
+        }
+    } else {
+        ptrs[..taps.offsets.len()].fill(taps.outside);
+        for fy in fy_lo..fy_hi {
+            let iy = (iy0 + w.dil_h * fy as i32) as usize;
+            for fx in fx_lo..fx_hi {
+                let ix = (ix0 + w.dil_w * fx as i32) as usize;
+                let at = ((b * in_h + iy) * in_w + ix) * c + c0;
+                ptrs[fy * filter_w + fx] = a.input[at..at + lanes].as_ptr();
+            }
+        }
+    }
+    let flip = _mm512_set1_epi8(i8::MIN);
+    // SAFETY (both loads): each pointer is readable for `lanes` bytes (an input pixel's channels
+    // `c0..c0 + lanes`, or the 64 bytes of `outside`); the masked loads touch no others.
+    let out = if lanes == DEPTHWISE_BLOCK {
+        kernel.run(|t| unsafe { _mm512_xor_si512(_mm512_loadu_si512(ptrs[t].cast()), flip) })
+    } else {
+        kernel.run(|t| unsafe { _mm512_xor_si512(_mm512_maskz_loadu_epi8(mask, ptrs[t]), flip) })
+    };
+    let dst = &mut a.output[p * c + c0..p * c + c0 + lanes];
+    // SAFETY: the mask stores exactly `lanes` bytes, all inside `dst`.
+    unsafe { _mm512_mask_storeu_epi8(dst.as_mut_ptr().cast(), mask, out) };
+}
+
+/// Depthwise with `c` in {8, 16, 32} channels, weights replicated over the 64 lanes: `64 / c`
+/// adjacent output pixels of a row per vector when all their taps are inside the image and the
+/// stride along x is 1 (their inputs are adjacent) or 2 (every other pixel of two vectors, picked
+/// with one permute); other pixels one at a time.
+#[inline]
+#[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
+fn depthwise_rows(a: &mut ConvInt8<'_>, kernel: &DepthwiseBlock<'_>, taps: &Taps<'_>) {
+    let w = *a.window;
+    let (in_h, in_w, c) = (w.in_h as usize, w.in_w as usize, w.in_c as usize);
+    let (filter_h, filter_w) = (w.filter_h as usize, w.filter_w as usize);
+    let (out_h, out_w) = (w.out_h as usize, w.out_w as usize);
+    let group = DEPTHWISE_BLOCK / c;
+    let (stride, dil_w) = (w.stride_w as usize, w.dil_w as usize);
+    let flip = _mm512_set1_epi8(i8::MIN);
+    // Every other pixel of two vectors: 64-bit element `q` of the result is the `q % (c / 8)`-th
+    // of pixel `2 * (q / (c / 8))`.
+    let per_pixel = c / 8;
+    let evens: [i64; 8] = core::array::from_fn(|q| (2 * (q / per_pixel) * per_pixel + q % per_pixel) as i64);
+    let evens = _mm512_set_epi64(evens[7], evens[6], evens[5], evens[4], evens[3], evens[2], evens[1], evens[0]);
+    let second = low_bytes(DEPTHWISE_BLOCK - c);
+    let mut ptrs = [taps.outside; MAX_TAPS + 3];
+    for b in 0..w.batches as usize {
+        for oy in 0..out_h {
+            let iy0 = oy as i32 * w.stride_h - w.pad_h;
+            let (fy_lo, fy_hi) = taps_inside(iy0, w.dil_h, w.in_h, w.filter_h);
+            let rows_inside = fy_lo == 0 && fy_hi == filter_h;
+            let mut ox = 0;
+            while ox < out_w {
+                let ix0 = ox as i64 * stride as i64 - w.pad_w as i64;
+                let last = ix0 + ((group - 1) * stride + (filter_w - 1) * dil_w) as i64;
+                let p = (b * out_h + oy) * out_w + ox;
+                let grouped = rows_inside && (stride == 1 || stride == 2) && ox + group <= out_w;
+                if !(grouped && ix0 >= 0 && last < in_w as i64) {
+                    depthwise_pixel(a, kernel, taps, &mut ptrs, (b, oy, ox), 0, p);
+                    ox += 1;
+                    continue;
+                }
+                let at = ((b * in_h + iy0 as usize) * in_w + ix0 as usize) * c;
+                // Bytes from `at` the group reads per tap: up to its last pixel's channels.
+                let span = ((group - 1) * stride + 1) * c;
+                let base = &a.input[at..at + taps.offsets.last().map_or(0, |&o| o) + span];
+                let out = kernel.run(|t| {
+                    let Some(&offset) = taps.offsets.get(t) else { return _mm512_setzero_si512() };
+                    let src = &base[offset..offset + span];
+                    // SAFETY: `src` is `span` bytes: 64 for stride 1; for stride 2, `128 - c`,
+                    // which the second (masked) load ends at.
+                    let v = unsafe {
+                        if stride == 1 {
+                            _mm512_loadu_si512(src.as_ptr().cast())
+                        } else {
+                            let first = _mm512_loadu_si512(src.as_ptr().cast());
+                            let next = _mm512_maskz_loadu_epi8(second, src.as_ptr().add(DEPTHWISE_BLOCK));
+                            _mm512_permutex2var_epi64(first, evens, next)
+                        }
+                    };
+                    _mm512_xor_si512(v, flip)
+                });
+                let dst = &mut a.output[p * c..p * c + DEPTHWISE_BLOCK];
+                // SAFETY: `dst` is exactly 64 bytes; unaligned store.
+                unsafe { _mm512_storeu_si512(dst.as_mut_ptr().cast(), out) };
+                ox += group;
+            }
+        }
+    }
+}
+
+/// Element-wise int8 ADD/SUB on sixteen lanes: the arithmetic of the AVX2 kernel
+/// ([`x86`](super::x86)), with [`Requant16`]'s requantization.
+pub(super) fn add(q: &AddInt8, in1: &[i8], in2: &[i8], out: &mut [i8]) -> bool {
+    // SAFETY: only reached at `Level::Avx512Vnni`, whose features were detected (or compiled in).
+    unsafe { add_impl(q, in1, in2, out) };
+    true
+}
+
+#[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl")]
+fn add_impl(q: &AddInt8, in1: &[i8], in2: &[i8], out: &mut [i8]) {
+    let subtract = q.subtract;
+    let q = &q.quant;
+    let set = _mm512_set1_epi32;
+    let pot = set(1i32.wrapping_shl(q.left_shift as u32));
+    let input1 = Requant16::new(set(q.input1_multiplier), set(q.input1_shift));
+    let input2 = Requant16::new(set(q.input2_multiplier), set(q.input2_shift));
+    let output = Requant16::new(set(q.output_multiplier), set(q.output_shift));
+    let (off1, off2, off_out) = (set(q.input1_offset), set(q.input2_offset), set(q.output_offset));
+    let (lo, hi) = (set(q.act_min), set(q.act_max));
+    let n = out.len().min(in1.len()).min(in2.len());
+    let mut i = 0;
+    while i < n {
+        let mask = ((1u32 << (n - i).min(16)) - 1) as __mmask16;
+        // SAFETY: the mask covers `min(16, n - i)` bytes from `i`, inside all three slices.
+        let (x, y) = unsafe {
+            (_mm_maskz_loadu_epi8(mask, in1.as_ptr().add(i)), _mm_maskz_loadu_epi8(mask, in2.as_ptr().add(i)))
+        };
+        let x = input1.apply(_mm512_mullo_epi32(_mm512_add_epi32(_mm512_cvtepi8_epi32(x), off1), pot));
+        let y = input2.apply(_mm512_mullo_epi32(_mm512_add_epi32(_mm512_cvtepi8_epi32(y), off2), pot));
+        let raw = if subtract { _mm512_sub_epi32(x, y) } else { _mm512_add_epi32(x, y) };
+        let r = _mm512_add_epi32(output.apply(raw), off_out);
+        let bytes = _mm512_cvtsepi32_epi8(_mm512_min_epi32(_mm512_max_epi32(r, lo), hi));
+        // SAFETY: as for the loads.
+        unsafe { _mm_mask_storeu_epi8(out.as_mut_ptr().add(i).cast(), mask, bytes) };
+        i += 16;
+    }
+}
