@@ -455,14 +455,14 @@ fn prepare(ctx: &mut PrepareContext<'_, '_>) -> Result<()> {
     if tensors.input.dtype == DataType::Int8 {
         let input_offset = -tensors.input.scale_zero_point().1;
         let requant = |c: usize| channel_multiplier(&tensors, c);
-        fast::pack_conv(ctx, &window, groups, &tensors.filter, tensors.bias.as_ref(), input_offset, &requant);
+        fast::pack_conv(ctx, &window, groups, tensors.filter, tensors.bias, input_offset, &requant);
     }
     Ok(())
 }
 
 /// Output channel `c`'s multiplier and shift, as [`push_channel_multipliers`] computes them (for
 /// fast kernels that pack them; the tensors' quantization was checked before).
-pub(crate) fn channel_multiplier(t: &ConvTensors<'_>, c: usize) -> (i32, i32) {
+pub(crate) fn channel_multiplier(t: &ConvTensors<'_, '_>, c: usize) -> (i32, i32) {
     let filter_scale = match &t.filter.quantization {
         Some(q) if q.len() > 1 => q.scale(c),
         Some(q) => q.scale(0),

@@ -55,7 +55,7 @@ fn prepare(ctx: &mut PrepareContext<'_, '_>) -> Result<()> {
     if tensors.input.dtype == DataType::Int8 {
         let input_offset = -tensors.input.scale_zero_point().1;
         let requant = |c: usize| channel_multiplier(&tensors, c);
-        let (filter, bias) = (&tensors.filter, tensors.bias.as_ref());
+        let (filter, bias) = (tensors.filter, tensors.bias);
         fast::pack_depthwise(ctx, &window, multiplier, filter, bias, input_offset, &requant);
     }
     Ok(())
