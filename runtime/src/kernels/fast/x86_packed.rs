@@ -438,7 +438,7 @@ impl Requant16 {
 /// stored weights and per-channel parameters in. Taps outside the image read a row of input zero
 /// points, which the folded bias turns into zero contributions. `false` (nothing written) when
 /// the buffers do not match the window.
-pub(super) fn depthwise(a: &mut ConvInt8<'_>, ch: &Channels<'_>, packed: &PackedDepthwise<'_>) -> bool {
+pub(super) fn depthwise(a: &mut ConvInt8<'_>, packed: &PackedDepthwise<'_>) -> bool {
     let w = a.window;
     let sizes_ok = a.input.len() >= w.input_elements()
         && a.output.len() >= w.output_elements()
@@ -446,17 +446,20 @@ pub(super) fn depthwise(a: &mut ConvInt8<'_>, ch: &Channels<'_>, packed: &Packed
         && packed.taps == w.filter_h as usize * w.filter_w as usize
         && packed.taps <= MAX_TAPS
         && packed.blocks == (w.out_c as usize).div_ceil(DEPTHWISE_BLOCK);
-    if !sizes_ok {
+    // The output stage works on bytes and 16-bit lanes (int8 activations always fit).
+    let ranges_ok =
+        -128 <= a.act_min && a.act_min <= a.act_max && a.act_max <= 127 && i16::try_from(a.output_offset).is_ok();
+    if !sizes_ok || !ranges_ok {
         return false;
     }
     // SAFETY: packed blobs exist only at `Level::Avx512Vnni`, whose features were detected (or
     // compiled in); the sizes the unchecked accesses rely on were checked above and by `parse`.
-    unsafe { depthwise_impl(a, ch, packed) };
+    unsafe { depthwise_impl(a, packed) };
     true
 }
 
 #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
-fn depthwise_impl(a: &mut ConvInt8<'_>, ch: &Channels<'_>, packed: &PackedDepthwise<'_>) {
+fn depthwise_impl(a: &mut ConvInt8<'_>, packed: &PackedDepthwise<'_>) {
     let w = *a.window;
     let (in_w, c) = (w.in_w as usize, w.in_c as usize);
     let filter_w = w.filter_w as usize;
@@ -471,7 +474,7 @@ fn depthwise_impl(a: &mut ConvInt8<'_>, ch: &Channels<'_>, packed: &PackedDepthw
     let taps = Taps { offsets: &tap_offsets[..packed.taps], outside: outside.as_ptr() };
     for block in 0..packed.blocks {
         let data = &packed.data[block * packed.block_len()..(block + 1) * packed.block_len()];
-        let kernel = DepthwiseBlock::new(a, ch, data, packed.taps);
+        let kernel = DepthwiseBlock::new(a, data, packed.taps);
         if super::packing::replicates(c) {
             depthwise_rows(a, &kernel, &taps);
         } else {
@@ -501,8 +504,10 @@ struct DepthwiseBlock<'d> {
     requant: [Requant16; 4],
     weights: &'d [u8],
     groups: usize,
+    /// The activation range as bytes.
     lo: __m512i,
     hi: __m512i,
+    /// The output zero point as 16-bit lanes.
     out_offset: __m512i,
 }
 
@@ -510,7 +515,7 @@ impl<'d> DepthwiseBlock<'d> {
     /// Reads one block of a packed blob (its `block_len` bytes).
     #[inline]
     #[target_feature(enable = "avx2,avx512f,avx512bw")]
-    fn new(a: &ConvInt8<'_>, ch: &Channels<'_>, data: &'d [u8], taps: usize) -> Self {
+    fn new(a: &ConvInt8<'_>, data: &'d [u8], taps: usize) -> Self {
         let vector = |i: usize| {
             let v = &data[64 * i..64 * i + 64];
             // SAFETY: `v` is exactly 64 bytes; unaligned load.
@@ -521,9 +526,9 @@ impl<'d> DepthwiseBlock<'d> {
             requant: core::array::from_fn(|j| Requant16::new(vector(4 + j), vector(8 + j))),
             weights: &data[12 * 64..],
             groups: taps.div_ceil(4),
-            lo: _mm512_set1_epi32(ch.shifted_min),
-            hi: _mm512_set1_epi32(ch.shifted_max),
-            out_offset: _mm512_set1_epi32(a.output_offset),
+            lo: _mm512_set1_epi8(a.act_min as i8),
+            hi: _mm512_set1_epi8(a.act_max as i8),
+            out_offset: _mm512_set1_epi16(a.output_offset as i16),
         }
     }
 
@@ -550,16 +555,16 @@ impl<'d> DepthwiseBlock<'d> {
                 *acc = _mm512_dpbusd_epi32(*acc, fours[j], k);
             }
         }
-        let bytes: [__m128i; 4] = core::array::from_fn(|j| {
-            let scaled = self.requant[j].apply(acc[j]);
-            let clamped = _mm512_min_epi32(_mm512_max_epi32(scaled, self.lo), self.hi);
-            _mm512_cvtsepi32_epi8(_mm512_add_epi32(clamped, self.out_offset))
-        });
-        // Back to channel order: 32-bit element `l` of vector `j` is channels `16 l + 4 j..`.
-        let (u0, u1) = (_mm_unpacklo_epi32(bytes[0], bytes[1]), _mm_unpacklo_epi32(bytes[2], bytes[3]));
-        let (u2, u3) = (_mm_unpackhi_epi32(bytes[0], bytes[1]), _mm_unpackhi_epi32(bytes[2], bytes[3]));
-        let low = _mm512_castsi256_si512(_mm256_set_m128i(_mm_unpackhi_epi64(u0, u1), _mm_unpacklo_epi64(u0, u1)));
-        _mm512_inserti32x4::<3>(_mm512_inserti32x4::<2>(low, _mm_unpacklo_epi64(u2, u3)), _mm_unpackhi_epi64(u2, u3))
+        let scaled: [__m512i; 4] = core::array::from_fn(|j| self.requant[j].apply(acc[j]));
+        // Back to channel order with the packs, which (like the unpacks) work within 128-bit
+        // lanes: lane `l` of `scaled[j]` is channels `16 l + 4 j..`, so packing 0 with 1 and 2
+        // with 3 to 16 bits, then the two to 8 bits, puts channels `16 l..16 l + 16` in lane `l`.
+        // Saturating to 16 bits before adding the zero point (saturating) and to 8 bits before
+        // clamping gives the reference's clamp of `scaled + zero point`: whatever saturates is
+        // far outside the int8 activation range either way.
+        let low = _mm512_adds_epi16(_mm512_packs_epi32(scaled[0], scaled[1]), self.out_offset);
+        let high = _mm512_adds_epi16(_mm512_packs_epi32(scaled[2], scaled[3]), self.out_offset);
+        _mm512_min_epi8(_mm512_max_epi8(_mm512_packs_epi16(low, high), self.lo), self.hi)
     }
 }
 
