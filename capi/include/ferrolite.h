@@ -104,6 +104,11 @@ typedef struct FerroliteModel FerroliteModel;
 typedef struct {
   // `FERROLITE_ROUNDING_TFLM` (default) or `FERROLITE_ROUNDING_LITERT`.
   uint32_t rounding;
+  // 1: the fast kernels repack constant weights when the interpreter is created, where the
+  // CPU has kernels for them (x86-64 with AVX-512 VNNI), for speed at the cost of arena bytes
+  // (`ferrolite_arena_size` counts them with the same options). 0 (default): weights are read
+  // in place and the arena stays at its minimum.
+  uint32_t pack_weights;
 } FerroliteInterpreterOptions;
 
 // Description of one graph input or output.

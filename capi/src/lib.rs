@@ -124,11 +124,16 @@ const _: () = assert!(FERROLITE_ARENA_ALIGNMENT == ferrolite::ARENA_ALIGN);
 pub struct FerroliteInterpreterOptions {
     /// `FERROLITE_ROUNDING_TFLM` (default) or `FERROLITE_ROUNDING_LITERT`.
     pub rounding: u32,
+    /// 1: the fast kernels repack constant weights when the interpreter is created, where the
+    /// CPU has kernels for them (x86-64 with AVX-512 VNNI), for speed at the cost of arena bytes
+    /// (`ferrolite_arena_size` counts them with the same options). 0 (default): weights are read
+    /// in place and the arena stays at its minimum.
+    pub pack_weights: u32,
 }
 
 impl Default for FerroliteInterpreterOptions {
     fn default() -> Self {
-        Self { rounding: FERROLITE_ROUNDING_TFLM }
+        Self { rounding: FERROLITE_ROUNDING_TFLM, pack_weights: 0 }
     }
 }
 
@@ -274,7 +279,17 @@ fn interpreter_options(options: FerroliteInterpreterOptions) -> Result<Interpret
             ))
         }
     };
-    Ok(InterpreterOptions { rounding, pack_weights: false })
+    let pack_weights = match options.pack_weights {
+        0 => false,
+        1 => true,
+        other => {
+            return Err(Failure::new(
+                FerroliteStatus::InvalidArgument,
+                format!("options.pack_weights is {other}; expected 0 or 1"),
+            ))
+        }
+    };
+    Ok(InterpreterOptions { rounding, pack_weights })
 }
 
 /// Verifies a model in place.

@@ -29,8 +29,8 @@ fn aligned(buffer: &mut [u8]) -> &mut [u8] {
     &mut buffer[skip..]
 }
 
-fn check_model(bytes: &[u8], rounding: u32) -> Result<usize, String> {
-    let options = FerroliteInterpreterOptions { rounding };
+fn check_model(bytes: &[u8], rounding: u32, pack_weights: u32) -> Result<usize, String> {
+    let options = FerroliteInterpreterOptions { rounding, pack_weights };
     let mut model = ptr::null_mut();
     let mut needed = 0usize;
     // SAFETY: `bytes` outlives the model and every interpreter below; out-pointers are locals.
@@ -78,10 +78,13 @@ fn arena_size_is_exact_for_every_shared_model() {
     let mut failures = Vec::new();
     for path in &models {
         let bytes = std::fs::read(path).unwrap();
-        for rounding in [FERROLITE_ROUNDING_TFLM, FERROLITE_ROUNDING_LITERT] {
-            match check_model(&bytes, rounding) {
-                Ok(needed) => eprintln!("ok {} (rounding {rounding}): {needed} bytes", path.display()),
-                Err(e) => failures.push(format!("{} (rounding {rounding}): {e}", path.display())),
+        for (rounding, pack_weights) in
+            [(FERROLITE_ROUNDING_TFLM, 0), (FERROLITE_ROUNDING_LITERT, 0), (FERROLITE_ROUNDING_TFLM, 1)]
+        {
+            let mode = format!("rounding {rounding}, pack_weights {pack_weights}");
+            match check_model(&bytes, rounding, pack_weights) {
+                Ok(needed) => eprintln!("ok {} ({mode}): {needed} bytes", path.display()),
+                Err(e) => failures.push(format!("{} ({mode}): {e}", path.display())),
             }
         }
     }

@@ -142,6 +142,12 @@ int main(int argc, char **argv) {
     EXPECT(ferrolite_arena_size(model, &options, &needed), FERROLITE_STATUS_INVALID_ARGUMENT);
     EXPECT_MESSAGE("rounding");
     options.rounding = FERROLITE_ROUNDING_LITERT;
+    options.pack_weights = 2;
+    EXPECT(ferrolite_arena_size(model, &options, &needed), FERROLITE_STATUS_INVALID_ARGUMENT);
+    EXPECT_MESSAGE("pack_weights");
+    options.pack_weights = 1;
+    EXPECT(ferrolite_arena_size(model, &options, &needed), FERROLITE_STATUS_OK);
+    options.pack_weights = 0;
     EXPECT(ferrolite_arena_size(model, &options, &needed), FERROLITE_STATUS_OK);
     EXPECT(ferrolite_arena_size(model, NULL, &needed), FERROLITE_STATUS_OK);
     EXPECT_TRUE(needed > 0);

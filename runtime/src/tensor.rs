@@ -15,14 +15,15 @@ pub struct Shape {
 }
 
 impl Shape {
-    /// Builds a shape; `None` if too deep.
+    /// Builds a shape; `None` if too deep or if its element count overflows `usize`.
     pub fn new(dims: &[usize]) -> Option<Self> {
         if dims.len() > MAX_RANK {
             return None;
         }
         let mut s = Shape { dims: [0; MAX_RANK], rank: dims.len() };
         s.dims[..dims.len()].copy_from_slice(dims);
-        Some(s)
+        // Like shapes read from a model: the element count fits `usize` (`elements` relies on it).
+        s.checked_elements().map(|_| s)
     }
 
     /// Reads a shape vector, rejecting negative dims and element counts that overflow `usize`.

@@ -524,6 +524,14 @@ mod tests {
     }
 
     #[test]
+    fn a_broadcast_too_large_to_count_is_refused() {
+        // Each input fits, their broadcast does not: [2^40, 1] with [1, 2^40] (fuzzing found it).
+        let huge = 1usize << 40;
+        assert!(Broadcast::new(&shape(&[huge, 1]), &shape(&[1, huge])).is_none());
+        assert!(Shape::new(&[huge, huge]).is_none());
+    }
+
+    #[test]
     fn broadcast_indices_match_a_direct_computation() {
         // a: [2, 1, 3], b: [4, 1] -> out [2, 4, 3]; a[i, 0, k], b[j, 0].
         let (v, out) = triples(&[2, 1, 3], &[4, 1]);

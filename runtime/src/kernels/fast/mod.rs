@@ -318,8 +318,7 @@ pub(crate) fn depthwise_int8_packed(a: &mut ConvInt8<'_>, packed: &[u8]) -> bool
         }
         let taps = w.filter_h as usize * w.filter_w as usize;
         let Some(packed) = packing::PackedDepthwise::parse(packed, taps, w.out_c as usize) else { return false };
-        let Some(channels) = Channels::decode_checked_params(a, w.out_c as usize) else { return false };
-        x86_packed::depthwise(a, &channels, &packed)
+        x86_packed::depthwise(a, &packed)
     }
     #[cfg(not(target_arch = "x86_64"))]
     {

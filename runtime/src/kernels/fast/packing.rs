@@ -84,24 +84,34 @@ pub(super) fn pack_conv(
     input_offset: i32,
     requant: &dyn Fn(usize) -> (i32, i32),
 ) {
-    if !ctx.options.pack_weights || groups != 1 || super::level() != super::Level::Avx512Vnni {
-        return;
-    }
-    if !vector_requant_covers(requant, w.out_c as usize) {
-        return;
-    }
     let k = w.filter_h as usize * w.filter_w as usize * w.in_c as usize;
     let out_c = w.out_c as usize;
-    let Some(filter) = filter.data.and_then(|d| d.get(..out_c * k)) else { return };
-    let bias = match bias.map(|b| b.data.and_then(|d| d.get(..4 * out_c))) {
-        None => None,
-        Some(Some(b)) => Some(b),
-        Some(None) => return,
-    };
-    if k == 0 || k > super::MAX_PATCH {
+    if !ctx.options.pack_weights || groups != 1 || k == 0 || k > super::MAX_PATCH {
         return;
     }
-    write_packed_conv(bytemuck::cast_slice(filter), k, out_c, bias, input_offset, &mut |b| ctx.params.push_bytes(b));
+    let Some((filter, bias)) = packable(filter, bias, out_c * k, out_c, requant) else { return };
+    write_packed_conv(filter, k, out_c, bias, input_offset, &mut |b| ctx.params.push_bytes(b));
+}
+
+/// The constant filter (`filter_len` values) and bias (`channels` values, or none) of an op the
+/// packed kernels can run on this machine: AVX-512 VNNI, every channel's requantization one they
+/// reproduce. `None` otherwise (the op then runs on the unpacked kernels).
+fn packable<'a>(
+    filter: &TensorMeta<'a>,
+    bias: Option<&TensorMeta<'a>>,
+    filter_len: usize,
+    channels: usize,
+    requant: &dyn Fn(usize) -> (i32, i32),
+) -> Option<(&'a [i8], Option<&'a [u8]>)> {
+    if super::level() != super::Level::Avx512Vnni || !vector_requant_covers(requant, channels) {
+        return None;
+    }
+    let filter = filter.data?.get(..filter_len)?;
+    let bias = match bias {
+        Some(b) => Some(b.data?.get(..4 * channels)?),
+        None => None,
+    };
+    Some((bytemuck::cast_slice(filter), bias))
 }
 
 /// Writes a packed CONV_2D blob for an OHWI `filter` of `out_c` rows of `k` through `push`.
@@ -209,22 +219,13 @@ pub(super) fn pack_depthwise(
     requant: &dyn Fn(usize) -> (i32, i32),
 ) {
     let c = w.out_c as usize;
+    let taps = w.filter_h as usize * w.filter_w as usize;
     // Few channels other than 8, 16 or 32 would waste most of each vector.
     let suits = c > 32 || replicates(c);
-    if !ctx.options.pack_weights || multiplier != 1 || !suits || super::level() != super::Level::Avx512Vnni {
+    if !ctx.options.pack_weights || multiplier != 1 || !suits || taps == 0 || taps > super::MAX_TAPS {
         return;
     }
-    let taps = w.filter_h as usize * w.filter_w as usize;
-    let Some(filter) = filter.data.and_then(|d| d.get(..taps * c)) else { return };
-    let bias = match bias.map(|b| b.data.and_then(|d| d.get(..4 * c))) {
-        None => None,
-        Some(Some(b)) => Some(b),
-        Some(None) => return,
-    };
-    if taps == 0 || taps > super::MAX_TAPS || !vector_requant_covers(requant, c) {
-        return;
-    }
-    let filter = bytemuck::cast_slice(filter);
+    let Some((filter, bias)) = packable(filter, bias, taps * c, c, requant) else { return };
     write_packed_depthwise(filter, taps, c, bias, input_offset, requant, &mut |b| ctx.params.push_bytes(b));
 }
 

@@ -140,14 +140,34 @@ fn chunk<const N: usize>(
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw")]
 fn copy_flipped(dst: &mut [i8], src: &[i8]) {
-    let n = dst.len().min(src.len());
+    // SAFETY: `n` bytes are readable from `src` and writable to `dst`.
+    unsafe { flip_run(dst.as_mut_ptr(), src.as_ptr(), dst.len().min(src.len())) }
+}
+
+/// `v ^= 0x80` bytewise, as [`copy_flipped`].
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw")]
+fn flip_in_place(v: &mut [i8]) {
+    let p = v.as_mut_ptr();
+    // SAFETY: `v.len()` bytes are readable and writable at `p` (reading and writing the same
+    // bytes, one 64-byte step at a time).
+    unsafe { flip_run(p, p, v.len()) }
+}
+
+/// `n` bytes from `src`, flipped, to `dst`, 64 at a time with masks (no library calls).
+///
+/// # Safety
+/// `src` must be readable and `dst` writable for `n` bytes.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw")]
+unsafe fn flip_run(dst: *mut i8, src: *const i8, n: usize) {
     let mut i = 0;
     while i < n {
-        let mask: __mmask64 = if n - i >= 64 { !0 } else { (1u64 << (n - i)) - 1 };
-        // SAFETY: the mask covers `min(64, n - i)` bytes from `i`, inside both slices.
+        let mask = low_bytes(n - i);
+        // SAFETY: the mask covers `min(64, n - i)` bytes from `i`, inside both runs.
         unsafe {
-            let v = _mm512_maskz_loadu_epi8(mask, src.as_ptr().add(i));
-            _mm512_mask_storeu_epi8(dst.as_mut_ptr().add(i), mask, _mm512_xor_si512(v, _mm512_set1_epi8(i8::MIN)));
+            let v = _mm512_maskz_loadu_epi8(mask, src.add(i));
+            _mm512_mask_storeu_epi8(dst.add(i), mask, _mm512_xor_si512(v, _mm512_set1_epi8(i8::MIN)));
         }
         i += 64;
     }
@@ -166,43 +186,24 @@ fn build_patch_flipped(w: &Window, input: &[i8], zero_point: i8, (b, oy, ox): (u
     let ix0 = ox as i32 * w.stride_w - w.pad_w;
     let (fy_lo, fy_hi) = taps_inside(iy0, w.dil_h, w.in_h, w.filter_h);
     let (fx_lo, fx_hi) = taps_inside(ix0, 1, w.in_w, w.filter_w);
-    let flip = _mm512_set1_epi8(i8::MIN);
     let fill = _mm512_set1_epi8(zero_point ^ i8::MIN);
     let row_len = filter_w * in_c;
+    let pitch = in_w * in_c;
     if fy_lo == 0 && fy_hi == filter_h && fx_lo == 0 && fx_hi == filter_w && w.dil_h == 1 {
-        // Every tap inside the image (most pixels of first layers): rows `in_w * in_c` apart.
+        // Every tap inside the image (most pixels): whole rows, `pitch` apart in the input.
         let start = ((b * in_h + iy0 as usize) * in_w + ix0 as usize) * in_c;
-        let src = &input[start..start + (filter_h - 1) * in_w * in_c + row_len];
-        let done = match row_len {
-            3 => rows_flipped::<3>(patch, src, in_w * in_c, filter_h),
-            4 => rows_flipped::<4>(patch, src, in_w * in_c, filter_h),
-            8 => rows_flipped::<8>(patch, src, in_w * in_c, filter_h),
-            9 => rows_flipped::<9>(patch, src, in_w * in_c, filter_h),
-            12 => rows_flipped::<12>(patch, src, in_w * in_c, filter_h),
-            16 => rows_flipped::<16>(patch, src, in_w * in_c, filter_h),
-            _ => false,
-        };
-        if done {
-            return;
+        let src = &input[start..start + (filter_h - 1) * pitch + row_len];
+        for (fy, dst) in patch.chunks_exact_mut(row_len).take(filter_h).enumerate() {
+            copy_row_flipped(dst, &src[fy * pitch..fy * pitch + row_len]);
         }
+        return;
     }
     let fill_byte = zero_point ^ i8::MIN;
     for (fy, dst) in patch.chunks_exact_mut(row_len).take(filter_h).enumerate() {
         let inside = fy >= fy_lo && fy < fy_hi && fx_lo < fx_hi;
-        if inside && fx_lo == 0 && fx_hi == filter_w && row_len <= 16 {
-            // A whole row inside the image, as in most pixels of first layers: fixed-size copies.
+        if inside && fx_lo == 0 && fx_hi == filter_w {
             let iy = (iy0 + w.dil_h * fy as i32) as usize;
-            let src = &input[((b * in_h + iy) * in_w + ix0 as usize) * in_c..][..row_len];
-            match row_len {
-                3 => copy_row_flipped::<3>(dst, src),
-                4 => copy_row_flipped::<4>(dst, src),
-                6 => copy_row_flipped::<6>(dst, src),
-                8 => copy_row_flipped::<8>(dst, src),
-                9 => copy_row_flipped::<9>(dst, src),
-                12 => copy_row_flipped::<12>(dst, src),
-                16 => copy_row_flipped::<16>(dst, src),
-                _ => dst.iter_mut().zip(src).for_each(|(d, &s)| *d = s ^ i8::MIN),
-            }
+            copy_row_flipped(dst, &input[((b * in_h + iy) * in_w + ix0 as usize) * in_c..][..row_len]);
             continue;
         }
         if row_len <= 8 {
@@ -235,38 +236,32 @@ fn build_patch_flipped(w: &Window, input: &[i8], zero_point: i8, (b, oy, ox): (u
         let ix = (ix0 + fx_lo as i32) as usize;
         let len = (fx_hi - fx_lo) * in_c;
         let src = &input[((b * in_h + iy) * in_w + ix) * in_c..][..len];
-        let dst = &mut dst[fx_lo * in_c..][..len];
-        let mut o = 0;
-        while o < len {
-            let mask = low_bytes((len - o).min(64));
-            // SAFETY: the mask covers `min(64, len - o)` bytes from `o`, inside `src` and `dst`.
-            unsafe {
-                let v = _mm512_maskz_loadu_epi8(mask, src.as_ptr().add(o));
-                _mm512_mask_storeu_epi8(dst.as_mut_ptr().add(o), mask, _mm512_xor_si512(v, flip));
-            }
-            o += 64;
-        }
+        copy_flipped(&mut dst[fx_lo * in_c..][..len], src);
+    }
+}
+
+/// `dst = src ^ 0x80` for one patch row: rows of first layers (a few channels) as fixed-size
+/// moves, longer ones with [`copy_flipped`].
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw")]
+fn copy_row_flipped(dst: &mut [i8], src: &[i8]) {
+    match src.len() {
+        3 => copy_fixed_flipped::<3>(dst, src),
+        4 => copy_fixed_flipped::<4>(dst, src),
+        6 => copy_fixed_flipped::<6>(dst, src),
+        8 => copy_fixed_flipped::<8>(dst, src),
+        9 => copy_fixed_flipped::<9>(dst, src),
+        12 => copy_fixed_flipped::<12>(dst, src),
+        16 => copy_fixed_flipped::<16>(dst, src),
+        _ => copy_flipped(dst, src),
     }
 }
 
 /// `dst[..R] = src[..R] ^ 0x80` with the size known to the compiler (plain moves, no calls).
 #[inline(always)]
-fn copy_row_flipped<const R: usize>(dst: &mut [i8], src: &[i8]) {
+fn copy_fixed_flipped<const R: usize>(dst: &mut [i8], src: &[i8]) {
     let (Some(dst), Some(src)) = (dst.first_chunk_mut::<R>(), src.first_chunk::<R>()) else { return };
     *dst = src.map(|x| x ^ i8::MIN);
-}
-
-/// `rows` rows of `R` bytes, `pitch` apart in `src`, flipped into `dst` back to back; `false`
-/// (nothing written) when the slices are short.
-#[inline(always)]
-fn rows_flipped<const R: usize>(dst: &mut [i8], src: &[i8], pitch: usize, rows: usize) -> bool {
-    if dst.len() < rows * R || src.len() < (rows - 1) * pitch + R {
-        return false;
-    }
-    for (fy, d) in dst.chunks_exact_mut(R).take(rows).enumerate() {
-        copy_row_flipped::<R>(d, &src[fy * pitch..]);
-    }
-    true
 }
 
 /// A mask of the low `n` bytes of a 64-byte vector, `n <= 64`.
@@ -276,22 +271,6 @@ fn low_bytes(n: usize) -> __mmask64 {
         !0
     } else {
         (1u64 << n) - 1
-    }
-}
-
-/// `v ^= 0x80` bytewise, as [`copy_flipped`].
-#[inline]
-#[target_feature(enable = "avx512f,avx512bw")]
-fn flip_in_place(v: &mut [i8]) {
-    let mut i = 0;
-    while i < v.len() {
-        let mask: __mmask64 = if v.len() - i >= 64 { !0 } else { (1u64 << (v.len() - i)) - 1 };
-        // SAFETY: the mask covers `min(64, len - i)` bytes from `i`, inside `v`.
-        unsafe {
-            let x = _mm512_maskz_loadu_epi8(mask, v.as_ptr().add(i));
-            _mm512_mask_storeu_epi8(v.as_mut_ptr().add(i), mask, _mm512_xor_si512(x, _mm512_set1_epi8(i8::MIN)));
-        }
-        i += 64;
     }
 }
 
@@ -438,7 +417,7 @@ impl Requant16 {
 /// stored weights and per-channel parameters in. Taps outside the image read a row of input zero
 /// points, which the folded bias turns into zero contributions. `false` (nothing written) when
 /// the buffers do not match the window.
-pub(super) fn depthwise(a: &mut ConvInt8<'_>, ch: &Channels<'_>, packed: &PackedDepthwise<'_>) -> bool {
+pub(super) fn depthwise(a: &mut ConvInt8<'_>, packed: &PackedDepthwise<'_>) -> bool {
     let w = a.window;
     let sizes_ok = a.input.len() >= w.input_elements()
         && a.output.len() >= w.output_elements()
@@ -446,17 +425,20 @@ pub(super) fn depthwise(a: &mut ConvInt8<'_>, ch: &Channels<'_>, packed: &Packed
         && packed.taps == w.filter_h as usize * w.filter_w as usize
         && packed.taps <= MAX_TAPS
         && packed.blocks == (w.out_c as usize).div_ceil(DEPTHWISE_BLOCK);
-    if !sizes_ok {
+    // The output stage works on bytes and 16-bit lanes (int8 activations always fit).
+    let ranges_ok =
+        -128 <= a.act_min && a.act_min <= a.act_max && a.act_max <= 127 && i16::try_from(a.output_offset).is_ok();
+    if !sizes_ok || !ranges_ok {
         return false;
     }
     // SAFETY: packed blobs exist only at `Level::Avx512Vnni`, whose features were detected (or
     // compiled in); the sizes the unchecked accesses rely on were checked above and by `parse`.
-    unsafe { depthwise_impl(a, ch, packed) };
+    unsafe { depthwise_impl(a, packed) };
     true
 }
 
 #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
-fn depthwise_impl(a: &mut ConvInt8<'_>, ch: &Channels<'_>, packed: &PackedDepthwise<'_>) {
+fn depthwise_impl(a: &mut ConvInt8<'_>, packed: &PackedDepthwise<'_>) {
     let w = *a.window;
     let (in_w, c) = (w.in_w as usize, w.in_c as usize);
     let filter_w = w.filter_w as usize;
@@ -471,7 +453,7 @@ fn depthwise_impl(a: &mut ConvInt8<'_>, ch: &Channels<'_>, packed: &PackedDepthw
     let taps = Taps { offsets: &tap_offsets[..packed.taps], outside: outside.as_ptr() };
     for block in 0..packed.blocks {
         let data = &packed.data[block * packed.block_len()..(block + 1) * packed.block_len()];
-        let kernel = DepthwiseBlock::new(a, ch, data, packed.taps);
+        let kernel = DepthwiseBlock::new(a, data, packed.taps);
         if super::packing::replicates(c) {
             depthwise_rows(a, &kernel, &taps);
         } else {
@@ -501,8 +483,10 @@ struct DepthwiseBlock<'d> {
     requant: [Requant16; 4],
     weights: &'d [u8],
     groups: usize,
+    /// The activation range as bytes.
     lo: __m512i,
     hi: __m512i,
+    /// The output zero point as 16-bit lanes.
     out_offset: __m512i,
 }
 
@@ -510,7 +494,7 @@ impl<'d> DepthwiseBlock<'d> {
     /// Reads one block of a packed blob (its `block_len` bytes).
     #[inline]
     #[target_feature(enable = "avx2,avx512f,avx512bw")]
-    fn new(a: &ConvInt8<'_>, ch: &Channels<'_>, data: &'d [u8], taps: usize) -> Self {
+    fn new(a: &ConvInt8<'_>, data: &'d [u8], taps: usize) -> Self {
         let vector = |i: usize| {
             let v = &data[64 * i..64 * i + 64];
             // SAFETY: `v` is exactly 64 bytes; unaligned load.
@@ -521,9 +505,9 @@ impl<'d> DepthwiseBlock<'d> {
             requant: core::array::from_fn(|j| Requant16::new(vector(4 + j), vector(8 + j))),
             weights: &data[12 * 64..],
             groups: taps.div_ceil(4),
-            lo: _mm512_set1_epi32(ch.shifted_min),
-            hi: _mm512_set1_epi32(ch.shifted_max),
-            out_offset: _mm512_set1_epi32(a.output_offset),
+            lo: _mm512_set1_epi8(a.act_min as i8),
+            hi: _mm512_set1_epi8(a.act_max as i8),
+            out_offset: _mm512_set1_epi16(a.output_offset as i16),
         }
     }
 
@@ -550,16 +534,16 @@ impl<'d> DepthwiseBlock<'d> {
                 *acc = _mm512_dpbusd_epi32(*acc, fours[j], k);
             }
         }
-        let bytes: [__m128i; 4] = core::array::from_fn(|j| {
-            let scaled = self.requant[j].apply(acc[j]);
-            let clamped = _mm512_min_epi32(_mm512_max_epi32(scaled, self.lo), self.hi);
-            _mm512_cvtsepi32_epi8(_mm512_add_epi32(clamped, self.out_offset))
-        });
-        // Back to channel order: 32-bit element `l` of vector `j` is channels `16 l + 4 j..`.
-        let (u0, u1) = (_mm_unpacklo_epi32(bytes[0], bytes[1]), _mm_unpacklo_epi32(bytes[2], bytes[3]));
-        let (u2, u3) = (_mm_unpackhi_epi32(bytes[0], bytes[1]), _mm_unpackhi_epi32(bytes[2], bytes[3]));
-        let low = _mm512_castsi256_si512(_mm256_set_m128i(_mm_unpackhi_epi64(u0, u1), _mm_unpacklo_epi64(u0, u1)));
-        _mm512_inserti32x4::<3>(_mm512_inserti32x4::<2>(low, _mm_unpacklo_epi64(u2, u3)), _mm_unpackhi_epi64(u2, u3))
+        let scaled: [__m512i; 4] = core::array::from_fn(|j| self.requant[j].apply(acc[j]));
+        // Back to channel order with the packs, which (like the unpacks) work within 128-bit
+        // lanes: lane `l` of `scaled[j]` is channels `16 l + 4 j..`, so packing 0 with 1 and 2
+        // with 3 to 16 bits, then the two to 8 bits, puts channels `16 l..16 l + 16` in lane `l`.
+        // Saturating to 16 bits before adding the zero point (saturating) and to 8 bits before
+        // clamping gives the reference's clamp of `scaled + zero point`: whatever saturates is
+        // far outside the int8 activation range either way.
+        let low = _mm512_adds_epi16(_mm512_packs_epi32(scaled[0], scaled[1]), self.out_offset);
+        let high = _mm512_adds_epi16(_mm512_packs_epi32(scaled[2], scaled[3]), self.out_offset);
+        _mm512_min_epi8(_mm512_max_epi8(_mm512_packs_epi16(low, high), self.lo), self.hi)
     }
 }
 
