@@ -5,25 +5,12 @@
 #[path = "../../fuzz/src/model.rs"]
 #[allow(dead_code)]
 mod harness;
+#[path = "../../fuzz/src/replay_files.rs"]
+mod replay_files;
 
+use replay_files::{fuzz_dir, inputs};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::path::{Path, PathBuf};
-
-fn fuzz_dir(sub: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz").join(sub)
-}
-
-/// Every file in a folder of the repository (which must exist and hold some).
-fn inputs(dir: &Path) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|e| e.expect("read dir entry").path())
-        .filter(|p| p.is_file())
-        .collect();
-    files.sort();
-    assert!(!files.is_empty(), "{} holds no inputs", dir.display());
-    files
-}
+use std::path::Path;
 
 /// Runs every input; fails naming each one that panicked.
 fn replay(dir: &Path) {
