@@ -199,7 +199,8 @@ fn status_of(e: Error) -> FerroliteStatus {
         | Error::BadShape { .. }
         | Error::BufferSizeMismatch { .. }
         | Error::BadQuantization { .. }
-        | Error::BadGraph { .. } => S::InvalidModel,
+        | Error::BadGraph { .. }
+        | Error::PreparedStateMismatch(_) => S::InvalidModel,
         Error::UnsupportedSchemaVersion(_)
         | Error::UnsupportedOp { .. }
         | Error::CustomOp { .. }

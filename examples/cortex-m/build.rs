@@ -1,6 +1,8 @@
 //! Build-time facts for the firmware, so nothing is guessed on the board:
 //! - the exact arena size, measured by the host build of the same runtime with the same resolver
 //!   and options (the runtime's tables are `u32`, so the figure holds for a 32-bit target);
+//! - the prepared state the board restores (`Interpreter::prepared_state`): the model verified,
+//!   planned and prepared here, by the same runtime code, so the firmware links none of that;
 //! - the model bytes and the golden inputs and TFLite Micro outputs, copied from `../shared`;
 //! - the board's memory map (`memory.x`) and how many instructions one SysTick tick counts.
 
@@ -77,8 +79,13 @@ fn main() {
     assert_eq!((model.num_inputs(), model.num_outputs()), (1, 1), "the firmware runs one-input, one-output models");
     let resolver = models::resolver().unwrap_or_else(|e| panic!("resolver: {e}"));
     let mut work = vec![0u8; 16 << 20];
-    let arena_bytes = ferrolite::arena_bytes_needed(&model, &resolver, &mut work, models::OPTIONS)
-        .unwrap_or_else(|e| panic!("arena: {e}"));
+    let interpreter = ferrolite::Interpreter::new(&model, &resolver, &mut work, models::OPTIONS)
+        .unwrap_or_else(|e| panic!("prepare: {e}"));
+    let arena_bytes = interpreter.arena_used();
+    // What the board restores instead of verifying and preparing the model itself.
+    let mut prepared = vec![0u8; interpreter.prepared_state_len()];
+    let prepared = interpreter.prepared_state(&mut prepared).expect("prepared state fits its length");
+    fs::write(out.join("prepared.bin"), prepared).unwrap();
 
     let available = count_samples(&golden);
     assert!(available > 0, "no golden samples in {}", golden.display());
@@ -113,6 +120,14 @@ fn main() {
         code,
         "pub static MODEL: Aligned16<[u8; {}]> = Aligned16(*include_bytes!(concat!(env!(\"OUT_DIR\"), \"/model.tflite\")));",
         model_bytes.len()
+    )
+    .unwrap();
+    writeln!(code, "/// The arena `Interpreter::new` leaves on the host, for `Interpreter::from_prepared`.").unwrap();
+    writeln!(code, "#[cfg_attr(feature = \"on-device-prepare\", allow(dead_code))]").unwrap();
+    writeln!(
+        code,
+        "pub static PREPARED: [u8; {}] = *include_bytes!(concat!(env!(\"OUT_DIR\"), \"/prepared.bin\"));",
+        prepared.len()
     )
     .unwrap();
     writeln!(code, "/// Golden inputs, one after another.").unwrap();

@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
 # Builds and runs the firmware for every board and model, and prints a Markdown table of:
 # - flash of runtime + kernels: firmware (.vector_table + .text + .rodata + .data) minus the model
-#   and golden data symbols, minus the same harness without the runtime (`src/bin/baseline.rs`),
+#   and golden data symbols (the prepared state counts: it is runtime data), minus the same harness
+#   without the runtime (`src/bin/baseline.rs`),
 #   as TFLite Micro's anchor figures were taken;
 # - RAM: the arena (sized at build time), other static data (.data + .bss + .uninit without the
 #   arena), and the stack peak found by painting the stack; their sum;
 # - instructions for the first inference on golden input 0 (SysTick under `-icount shift=3`).
 # Every run also checks all golden outputs byte for byte; any failure stops the script.
+#
+# Every model is built twice: restoring the state build.rs prepared on the host (the default,
+# `Interpreter::from_prepared`: no model verification, planner or prepare code on the board), and
+# with `--features on-device-prepare` (verify, prepare and plan on the board, as TFLite Micro does).
 #
 # Two tables: the default build (DSP kernels on Cortex-M4/M7, the `ferrolite` package at opt-level
 # "s"), then the reference kernels alone with everything at "z" (`FERROLITE_REFERENCE_KERNELS=1`,
@@ -63,8 +68,8 @@ table() {
   echo
   echo "### $kind kernels"
   echo
-  echo "| board | model | flash: runtime + kernels (B) | arena (B) | other static RAM (B) | stack peak (B) | RAM total (B) | instructions / inference |"
-  echo "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"
+  echo "| board | model | prepared | flash: runtime + kernels (B) | arena (B) | other static RAM (B) | stack peak (B) | RAM total (B) | instructions / inference |"
+  echo "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"
   for entry in "${boards[@]}"; do
     IFS='|' read -r label target machine models <<<"$entry"
     [ "$kind" = reference ] && [ "$target" = thumbv6m-none-eabi ] && continue # no DSP kernels on M0
@@ -73,27 +78,31 @@ table() {
       if [ -n "${MODELS:-}" ] && [[ " $MODELS " != *" $model "* ]]; then
         continue
       fi
-      measure "$kind" "$target_root" "$label" "$target" "$machine" "$model" "${cargo_flags[@]}"
+      for prepared in "at build time" "on device"; do
+        measure "$kind" "$target_root" "$label" "$target" "$machine" "$model" "$prepared" "${cargo_flags[@]}"
+      done
     done
   done
 }
 
 # Builds, runs and prints one row.
 measure() {
-  local kind=$1 target_root=$2 label=$3 target=$4 machine=$5 model=$6
-  shift 6
+  local kind=$1 target_root=$2 label=$3 target=$4 machine=$5 model=$6 prepared=$7
+  shift 7
+  local features=$model
+  [ "$prepared" = "on device" ] && features="$model,on-device-prepare"
   local -a env_vars=()
   [ "$kind" = reference ] && env_vars=(FERROLITE_REFERENCE_KERNELS=1)
   env "${env_vars[@]}" cargo build --quiet --release "$@" --config "target.$target.rustflags=[\"$remap_flag\"]" \
     --target-dir "$target_root" \
-    --bin ferrolite-cortex-m --bin baseline --target "$target" --no-default-features --features "$model" >&2
+    --bin ferrolite-cortex-m --bin baseline --target "$target" --no-default-features --features "$features" >&2
   local dir="$target_root/$target/release"
   local firmware="$dir/ferrolite-cortex-m"
   local log
   # shellcheck disable=SC2086
   log=$(timeout 600 qemu-system-arm $machine $qemu_flags "$firmware") || {
     echo "$log" >&2
-    echo "error: $model on $label ($kind kernels) failed" >&2
+    echo "error: $model on $label ($kind kernels, prepared $prepared) failed" >&2
     exit 1
   }
   local data flash arena stack instructions static
@@ -103,7 +112,7 @@ measure() {
   stack=$(sed -n 's/^stack_peak_bytes=//p' <<<"$log")
   instructions=$(sed -n 's/^instructions_per_inference=//p' <<<"$log")
   static=$(($(section_bytes "$firmware" $ram_sections) - arena))
-  echo "| $label | $model | $flash | $arena | $static | $stack | $((arena + static + stack)) | $instructions |"
+  echo "| $label | $model | $prepared | $flash | $arena | $static | $stack | $((arena + static + stack)) | $instructions |"
 }
 
 case "${1:-both}" in

@@ -50,6 +50,9 @@ pub enum Error {
     TypeMismatch { expected: DataType, actual: DataType },
     /// Typed access to arena data that is not aligned for the element type (pass a 16-byte aligned arena).
     Misaligned,
+    /// A prepared state ([`Interpreter::from_prepared`](crate::Interpreter::from_prepared)) is
+    /// malformed or was made for other model bytes, kernels or runtime version.
+    PreparedStateMismatch(Reason),
 }
 
 /// An error's explanatory text behind one pointer. Without the `error-text` feature every
@@ -267,6 +270,7 @@ impl fmt::Display for Error {
                 write!(f, "tensor type mismatch: expected {}, found {}", expected.name(), actual.name())
             }
             Error::Misaligned => write!(f, "tensor data is not aligned for the requested type"),
+            Error::PreparedStateMismatch(reason) => write!(f, "prepared state does not fit: {reason}"),
         }
     }
 }

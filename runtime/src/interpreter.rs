@@ -9,9 +9,11 @@ use crate::error::{self, Error, GraphFault, Limited, Result};
 use crate::kernels::{EvalContext, OpTensors, ParamWriter, PrepareContext, Registration, MAX_INPUTS, MAX_MUTABLES};
 use crate::model::Model;
 use crate::planner::{self, align_up, Buffers, Lifetime};
-use crate::resolver::OpResolver;
+use crate::resolver::{Kernels, OpResolver};
 use crate::tensor::{DataType, Element, TensorMeta};
 use bytemuck::{Pod, Zeroable};
+
+mod prepared;
 
 /// Alignment of the arena start and of every buffer in it.
 pub const ARENA_ALIGN: usize = 16;
@@ -67,7 +69,8 @@ struct TensorSlot {
     place: u16,
     /// Tensor whose memory this one shares (RESHAPE outputs), or `UNSET`.
     alias: u16,
-    /// First and last op that touches the tensor (activations); `UNSET` when none does.
+    /// First and last op that touches the tensor (activations); `UNSET` when none does. For a
+    /// persistent tensor, `first` is the byte its elements reset to (its zero point or 0).
     first: u16,
     last: u16,
 }
@@ -178,7 +181,7 @@ impl Buffers for Tables<'_> {
 /// Runs one model in one caller-provided arena.
 pub struct Interpreter<'a> {
     model: Model<'a>,
-    resolver: &'a dyn OpResolver,
+    kernels: &'a dyn Kernels,
     options: InterpreterOptions,
     /// The arena from its first 16-byte aligned byte.
     arena: &'a mut [u8],
@@ -249,6 +252,8 @@ impl<'a> Interpreter<'a> {
                 slot.offset = to_u32(data.as_ptr() as usize - model.bytes().as_ptr() as usize, Limited::ModelBytes)?;
             } else if meta.is_variable {
                 slot.place = Place::Persistent as u16;
+                slot.first =
+                    if meta.dtype == DataType::Int8 { meta.scale_zero_point().1 as i8 as u8 as u16 } else { 0 };
                 slot.offset = to_u32(tables_len + cursor, Limited::ArenaBytes)?;
                 cursor = align_up(cursor + meta.byte_len(), ARENA_ALIGN);
             } else {
@@ -272,7 +277,7 @@ impl<'a> Interpreter<'a> {
         if used > arena.len() {
             return Err(Error::arena_too_small(skip + used));
         }
-        let mut interpreter = Interpreter { model, resolver, options, arena, activations, used };
+        let mut interpreter = Interpreter { model, kernels: resolver, options, arena, activations, used };
         interpreter.reset_variables();
         Ok(interpreter)
     }
@@ -394,9 +399,9 @@ impl<'a> Interpreter<'a> {
             if slot.skip != 0 {
                 continue;
             }
-            let Some(reg) = self.resolver.registration(slot.registration as usize) else {
-                let op = model.op(o)?;
-                return Err(Error::unsupported_op(op.code, op.version));
+            // `new` or `from_prepared` checked every op's kernel is there.
+            let Some(reg) = self.kernels.kernel(slot.registration as usize) else {
+                return Err(Error::invalid_op(o as u32, -1, reason!("kernel missing")));
             };
             // Only the tensor lists: the rest of the op was verified when the interpreter was built.
             let (inputs, outputs) = model.op_io(o)?;
@@ -469,13 +474,9 @@ impl<'a> Interpreter<'a> {
             if s.place != Place::Persistent as u16 {
                 continue;
             }
-            let value = match self.model.tensor(t) {
-                Ok(meta) if meta.dtype == DataType::Int8 => meta.scale_zero_point().1 as i8 as u8,
-                _ => 0,
-            };
             let (start, len) = (s.offset as usize, s.len as usize);
             if let Some(bytes) = self.arena.get_mut(start..start + len) {
-                bytes.fill(value);
+                bytes.fill(s.first as u8);
             }
         }
     }

@@ -39,6 +39,7 @@ pub mod tensor;
 
 pub use error::{Error, Result};
 pub use interpreter::{arena_bytes_needed, Interpreter, InterpreterOptions, Rounding, ARENA_ALIGN};
+pub use kernels::Kernel;
 pub use model::Model;
-pub use resolver::{AllOpsResolver, MutableOpResolver, OpResolver};
+pub use resolver::{AllOpsResolver, Kernels, MutableOpResolver, OpResolver};
 pub use tensor::{DataType, Shape, TensorMeta};

@@ -67,42 +67,20 @@ impl<'a> Model<'a> {
     /// Verifies the whole model and returns a view of it. Strings (names, custom op codes) are
     /// left out: the runtime never reads them, and [`Model::tensor_name`] checks on access.
     pub fn from_bytes(bytes: &'a [u8]) -> Result<Self> {
-        let root = tflite::Model::from_bytes(bytes)?;
-        let version = root.version()?;
-        if version != 3 {
-            return Err(Error::UnsupportedSchemaVersion(version));
-        }
-        let subgraphs = required(root.subgraphs()?, reason!("subgraphs"))?;
-        if subgraphs.is_empty() {
-            return Err(Error::MissingField(reason!("subgraphs")));
-        }
-        let buffers = required(root.buffers()?, reason!("buffers"))?;
-        let opcodes = root.operator_codes()?;
-        for i in 0..buffers.len() {
-            let buffer = tflite::Buffer(buffers.get(i)?);
+        let (model, subgraphs) = Self::view(bytes)?;
+        for i in 0..model.buffers.len() {
+            let buffer = tflite::Buffer(model.buffers.get(i)?);
             buffer.data()?;
             let (offset, size) = (buffer.offset()?, buffer.size()?);
             if offset > 1 && offset.checked_add(size).is_none_or(|end| end > bytes.len() as u64) {
                 return Err(out_of_range(Indexed::BufferOffset, offset as i64));
             }
         }
-        for i in 0..opcodes.map_or(0, |o| o.len()) {
-            let code = tflite::OperatorCode(required(opcodes, reason!("operator_codes"))?.get(i)?);
+        for i in 0..model.opcodes.map_or(0, |o| o.len()) {
+            let code = tflite::OperatorCode(required(model.opcodes, reason!("operator_codes"))?.get(i)?);
             code.builtin_code()?;
             code.version()?;
         }
-        let main = tflite::SubGraph(subgraphs.get(0)?);
-        let tensors = required(main.tensors()?, reason!("subgraph tensors"))?;
-        let model = Model {
-            bytes,
-            root,
-            buffers,
-            opcodes,
-            tensors,
-            operators: main.operators()?,
-            inputs: required(main.inputs()?, reason!("subgraph inputs"))?,
-            outputs: required(main.outputs()?, reason!("subgraph outputs"))?,
-        };
         // Flatbuffer tables can be shared: a vector may point at one subgraph, tensor or operator
         // many times, so a small file could make verification visit billions of elements. In a
         // file without sharing every element visited below takes at least 4 bytes of its own, so
@@ -112,6 +90,33 @@ impl<'a> Model<'a> {
             model.verify_subgraph(tflite::SubGraph(subgraphs.get(i)?), i == 0, &mut budget)?;
         }
         Ok(model)
+    }
+
+    /// The view of the executed subgraph without verifying the rest: for
+    /// [`Interpreter::from_prepared`](crate::Interpreter::from_prepared), whose state was built
+    /// from these bytes after `from_bytes` verified them. Every read stays bounds-checked.
+    pub(crate) fn view(bytes: &'a [u8]) -> Result<(Self, TableVector<'a>)> {
+        let root = tflite::Model::from_bytes(bytes)?;
+        let version = root.version()?;
+        if version != 3 {
+            return Err(Error::UnsupportedSchemaVersion(version));
+        }
+        let subgraphs = required(root.subgraphs()?, reason!("subgraphs"))?;
+        if subgraphs.is_empty() {
+            return Err(Error::MissingField(reason!("subgraphs")));
+        }
+        let main = tflite::SubGraph(subgraphs.get(0)?);
+        let model = Model {
+            bytes,
+            root,
+            buffers: required(root.buffers()?, reason!("buffers"))?,
+            opcodes: root.operator_codes()?,
+            tensors: required(main.tensors()?, reason!("subgraph tensors"))?,
+            operators: main.operators()?,
+            inputs: required(main.inputs()?, reason!("subgraph inputs"))?,
+            outputs: required(main.outputs()?, reason!("subgraph outputs"))?,
+        };
+        Ok((model, subgraphs))
     }
 
     fn verify_subgraph(&self, sg: tflite::SubGraph<'a>, executed: bool, budget: &mut Budget) -> Result<()> {

@@ -1,14 +1,33 @@
 //! Op resolvers decide which kernels are linked: firmware that registers six ops pays flash for six.
 
 use crate::error::{self, Error, Limited, Result};
-use crate::kernels::{self, Registration};
+use crate::kernels::{self, Kernel, Registration};
 
 /// Maps (builtin code, version) to a kernel registration by index, so the interpreter can keep
 /// plain integers in the arena.
-pub trait OpResolver {
+pub trait OpResolver: Kernels {
     /// Index of the registration that runs this op, if any.
     fn lookup(&self, code: i32, version: i32) -> Option<usize>;
     fn registration(&self, index: usize) -> Option<&'static Registration>;
+}
+
+/// The eval functions by registration index: all `invoke` needs. Every [`OpResolver`] is one; a
+/// constant `[Kernel; N]` (see [`Kernel::all_of`]) is one without any prepare code, for models
+/// prepared at build time ([`Interpreter::from_prepared`](crate::Interpreter::from_prepared)).
+pub trait Kernels {
+    fn kernel(&self, index: usize) -> Option<Kernel>;
+}
+
+impl<T: OpResolver + ?Sized> Kernels for T {
+    fn kernel(&self, index: usize) -> Option<Kernel> {
+        self.registration(index).map(Kernel::of)
+    }
+}
+
+impl<const N: usize> Kernels for [Kernel; N] {
+    fn kernel(&self, index: usize) -> Option<Kernel> {
+        self.get(index).copied()
+    }
 }
 
 /// Whether a registration runs this op code and version.

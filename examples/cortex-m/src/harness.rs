@@ -86,6 +86,7 @@ pub fn error_name(e: &Error) -> &'static str {
         Error::NoSuchTensor { .. } => "no such tensor",
         Error::TypeMismatch { .. } => "type mismatch",
         Error::Misaligned => "misaligned",
+        Error::PreparedStateMismatch(reason) => or(reason.as_str(), "prepared state mismatch"),
     }
 }
 

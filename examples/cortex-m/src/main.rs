@@ -9,7 +9,7 @@ mod harness;
 mod models;
 
 use cortex_m_rt::entry;
-use ferrolite::{Interpreter, Model};
+use ferrolite::Interpreter;
 use harness::{fail, print, print_number, Aligned16};
 
 mod golden {
@@ -31,9 +31,24 @@ fn main() -> ! {
     harness::paint_stack();
     let Some(mut peripherals) = cortex_m::Peripherals::take() else { fail("peripherals taken") };
 
-    let model = check("model", Model::from_bytes(&golden::MODEL.0));
+    // The default: the state build.rs prepared on the host, so no model verification, planner or
+    // prepare code is linked.
+    #[cfg(not(feature = "on-device-prepare"))]
+    // SAFETY: build.rs wrote `PREPARED` with `Interpreter::prepared_state` of this runtime, on an
+    // interpreter it built with `Interpreter::new` from these model bytes and `models::resolver()`,
+    // whose registrations `models::KERNELS` holds in the same order.
+    let restored =
+        unsafe { Interpreter::from_prepared(&golden::MODEL.0, &models::KERNELS, &mut ARENA.0, &golden::PREPARED) };
+    #[cfg(not(feature = "on-device-prepare"))]
+    let mut interpreter = check("restore", restored);
+    // As TFLite Micro does it: verify the model, prepare every op and plan the arena on the board.
+    #[cfg(feature = "on-device-prepare")]
     let resolver = check("resolver", models::resolver());
-    let mut interpreter = check("prepare", Interpreter::new(&model, &resolver, &mut ARENA.0, models::OPTIONS));
+    #[cfg(feature = "on-device-prepare")]
+    let mut interpreter = {
+        let model = check("model", ferrolite::Model::from_bytes(&golden::MODEL.0));
+        check("prepare", Interpreter::new(&model, &resolver, &mut ARENA.0, models::OPTIONS))
+    };
     if interpreter.arena_used() != golden::ARENA_BYTES {
         fail("the arena the board uses differs from the build-time measurement");
     }

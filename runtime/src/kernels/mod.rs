@@ -55,7 +55,43 @@ pub struct Registration {
     /// Output 0 may share input 0's memory (RESHAPE, SQUEEZE): the op then costs nothing.
     pub aliases_input: bool,
     pub prepare: fn(&mut PrepareContext<'_, '_>) -> Result<()>,
-    pub eval: fn(&mut EvalContext<'_>) -> Result<()>,
+    pub eval: EvalFn,
+}
+
+/// A kernel's hot loop: runs one op on the parameters its prepare wrote.
+pub type EvalFn = fn(&mut EvalContext<'_>) -> Result<()>;
+
+/// The part of a [`Registration`] `invoke` needs. Computed in a static's initializer
+/// (`static K: [Kernel; 1] = Kernel::all_of([&conv_2d::REGISTRATION_INT8])`), it links the kernel's
+/// eval alone: firmware that runs a model prepared at build time (`Interpreter::from_prepared`)
+/// carries no prepare code. (The registrations stay statics: their eval functions are then
+/// instantiated in this crate, at its optimization level, wherever they are used.)
+#[derive(Clone, Copy)]
+pub struct Kernel {
+    pub code: i32,
+    pub eval: EvalFn,
+}
+
+impl Kernel {
+    pub const fn of(registration: &Registration) -> Kernel {
+        Kernel { code: registration.code, eval: registration.eval }
+    }
+
+    /// [`Kernel::of`] for each registration, in order (for a constant kernel table).
+    pub const fn all_of<const N: usize>(registrations: [&Registration; N]) -> [Kernel; N] {
+        let mut kernels = [Kernel { code: -1, eval: no_kernel }; N];
+        let mut i = 0;
+        while i < N {
+            kernels[i] = Kernel::of(registrations[i]);
+            i += 1;
+        }
+        kernels
+    }
+}
+
+/// Placeholder of [`Kernel::all_of`]'s table before it is filled.
+fn no_kernel(_: &mut EvalContext<'_>) -> Result<()> {
+    Err(Error::UnsupportedOp { code: -1, version: 0 })
 }
 
 /// (builtin code, highest version) of every op this runtime has a kernel for. Kept apart from
