@@ -9,7 +9,9 @@
 //! - `needed` is exact: an aligned arena of `arena_used()` bytes prepares, one byte less fails
 //!   with `ArenaTooSmall { needed: arena_used() }` (firmware sizes its static arena this way);
 //! - invoke is deterministic: after `reset_variables`, a second invoke on the same inputs (over
-//!   the arena the first one left dirty) writes the same output bytes.
+//!   the arena the first one left dirty) writes the same output bytes;
+//! - a prepared state restores: `Interpreter::from_prepared` of the large interpreter's
+//!   `prepared_state`, in a misaligned arena, invokes like the original.
 
 use ferrolite::{AllOpsResolver, Error, Interpreter, InterpreterOptions, Model, Rounding, ARENA_ALIGN};
 
@@ -55,7 +57,9 @@ pub fn run(bytes: &[u8]) {
 
     let mut small = Arena::new(SMALL_ARENA, misalign);
     match Interpreter::new(&model, &AllOpsResolver, small.bytes(), options) {
-        Ok(mut it) => exercise(&mut it, hash),
+        Ok(mut it) => {
+            exercise(&mut it, hash);
+        }
         Err(Error::ArenaTooSmall { needed }) => {
             assert!(needed as usize > SMALL_ARENA, "ArenaTooSmall with {needed} needed, {SMALL_ARENA} available");
         }
@@ -63,14 +67,46 @@ pub fn run(bytes: &[u8]) {
     }
 
     let mut large = Arena::new(LARGE_ARENA, 0);
-    let used = match Interpreter::new(&model, &AllOpsResolver, large.bytes(), options) {
+    let (used, state, outputs) = match Interpreter::new(&model, &AllOpsResolver, large.bytes(), options) {
         Ok(mut it) => {
-            exercise(&mut it, hash);
-            it.arena_used()
+            let invoked = exercise(&mut it, hash);
+            let mut state = vec![0u8; it.prepared_state_len()];
+            assert!(it.prepared_state(&mut state).is_some(), "the state does not fit its own length");
+            let outputs = invoked.then(|| output_bytes(&it));
+            (it.arena_used(), state, outputs)
         }
         Err(_) => return,
     };
     check_exact_arena(&model, options, used);
+    check_prepared_state(bytes, &state, used, misalign, hash, outputs);
+}
+
+fn output_bytes(it: &Interpreter<'_>) -> Vec<Option<Vec<u8>>> {
+    (0..it.model().num_outputs()).map(|i| it.output_bytes(i).ok().map(<[u8]>::to_vec)).collect()
+}
+
+/// The state restores in an arena with `used` bytes past its aligned start and, when the original's invoke
+/// succeeded (`outputs`), computes the same outputs from the same inputs.
+fn check_prepared_state(
+    bytes: &[u8],
+    state: &[u8],
+    used: usize,
+    misalign: usize,
+    hash: u64,
+    outputs: Option<Vec<Option<Vec<u8>>>>,
+) {
+    let mut arena = Arena::new(used + ARENA_ALIGN, misalign);
+    // SAFETY: `state` was written by `prepared_state` of an interpreter `Interpreter::new` built on
+    // these bytes with `AllOpsResolver`, the kernels it is restored with.
+    let restored = unsafe { Interpreter::from_prepared(bytes, &AllOpsResolver, arena.bytes(), state) };
+    let mut it = restored.unwrap_or_else(|e| panic!("a prepared state does not restore on its own model: {e}"));
+    assert_eq!(it.arena_used(), used);
+    fill_inputs(&mut it, hash);
+    let result = it.invoke();
+    if let Some(expected) = outputs {
+        assert!(result.is_ok(), "the original invoked, the restored interpreter fails: {result:?}");
+        assert_eq!(output_bytes(&it), expected, "the restored interpreter computes other outputs");
+    }
 }
 
 /// Every accessor of a verified model, for panics.
@@ -109,7 +145,8 @@ fn check_exact_arena(model: &Model<'_>, options: InterpreterOptions, used: usize
 
 /// Fills the inputs, invokes, reads everything back, then invokes again after a reset (inputs
 /// refilled: a variable tensor may double as an input) and compares the outputs.
-fn exercise(it: &mut Interpreter<'_>, hash: u64) {
+/// Returns whether the invokes succeeded.
+fn exercise(it: &mut Interpreter<'_>, hash: u64) -> bool {
     let model = *it.model();
     for i in 0..=model.num_inputs() {
         let _ = it.input_meta(i);
@@ -129,7 +166,7 @@ fn exercise(it: &mut Interpreter<'_>, hash: u64) {
     let (persistent, activations) = it.arena_split();
     assert_eq!(persistent + activations, it.arena_used());
     if first.is_err() {
-        return;
+        return false;
     }
     it.reset_variables();
     fill_inputs(it, hash);
@@ -139,6 +176,7 @@ fn exercise(it: &mut Interpreter<'_>, hash: u64) {
         let after = it.output_bytes(i).ok();
         assert_eq!(before.as_deref(), after, "output {i} differs between two invokes on the same inputs");
     }
+    true
 }
 
 /// Writes the same hash-derived pattern into every input.
