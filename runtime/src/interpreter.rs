@@ -449,7 +449,7 @@ impl<'a> Interpreter<'a> {
             let num_gaps = split_disjoint(self.arena, ranges.get(..n).unwrap_or(&[]), &mut ctx.mutables, &mut gaps)
                 .map_err(|_| invalid(reason!("tensors overlap")))?;
             let gaps = gaps.get(..num_gaps).unwrap_or(&[]);
-            for (input, r) in ctx.inputs.iter_mut().zip(&input_ranges) {
+            for (input, r) in ctx.inputs.iter_mut().zip(&input_ranges).take(inputs.len()) {
                 *input = match *r {
                     None => &[],
                     Some((true, start, len)) => {
