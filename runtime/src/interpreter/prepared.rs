@@ -74,6 +74,9 @@ impl<'a> Interpreter<'a> {
     /// since) into `out` and returns it, or `None` if `out` is shorter than
     /// [`prepared_state_len`](Self::prepared_state_len). Restore it with
     /// [`from_prepared`](Self::from_prepared), on the same model bytes and the same kernels.
+    /// Without packed weights the state is the same on every target (the tables and parameters
+    /// are fixed-size little-endian integers), so a host can prepare it for a microcontroller;
+    /// packed weights are laid out for the machine that packed them.
     pub fn prepared_state<'o>(&self, out: &'o mut [u8]) -> Option<&'o [u8]> {
         let num_kernels = self.recorded_kernels();
         let state = out.get_mut(..self.prepared_state_len())?;
