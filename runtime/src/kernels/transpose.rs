@@ -53,17 +53,26 @@ pub(crate) fn for_each_offset(dims: &[usize], strides: &[usize], mut f: impl FnM
         return;
     };
     let (inner_len, inner_stride) = (dims[last], strides[last]);
+    // The two innermost dimensions as plain loops (the hot path): a small last dimension, like the
+    // 3 channels of an NCHW -> NHWC image, then does not pay the odometer per row.
+    let (outer, row_len, row_stride) = match last.checked_sub(1) {
+        Some(second) => (second, dims[second], strides[second]),
+        None => (0, 1, 0),
+    };
     let mut index = [0usize; MAX_RANK];
     let mut base = 0usize;
     loop {
-        // The innermost dimension as a plain loop: the hot path.
-        let mut offset = base;
-        for _ in 0..inner_len {
-            f(offset);
-            offset = offset.wrapping_add(inner_stride);
+        let mut row = base;
+        for _ in 0..row_len {
+            let mut offset = row;
+            for _ in 0..inner_len {
+                f(offset);
+                offset = offset.wrapping_add(inner_stride);
+            }
+            row = row.wrapping_add(row_stride);
         }
         // Carry into the outer dimensions like an odometer.
-        let mut d = last;
+        let mut d = outer;
         loop {
             if d == 0 {
                 return;
