@@ -232,6 +232,10 @@ fn packed_conv_matches_the_reference() {
         if rng.chance(40) {
             w.out_c = rng.usize(1, 90) as u32;
         }
+        // First layers: a few input channels, patches of at most 64 bytes.
+        if rng.chance(30) {
+            w.in_c = rng.usize(1, 7) as u32;
+        }
         if rng.chance(30) {
             (w.filter_h, w.filter_w, w.pad_h, w.pad_w, w.dil_h, w.dil_w) = (1, 1, 0, 0, 1, 1);
             w.out_h = (w.in_h - 1) / w.stride_h as u32 + 1;

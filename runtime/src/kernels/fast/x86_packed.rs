@@ -94,6 +94,8 @@ fn chunk<const N: usize>(
     let k4 = k.div_ceil(4);
     let pixels = w.batches as usize * w.out_h as usize * w.out_w as usize;
     let one_by_one = w.filter_h == 1 && w.filter_w == 1 && w.pad_h == 0 && w.pad_w == 0;
+    // Patches that fit one vector are built in a register.
+    let small = k <= 64;
     let zero_point = a.input_offset.wrapping_neg() as i8;
     let params: [BlockParams; N] = core::array::from_fn(|j| block_params(ch, (block + j) * BLOCK, out_c));
     let weights = &packed.weights[block * k4 * 64..(block + N) * k4 * 64];
@@ -107,18 +109,20 @@ fn chunk<const N: usize>(
         for m in 0..TILE {
             if m < valid {
                 let (b, oy, ox) = cur;
-                let patch = &mut patches[m * stride..m * stride + k];
+                let whole = &mut patches[m * stride..(m + 1) * stride];
                 if one_by_one {
                     let (iy, ix) = (oy * w.stride_h as usize, ox * w.stride_w as usize);
                     let at = ((b * w.in_h as usize + iy) * w.in_w as usize + ix) * in_c;
-                    copy_flipped(patch, &a.input[at..at + k]);
+                    copy_flipped(&mut whole[..k], &a.input[at..at + k]);
+                } else if small && w.dil_w == 1 {
+                    build_patch_small(&w, a.input, zero_point, (b, oy, ox), whole);
                 } else if w.dil_w == 1 {
-                    build_patch_flipped(&w, a.input, zero_point, (b, oy, ox), patch);
+                    build_patch_flipped(&w, a.input, zero_point, (b, oy, ox), &mut whole[..k]);
                 } else {
-                    build_patch_i8(&w, a.input, zero_point, b, oy, ox, patch);
-                    flip_in_place(patch);
+                    build_patch_i8(&w, a.input, zero_point, b, oy, ox, &mut whole[..k]);
+                    flip_in_place(&mut whole[..k]);
                 }
-                x[m] = patch.as_ptr();
+                x[m] = whole.as_ptr();
                 cur = next_pixel(&w, cur);
             } else {
                 x[m] = x[valid - 1];
@@ -194,31 +198,15 @@ fn build_patch_flipped(w: &Window, input: &[i8], zero_point: i8, (b, oy, ox): (u
         let start = ((b * in_h + iy0 as usize) * in_w + ix0 as usize) * in_c;
         let src = &input[start..start + (filter_h - 1) * pitch + row_len];
         for (fy, dst) in patch.chunks_exact_mut(row_len).take(filter_h).enumerate() {
-            copy_row_flipped(dst, &src[fy * pitch..fy * pitch + row_len]);
+            copy_flipped(dst, &src[fy * pitch..fy * pitch + row_len]);
         }
         return;
     }
-    let fill_byte = zero_point ^ i8::MIN;
     for (fy, dst) in patch.chunks_exact_mut(row_len).take(filter_h).enumerate() {
         let inside = fy >= fy_lo && fy < fy_hi && fx_lo < fx_hi;
         if inside && fx_lo == 0 && fx_hi == filter_w {
             let iy = (iy0 + w.dil_h * fy as i32) as usize;
-            copy_row_flipped(dst, &input[((b * in_h + iy) * in_w + ix0 as usize) * in_c..][..row_len]);
-            continue;
-        }
-        if row_len <= 8 {
-            // Short rows (first layers: few channels) byte by byte; masked stores cost more.
-            if inside {
-                let iy = (iy0 + w.dil_h * fy as i32) as usize;
-                let row = &input[(b * in_h + iy) * in_w * in_c..][..in_w * in_c];
-                let (lo, hi) = (fx_lo * in_c, fx_hi * in_c);
-                let start = (ix0 + fx_lo as i32) as usize * in_c;
-                for (i, d) in dst.iter_mut().enumerate() {
-                    *d = if i >= lo && i < hi { row[start + i - lo] ^ i8::MIN } else { fill_byte };
-                }
-            } else {
-                dst.fill(fill_byte);
-            }
+            copy_flipped(dst, &input[((b * in_h + iy) * in_w + ix0 as usize) * in_c..][..row_len]);
             continue;
         }
         // Padding first, then the in-image run over it.
@@ -240,28 +228,41 @@ fn build_patch_flipped(w: &Window, input: &[i8], zero_point: i8, (b, oy, ox): (u
     }
 }
 
-/// `dst = src ^ 0x80` for one patch row: rows of first layers (a few channels) as fixed-size
-/// moves, longer ones with [`copy_flipped`].
+/// [`build_patch_flipped`] for patches of at most 64 bytes (first layers: a few input channels),
+/// built in one register with a masked load per filter row and written with one store: byte-sized
+/// row stores would make the tile's 4-byte loads straddle stores, which the CPU cannot forward.
+/// `patch` is the pixel's whole `4 * k4` bytes; the bytes past `k` are overwritten (they meet zero
+/// weights).
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw")]
-fn copy_row_flipped(dst: &mut [i8], src: &[i8]) {
-    match src.len() {
-        3 => copy_fixed_flipped::<3>(dst, src),
-        4 => copy_fixed_flipped::<4>(dst, src),
-        6 => copy_fixed_flipped::<6>(dst, src),
-        8 => copy_fixed_flipped::<8>(dst, src),
-        9 => copy_fixed_flipped::<9>(dst, src),
-        12 => copy_fixed_flipped::<12>(dst, src),
-        16 => copy_fixed_flipped::<16>(dst, src),
-        _ => copy_flipped(dst, src),
+fn build_patch_small(w: &Window, input: &[i8], zero_point: i8, (b, oy, ox): (usize, usize, usize), patch: &mut [i8]) {
+    let (in_h, in_w, in_c) = (w.in_h as usize, w.in_w as usize, w.in_c as usize);
+    let iy0 = oy as i32 * w.stride_h - w.pad_h;
+    let ix0 = ox as i32 * w.stride_w - w.pad_w;
+    let (fy_lo, fy_hi) = taps_inside(iy0, w.dil_h, w.in_h, w.filter_h);
+    let (fx_lo, fx_hi) = taps_inside(ix0, 1, w.in_w, w.filter_w);
+    let row_len = w.filter_w as usize * in_c;
+    let mut v = _mm512_set1_epi8(zero_point);
+    if fx_lo < fx_hi {
+        // Row `fy`'s in-image taps: patch bytes `fy * row_len + fx_lo * in_c..` read the input from
+        // tap `fx_lo`'s pixel, so the load's base is that pixel less the bytes before it.
+        let run = low_bytes((fx_hi - fx_lo) * in_c);
+        let skip = fx_lo * in_c;
+        let ix = (ix0 + fx_lo as i32) as usize;
+        for fy in fy_lo..fy_hi {
+            let iy = (iy0 + w.dil_h * fy as i32) as usize;
+            let src = &input[((b * in_h + iy) * in_w + ix) * in_c..][..(fx_hi - fx_lo) * in_c];
+            let at = fy * row_len + skip;
+            // SAFETY: the mask selects bytes `at..at + src.len()` of the 64 (`k <= 64`), which read
+            // exactly `src`; the base pointer is only formed (wrapping), never read outside them.
+            v = unsafe { _mm512_mask_loadu_epi8(v, run << at, src.as_ptr().wrapping_sub(at)) };
+        }
     }
-}
-
-/// `dst[..R] = src[..R] ^ 0x80` with the size known to the compiler (plain moves, no calls).
-#[inline(always)]
-fn copy_fixed_flipped<const R: usize>(dst: &mut [i8], src: &[i8]) {
-    let (Some(dst), Some(src)) = (dst.first_chunk_mut::<R>(), src.first_chunk::<R>()) else { return };
-    *dst = src.map(|x| x ^ i8::MIN);
+    let n = patch.len().min(64);
+    // SAFETY: the mask stores the first `n` bytes of `patch`.
+    unsafe {
+        _mm512_mask_storeu_epi8(patch.as_mut_ptr(), low_bytes(n), _mm512_xor_si512(v, _mm512_set1_epi8(i8::MIN)))
+    };
 }
 
 /// A mask of the low `n` bytes of a 64-byte vector, `n <= 64`.
