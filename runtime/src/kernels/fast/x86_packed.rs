@@ -423,7 +423,7 @@ pub(super) fn depthwise(a: &mut ConvInt8<'_>, packed: &PackedDepthwise<'_>) -> b
     let sizes_ok = a.input.len() >= w.input_elements()
         && a.output.len() >= w.output_elements()
         && w.in_c == w.out_c
-        && packed.taps == w.filter_h as usize * w.filter_w as usize
+        && (packed.filter_h, packed.filter_w) == (w.filter_h as usize, w.filter_w as usize)
         && packed.taps <= MAX_TAPS
         && packed.blocks == (w.out_c as usize).div_ceil(DEPTHWISE_BLOCK);
     // The output stage works on bytes and 16-bit lanes (int8 activations always fit).
@@ -442,23 +442,34 @@ pub(super) fn depthwise(a: &mut ConvInt8<'_>, packed: &PackedDepthwise<'_>) -> b
 fn depthwise_impl(a: &mut ConvInt8<'_>, packed: &PackedDepthwise<'_>) {
     let w = *a.window;
     let (in_w, c) = (w.in_w as usize, w.in_c as usize);
-    let filter_w = w.filter_w as usize;
-    // Distance from the first tap's input byte to each tap's, for pixels whose taps are all inside.
-    let mut tap_offsets = [0usize; MAX_TAPS];
-    for (t, offset) in tap_offsets.iter_mut().enumerate().take(packed.taps) {
-        let (fy, fx) = (t / filter_w, t % filter_w);
-        *offset = (fy * w.dil_h as usize * in_w + fx * w.dil_w as usize) * c;
+    let (filter_h, filter_w) = (packed.filter_h, packed.filter_w);
+    let slots = 4 * packed.taps.div_ceil(4);
+    // Distance from the first tap's input byte to each slot's tap, for pixels whose taps are all
+    // inside; slots without a tap meet zero weights (offset 0: any readable vector will do).
+    let steps = super::packing::slot_steps(filter_h, filter_w);
+    let mut tap_offsets = [0usize; MAX_TAPS + 3];
+    let mut empty = !0u64 >> (64 - slots);
+    for fy in 0..filter_h {
+        for fx in 0..filter_w {
+            let slot = fy * steps.0 + fx * steps.1;
+            tap_offsets[slot] = (fy * w.dil_h as usize * in_w + fx * w.dil_w as usize) * c;
+            empty &= !(1 << slot);
+        }
     }
     // What taps outside the image read: the input zero point on every channel of a block.
     let outside = [a.input_offset.wrapping_neg() as i8; DEPTHWISE_BLOCK];
-    let taps = Taps { offsets: &tap_offsets[..packed.taps], outside: outside.as_ptr() };
+    let taps = Taps { offsets: &tap_offsets[..slots], empty, steps, outside: outside.as_ptr() };
+    // Columns of a 3x3 filter shared along rows: stride 1, no dilation along x.
+    let columns = super::packing::by_columns(filter_h, filter_w) && filter_w == 3 && w.stride_w == 1 && w.dil_w == 1;
     for block in 0..packed.blocks {
         let data = &packed.data[block * packed.block_len()..(block + 1) * packed.block_len()];
         let kernel = DepthwiseBlock::new(a, data, packed.taps);
+        let c0 = block * DEPTHWISE_BLOCK;
         if super::packing::replicates(c) {
             depthwise_rows(a, &kernel, &taps);
+        } else if columns {
+            depthwise_columns::<3>(a, &kernel, &taps, c0);
         } else {
-            let c0 = block * DEPTHWISE_BLOCK;
             let mut cur = (0, 0, 0);
             let pixels = w.batches as usize * w.out_h as usize * w.out_w as usize;
             let mut ptrs = [taps.outside; MAX_TAPS + 3];
@@ -470,12 +481,24 @@ fn depthwise_impl(a: &mut ConvInt8<'_>, packed: &PackedDepthwise<'_>) {
     }
 }
 
-/// Where each filter tap reads its input.
+/// Where each slot of the packed filter reads its input.
 struct Taps<'t> {
-    /// Offset of each tap's input byte from the first tap's, when all taps are inside the image.
+    /// Offset of each slot's input byte from the first tap's, when all taps are inside the image.
     offsets: &'t [usize],
+    /// Bit `s` set: slot `s` holds no tap (zero weights).
+    empty: u64,
+    /// Slot of tap `(fy, fx)`: `fy * steps.0 + fx * steps.1`.
+    steps: (usize, usize),
     /// A block of input zero points, for taps outside the image.
     outside: *const i8,
+}
+
+impl Taps<'_> {
+    /// Whether slot `s` holds a tap.
+    #[inline(always)]
+    fn used(&self, s: usize) -> bool {
+        s < self.offsets.len() && self.empty >> s & 1 == 0
+    }
 }
 
 /// One block of 64 channels of a packed depthwise filter, ready to run.
@@ -512,29 +535,35 @@ impl<'d> DepthwiseBlock<'d> {
         }
     }
 
-    /// The 64 output bytes, in channel order, of the flipped (`x + 128`) input vectors `tap(t)`
-    /// of every tap `t` (taps past the filter meet zero weights; any vector will do).
+    /// The 64 output bytes, in channel order, of the flipped (`x + 128`) input vectors `tap(s)`
+    /// of every slot `s` (slots without a tap meet zero weights; any vector will do).
     #[inline]
     #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
     fn run(&self, tap: impl Fn(usize) -> __m512i) -> __m512i {
         let mut acc = self.bias;
         for g in 0..self.groups {
-            let t: [__m512i; 4] = core::array::from_fn(|u| tap(4 * g + u));
-            let (pair_lo, pair_hi) = (_mm512_unpacklo_epi8(t[0], t[1]), _mm512_unpackhi_epi8(t[0], t[1]));
-            let (next_lo, next_hi) = (_mm512_unpacklo_epi8(t[2], t[3]), _mm512_unpackhi_epi8(t[2], t[3]));
-            let fours = [
-                _mm512_unpacklo_epi16(pair_lo, next_lo),
-                _mm512_unpackhi_epi16(pair_lo, next_lo),
-                _mm512_unpacklo_epi16(pair_hi, next_hi),
-                _mm512_unpackhi_epi16(pair_hi, next_hi),
-            ];
-            for (j, acc) in acc.iter_mut().enumerate() {
-                let k = &self.weights[(4 * g + j) * 64..(4 * g + j) * 64 + 64];
-                // SAFETY: `k` is exactly 64 bytes; unaligned load.
-                let k = unsafe { _mm512_loadu_si512(k.as_ptr().cast()) };
-                *acc = _mm512_dpbusd_epi32(*acc, fours[j], k);
-            }
+            let fours = interleave(core::array::from_fn(|u| tap(4 * g + u)));
+            self.accumulate(&mut acc, &fours, g);
         }
+        self.finish(acc)
+    }
+
+    /// Adds group `g`'s products with the interleaved taps `fours` to `acc`.
+    #[inline]
+    #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
+    fn accumulate(&self, acc: &mut [__m512i; 4], fours: &[__m512i; 4], g: usize) {
+        for (j, acc) in acc.iter_mut().enumerate() {
+            let k = &self.weights[(4 * g + j) * 64..(4 * g + j) * 64 + 64];
+            // SAFETY: `k` is exactly 64 bytes; unaligned load.
+            let k = unsafe { _mm512_loadu_si512(k.as_ptr().cast()) };
+            *acc = _mm512_dpbusd_epi32(*acc, fours[j], k);
+        }
+    }
+
+    /// The 64 output bytes, in channel order, of the sums `acc` (biases included).
+    #[inline]
+    #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl")]
+    fn finish(&self, acc: [__m512i; 4]) -> __m512i {
         let scaled: [__m512i; 4] = core::array::from_fn(|j| self.requant[j].apply(acc[j]));
         // Back to channel order with the packs, which (like the unpacks) work within 128-bit
         // lanes: lane `l` of `scaled[j]` is channels `16 l + 4 j..`, so packing 0 with 1 and 2
@@ -546,6 +575,22 @@ impl<'d> DepthwiseBlock<'d> {
         let high = _mm512_adds_epi16(_mm512_packs_epi32(scaled[2], scaled[3]), self.out_offset);
         _mm512_min_epi8(_mm512_max_epi8(_mm512_packs_epi16(low, high), self.lo), self.hi)
     }
+}
+
+/// Four tap vectors of 64 channels interleaved so each 32-bit lane holds one channel's four taps
+/// (bytes, then 16-bit pairs; within 128-bit lanes): vector `j`, lane `l` holds channels
+/// `16 l + 4 j..16 l + 4 j + 4`.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw")]
+fn interleave(t: [__m512i; 4]) -> [__m512i; 4] {
+    let (pair_lo, pair_hi) = (_mm512_unpacklo_epi8(t[0], t[1]), _mm512_unpackhi_epi8(t[0], t[1]));
+    let (next_lo, next_hi) = (_mm512_unpacklo_epi8(t[2], t[3]), _mm512_unpackhi_epi8(t[2], t[3]));
+    [
+        _mm512_unpacklo_epi16(pair_lo, next_lo),
+        _mm512_unpackhi_epi16(pair_lo, next_lo),
+        _mm512_unpacklo_epi16(pair_hi, next_hi),
+        _mm512_unpackhi_epi16(pair_hi, next_hi),
+    ]
 }
 
 /// Output pixel `p` = `(b, oy, ox)`, channels `c0..c0 + 64` (or up to `c`). `ptrs` holds the
@@ -586,7 +631,7 @@ fn depthwise_pixel(
             for fx in fx_lo..fx_hi {
                 let ix = (ix0 + w.dil_w * fx as i32) as usize;
                 let at = ((b * in_h + iy) * in_w + ix) * c + c0;
-                ptrs[fy * filter_w + fx] = a.input[at..at + lanes].as_ptr();
+                ptrs[fy * taps.steps.0 + fx * taps.steps.1] = a.input[at..at + lanes].as_ptr();
             }
         }
     }
@@ -601,6 +646,77 @@ fn depthwise_pixel(
     let dst = &mut a.output[p * c + c0..p * c + c0 + lanes];
     // SAFETY: the mask stores exactly `lanes` bytes, all inside `dst`.
     unsafe { _mm512_mask_storeu_epi8(dst.as_mut_ptr().cast(), mask, out) };
+}
+
+/// Depthwise on weights packed by columns (`FW` columns of up to four taps), stride 1 along x
+/// without dilation: along a row, the pixels whose taps are all inside the image share each
+/// input column's loads and interleave (each serves `FW` pixels); other pixels one at a time.
+#[inline]
+#[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
+fn depthwise_columns<const FW: usize>(a: &mut ConvInt8<'_>, kernel: &DepthwiseBlock<'_>, taps: &Taps<'_>, c0: usize) {
+    let w = *a.window;
+    let (in_h, in_w, c) = (w.in_h as usize, w.in_w as usize, w.in_c as usize);
+    let (filter_h, out_h, out_w) = (w.filter_h as usize, w.out_h as usize, w.out_w as usize);
+    let lanes = (c - c0).min(DEPTHWISE_BLOCK);
+    let mask = low_bytes(lanes);
+    let flip = _mm512_set1_epi8(i8::MIN);
+    let row_step = w.dil_h as usize * in_w * c;
+    // Output columns whose taps are all inside along x: `ox - pad_w >= 0` and `ox - pad_w + FW <= in_w`.
+    let pad_w = w.pad_w as i64;
+    let ox_lo = (pad_w.max(0) as usize).min(out_w);
+    let ox_hi = ((in_w as i64 + 1 - FW as i64 + pad_w).clamp(0, out_w as i64) as usize).max(ox_lo);
+    let mut ptrs = [taps.outside; MAX_TAPS + 3];
+    for b in 0..w.batches as usize {
+        for oy in 0..out_h {
+            let p0 = (b * out_h + oy) * out_w;
+            let iy0 = oy as i32 * w.stride_h - w.pad_h;
+            let (fy_lo, fy_hi) = taps_inside(iy0, w.dil_h, w.in_h, w.filter_h);
+            let (lo, hi) =
+                if fy_lo == 0 && fy_hi == filter_h && ox_hi - ox_lo >= 2 { (ox_lo, ox_hi) } else { (out_w, out_w) };
+            for ox in (0..lo).chain(hi..out_w) {
+                depthwise_pixel(a, kernel, taps, &mut ptrs, (b, oy, ox), c0, p0 + ox);
+            }
+            if lo == hi {
+                continue;
+            }
+            // Input column `ix`'s taps, interleaved (rows past the filter meet zero weights).
+            let first = (b * in_h + iy0 as usize) * in_w;
+            let column = |ix: usize| {
+                let at = (first + ix) * c + c0;
+                let rows = &a.input[at..at + (filter_h - 1) * row_step + lanes];
+                interleave(core::array::from_fn(|fy| {
+                    if fy >= filter_h {
+                        return _mm512_setzero_si512();
+                    }
+                    // SAFETY: `lanes` bytes from `fy * row_step` lie inside `rows`; the masked load
+                    // reads no others.
+                    unsafe { _mm512_xor_si512(_mm512_maskz_loadu_epi8(mask, rows.as_ptr().add(fy * row_step)), flip) }
+                }))
+            };
+            let ix0 = lo - w.pad_w as usize;
+            let mut cols: [[__m512i; 4]; FW] = core::array::from_fn(|fx| column(ix0 + fx));
+            for ox in lo..hi {
+                let mut acc = kernel.bias;
+                for (fx, col) in cols.iter().enumerate() {
+                    kernel.accumulate(&mut acc, col, fx);
+                }
+                let out = kernel.finish(acc);
+                let at = (p0 + ox) * c + c0;
+                let dst = &mut a.output[at..at + lanes];
+                // SAFETY: the mask stores exactly `lanes` bytes, all inside `dst`.
+                unsafe { _mm512_mask_storeu_epi8(dst.as_mut_ptr().cast(), mask, out) };
+                if ox + 1 < hi {
+                    cols = core::array::from_fn(|fx| {
+                        if fx + 1 < FW {
+                            cols[fx + 1]
+                        } else {
+                            column(ox + 1 - w.pad_w as usize + fx)
+                        }
+                    });
+                }
+            }
+        }
+    }
 }
 
 /// Depthwise with `c` in {8, 16, 32} channels, weights replicated over the 64 lanes: `64 / c`
@@ -643,9 +759,12 @@ fn depthwise_rows(a: &mut ConvInt8<'_>, kernel: &DepthwiseBlock<'_>, taps: &Taps
                 let at = ((b * in_h + iy0 as usize) * in_w + ix0 as usize) * c;
                 // Bytes from `at` the group reads per tap: up to its last pixel's channels.
                 let span = ((group - 1) * stride + 1) * c;
-                let base = &a.input[at..at + taps.offsets.last().map_or(0, |&o| o) + span];
+                let base = &a.input[at..at + taps.offsets.iter().max().map_or(0, |&o| o) + span];
                 let out = kernel.run(|t| {
-                    let Some(&offset) = taps.offsets.get(t) else { return _mm512_setzero_si512() };
+                    if !taps.used(t) {
+                        return _mm512_setzero_si512();
+                    }
+                    let offset = taps.offsets[t];
                     let src = &base[offset..offset + span];
                     // SAFETY: `src` is `span` bytes: 64 for stride 1; for stride 2, `128 - c`,
                     // which the second (masked) load ends at.
