@@ -459,16 +459,18 @@ fn depthwise_impl(a: &mut ConvInt8<'_>, packed: &PackedDepthwise<'_>) {
     // What taps outside the image read: the input zero point on every channel of a block.
     let outside = [a.input_offset.wrapping_neg() as i8; DEPTHWISE_BLOCK];
     let taps = Taps { offsets: &tap_offsets[..slots], empty, steps, outside: outside.as_ptr() };
-    // Columns of a 3x3 filter shared along rows: stride 1, no dilation along x.
-    let columns = super::packing::by_columns(filter_h, filter_w) && filter_w == 3 && w.stride_w == 1 && w.dil_w == 1;
+    // Columns of a 3x3 filter shared along rows: stride 1 or 2, no dilation along x.
+    let columns = super::packing::by_columns(filter_h, filter_w) && filter_w == 3 && w.dil_w == 1;
     for block in 0..packed.blocks {
         let data = &packed.data[block * packed.block_len()..(block + 1) * packed.block_len()];
         let kernel = DepthwiseBlock::new(a, data, packed.taps);
         let c0 = block * DEPTHWISE_BLOCK;
         if super::packing::replicates(c) {
             depthwise_rows(a, &kernel, &taps);
-        } else if columns {
-            depthwise_columns::<3>(a, &kernel, &taps, c0);
+        } else if columns && w.stride_w == 1 {
+            depthwise_columns::<3, 1>(a, &kernel, &taps, c0);
+        } else if columns && w.stride_w == 2 {
+            depthwise_columns::<3, 2>(a, &kernel, &taps, c0);
         } else {
             let mut cur = (0, 0, 0);
             let pixels = w.batches as usize * w.out_h as usize * w.out_w as usize;
@@ -648,75 +650,92 @@ fn depthwise_pixel(
     unsafe { _mm512_mask_storeu_epi8(dst.as_mut_ptr().cast(), mask, out) };
 }
 
-/// Depthwise on weights packed by columns (`FW` columns of up to four taps), stride 1 along x
-/// without dilation: along a row, the pixels whose taps are all inside the image share each
-/// input column's loads and interleave (each serves `FW` pixels); other pixels one at a time.
+/// Depthwise on weights packed by columns (`FW` columns of up to four taps), stride `S` along x
+/// without dilation: along a row, output pixels share each input column's loads and interleave
+/// (a column serves up to `FW / S` pixels). Taps outside the image read the input zero point, as
+/// in [`depthwise_pixel`]; columns wholly outside are one interleave for the block.
 #[inline]
 #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
-fn depthwise_columns<const FW: usize>(a: &mut ConvInt8<'_>, kernel: &DepthwiseBlock<'_>, taps: &Taps<'_>, c0: usize) {
+fn depthwise_columns<const FW: usize, const S: usize>(
+    a: &mut ConvInt8<'_>,
+    kernel: &DepthwiseBlock<'_>,
+    taps: &Taps<'_>,
+    c0: usize,
+) {
     let w = *a.window;
     let (in_h, in_w, c) = (w.in_h as usize, w.in_w as usize, w.in_c as usize);
-    let (filter_h, out_h, out_w) = (w.filter_h as usize, w.out_h as usize, w.out_w as usize);
+    let (out_h, out_w) = (w.out_h as usize, w.out_w as usize);
     let lanes = (c - c0).min(DEPTHWISE_BLOCK);
     let mask = low_bytes(lanes);
     let flip = _mm512_set1_epi8(i8::MIN);
+    // SAFETY: `outside` is 64 readable bytes.
+    let outside = unsafe { _mm512_xor_si512(_mm512_loadu_si512(taps.outside.cast()), flip) };
+    let outside_column = interleave([outside; 4]);
     let row_step = w.dil_h as usize * in_w * c;
-    // Output columns whose taps are all inside along x: `ox - pad_w >= 0` and `ox - pad_w + FW <= in_w`.
-    let pad_w = w.pad_w as i64;
-    let ox_lo = (pad_w.max(0) as usize).min(out_w);
-    let ox_hi = ((in_w as i64 + 1 - FW as i64 + pad_w).clamp(0, out_w as i64) as usize).max(ox_lo);
-    let mut ptrs = [taps.outside; MAX_TAPS + 3];
     for b in 0..w.batches as usize {
         for oy in 0..out_h {
             let p0 = (b * out_h + oy) * out_w;
             let iy0 = oy as i32 * w.stride_h - w.pad_h;
             let (fy_lo, fy_hi) = taps_inside(iy0, w.dil_h, w.in_h, w.filter_h);
-            let (lo, hi) =
-                if fy_lo == 0 && fy_hi == filter_h && ox_hi - ox_lo >= 2 { (ox_lo, ox_hi) } else { (out_w, out_w) };
-            for ox in (0..lo).chain(hi..out_w) {
-                depthwise_pixel(a, kernel, taps, &mut ptrs, (b, oy, ox), c0, p0 + ox);
-            }
-            if lo == hi {
+            if fy_lo == fy_hi {
+                // The row reads only padding: every column is the outside one.
+                let out = kernel.finish(columns_sum::<FW>(kernel, &[outside_column; FW]));
+                for ox in 0..out_w {
+                    let at = (p0 + ox) * c + c0;
+                    let dst = &mut a.output[at..at + lanes];
+                    // SAFETY: the mask stores exactly `lanes` bytes, all inside `dst`.
+                    unsafe { _mm512_mask_storeu_epi8(dst.as_mut_ptr().cast(), mask, out) };
+                }
                 continue;
             }
-            // Input column `ix`'s taps, interleaved (rows past the filter meet zero weights).
-            let first = (b * in_h + iy0 as usize) * in_w;
-            let column = |ix: usize| {
-                let at = (first + ix) * c + c0;
-                let rows = &a.input[at..at + (filter_h - 1) * row_step + lanes];
+            // Input column `ix`'s taps, interleaved (rows outside the image or past the filter
+            // read the outside vector).
+            let top = (b * in_h) as isize + iy0 as isize + (fy_lo * w.dil_h as usize) as isize;
+            let column = |ix: isize| {
+                if ix < 0 || ix >= in_w as isize {
+                    return outside_column;
+                }
+                let at = ((top as usize) * in_w + ix as usize) * c + c0;
+                let rows = &a.input[at..at + (fy_hi - fy_lo - 1) * row_step + lanes];
                 interleave(core::array::from_fn(|fy| {
-                    if fy >= filter_h {
-                        return _mm512_setzero_si512();
+                    if fy < fy_lo || fy >= fy_hi {
+                        return outside;
                     }
-                    // SAFETY: `lanes` bytes from `fy * row_step` lie inside `rows`; the masked load
-                    // reads no others.
-                    unsafe { _mm512_xor_si512(_mm512_maskz_loadu_epi8(mask, rows.as_ptr().add(fy * row_step)), flip) }
+                    // SAFETY: `lanes` bytes from `(fy - fy_lo) * row_step` lie inside `rows`; the
+                    // masked load reads no others.
+                    unsafe {
+                        let row = rows.as_ptr().add((fy - fy_lo) * row_step);
+                        _mm512_xor_si512(_mm512_maskz_loadu_epi8(mask, row), flip)
+                    }
                 }))
             };
-            let ix0 = lo - w.pad_w as usize;
-            let mut cols: [[__m512i; 4]; FW] = core::array::from_fn(|fx| column(ix0 + fx));
-            for ox in lo..hi {
-                let mut acc = kernel.bias;
-                for (fx, col) in cols.iter().enumerate() {
-                    kernel.accumulate(&mut acc, col, fx);
-                }
-                let out = kernel.finish(acc);
+            let ix0 = -(w.pad_w as isize);
+            let mut cols: [[__m512i; 4]; FW] = core::array::from_fn(|fx| column(ix0 + fx as isize));
+            for ox in 0..out_w {
+                let out = kernel.finish(columns_sum::<FW>(kernel, &cols));
                 let at = (p0 + ox) * c + c0;
                 let dst = &mut a.output[at..at + lanes];
                 // SAFETY: the mask stores exactly `lanes` bytes, all inside `dst`.
                 unsafe { _mm512_mask_storeu_epi8(dst.as_mut_ptr().cast(), mask, out) };
-                if ox + 1 < hi {
-                    cols = core::array::from_fn(|fx| {
-                        if fx + 1 < FW {
-                            cols[fx + 1]
-                        } else {
-                            column(ox + 1 - w.pad_w as usize + fx)
-                        }
-                    });
+                if ox + 1 < out_w {
+                    let next = ix0 + ((ox + 1) * S) as isize;
+                    cols =
+                        core::array::from_fn(|fx| if fx + S < FW { cols[fx + S] } else { column(next + fx as isize) });
                 }
             }
         }
     }
+}
+
+/// The sums (biases included) of one output pixel from its `FW` interleaved input columns.
+#[inline]
+#[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
+fn columns_sum<const FW: usize>(kernel: &DepthwiseBlock<'_>, cols: &[[__m512i; 4]; FW]) -> [__m512i; 4] {
+    let mut acc = kernel.bias;
+    for (fx, col) in cols.iter().enumerate() {
+        kernel.accumulate(&mut acc, col, fx);
+    }
+    acc
 }
 
 /// Depthwise with `c` in {8, 16, 32} channels, weights replicated over the 64 lanes: `64 / c`
