@@ -459,26 +459,39 @@ fn depthwise_impl(a: &mut ConvInt8<'_>, packed: &PackedDepthwise<'_>) {
     // What taps outside the image read: the input zero point on every channel of a block.
     let outside = [a.input_offset.wrapping_neg() as i8; DEPTHWISE_BLOCK];
     let taps = Taps { offsets: &tap_offsets[..slots], empty, steps, outside: outside.as_ptr() };
-    // Columns of a 3x3 filter shared along rows: stride 1 or 2, no dilation along x.
+    // Columns of a 3x3 filter shared along rows: stride 1 or 2 (1 with replicated channels), no
+    // dilation along x.
     let columns = super::packing::by_columns(filter_h, filter_w) && filter_w == 3 && w.dil_w == 1;
+    let replicated = super::packing::replicates(c);
     for block in 0..packed.blocks {
         let data = &packed.data[block * packed.block_len()..(block + 1) * packed.block_len()];
         let kernel = DepthwiseBlock::new(a, data, packed.taps);
         let c0 = block * DEPTHWISE_BLOCK;
-        if super::packing::replicates(c) {
-            depthwise_rows(a, &kernel, &taps);
-        } else if columns && w.stride_w == 1 {
-            depthwise_columns::<3, 1>(a, &kernel, &taps, c0);
-        } else if columns && w.stride_w == 2 {
-            depthwise_columns::<3, 2>(a, &kernel, &taps, c0);
-        } else {
-            let mut cur = (0, 0, 0);
-            let pixels = w.batches as usize * w.out_h as usize * w.out_w as usize;
-            let mut ptrs = [taps.outside; MAX_TAPS + 3];
-            for p in 0..pixels {
-                depthwise_pixel(a, &kernel, &taps, &mut ptrs, cur, c0, p);
-                cur = next_pixel(&w, cur);
-            }
+        match (columns, replicated, w.stride_w, c) {
+            (true, false, 1, _) => depthwise_columns::<3, 1, false>(a, &kernel, &taps, c0),
+            (true, false, 2, _) => depthwise_columns::<3, 2, false>(a, &kernel, &taps, c0),
+            // Two pixels of 32 channels per vector: one column of three carries over.
+            (true, true, 1, 32) => depthwise_columns::<3, 2, true>(a, &kernel, &taps, c0),
+            (true, true, 1, _) => depthwise_columns::<3, 3, true>(a, &kernel, &taps, c0),
+            _ => depthwise_any(a, &kernel, &taps, c0),
+        }
+    }
+}
+
+/// [`depthwise_impl`]'s block `c0..` without shared columns.
+#[inline]
+#[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
+fn depthwise_any(a: &mut ConvInt8<'_>, kernel: &DepthwiseBlock<'_>, taps: &Taps<'_>, c0: usize) {
+    let w = *a.window;
+    if super::packing::replicates(w.in_c as usize) {
+        depthwise_rows(a, kernel, taps);
+    } else {
+        let mut cur = (0, 0, 0);
+        let pixels = w.batches as usize * w.out_h as usize * w.out_w as usize;
+        let mut ptrs = [taps.outside; MAX_TAPS + 3];
+        for p in 0..pixels {
+            depthwise_pixel(a, kernel, taps, &mut ptrs, cur, c0, p);
+            cur = next_pixel(&w, cur);
         }
     }
 }
@@ -650,13 +663,17 @@ fn depthwise_pixel(
     unsafe { _mm512_mask_storeu_epi8(dst.as_mut_ptr().cast(), mask, out) };
 }
 
-/// Depthwise on weights packed by columns (`FW` columns of up to four taps), stride `S` along x
-/// without dilation: along a row, output pixels share each input column's loads and interleave
-/// (a column serves up to `FW / S` pixels). Taps outside the image read the input zero point, as
-/// in [`depthwise_pixel`]; columns wholly outside are one interleave for the block.
-#[inline]
+/// Depthwise on weights packed by columns (`FW` columns of up to four taps) without dilation
+/// along x: along a row, output vectors share each input column's loads and interleave (the next
+/// vector's columns are `STEP` further: the stride, or with replicated weights the pixels per
+/// vector). A vector is one output pixel, or with `c` in {8, 16, 32} (`REPLICATED`, weights
+/// replicated over the lanes, stride 1) `64 / c` adjacent pixels, whose column `ix` is the 64
+/// bytes from input pixel `ix`.
+/// Taps outside the image read the input zero point, as in [`depthwise_pixel`]; columns wholly
+/// outside are one interleave for the block.
+#[inline(never)]
 #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
-fn depthwise_columns<const FW: usize, const S: usize>(
+fn depthwise_columns<const FW: usize, const STEP: usize, const REPLICATED: bool>(
     a: &mut ConvInt8<'_>,
     kernel: &DepthwiseBlock<'_>,
     taps: &Taps<'_>,
@@ -665,11 +682,15 @@ fn depthwise_columns<const FW: usize, const S: usize>(
     let w = *a.window;
     let (in_h, in_w, c) = (w.in_h as usize, w.in_w as usize, w.in_c as usize);
     let (out_h, out_w) = (w.out_h as usize, w.out_w as usize);
-    let lanes = (c - c0).min(DEPTHWISE_BLOCK);
-    let mask = low_bytes(lanes);
+    // Pixels per vector, and the channels each has in the block.
+    let (group, lanes) = if REPLICATED { (DEPTHWISE_BLOCK / c, c) } else { (1, (c - c0).min(DEPTHWISE_BLOCK)) };
+    // Replicated weights run at stride 1; otherwise the columns move by the stride.
+    let stride = if REPLICATED { 1 } else { STEP };
+    let lane_mask = low_bytes(lanes);
     let flip = _mm512_set1_epi8(i8::MIN);
     // SAFETY: `outside` is 64 readable bytes.
-    let outside = unsafe { _mm512_xor_si512(_mm512_loadu_si512(taps.outside.cast()), flip) };
+    let zero_points = unsafe { _mm512_loadu_si512(taps.outside.cast()) };
+    let outside = _mm512_xor_si512(zero_points, flip);
     let outside_column = interleave([outside; 4]);
     let row_step = w.dil_h as usize * in_w * c;
     for b in 0..w.batches as usize {
@@ -678,49 +699,75 @@ fn depthwise_columns<const FW: usize, const S: usize>(
             let iy0 = oy as i32 * w.stride_h - w.pad_h;
             let (fy_lo, fy_hi) = taps_inside(iy0, w.dil_h, w.in_h, w.filter_h);
             if fy_lo == fy_hi {
-                // The row reads only padding: every column is the outside one.
+                // The row reads only padding: every vector is the same.
                 let out = kernel.finish(columns_sum::<FW>(kernel, &[outside_column; FW]));
-                for ox in 0..out_w {
+                for ox in (0..out_w).step_by(group) {
                     let at = (p0 + ox) * c + c0;
-                    let dst = &mut a.output[at..at + lanes];
-                    // SAFETY: the mask stores exactly `lanes` bytes, all inside `dst`.
-                    unsafe { _mm512_mask_storeu_epi8(dst.as_mut_ptr().cast(), mask, out) };
+                    let n = if REPLICATED { (out_w - ox).min(group) * c } else { lanes };
+                    let dst = &mut a.output[at..at + n];
+                    // SAFETY: the mask stores exactly `n` bytes, all inside `dst`.
+                    unsafe { _mm512_mask_storeu_epi8(dst.as_mut_ptr().cast(), low_bytes(n), out) };
                 }
                 continue;
             }
+            let top = (b * in_h) as isize + iy0 as isize + (fy_lo * w.dil_h as usize) as isize;
             // Input column `ix`'s taps, interleaved (rows outside the image or past the filter
             // read the outside vector).
-            let top = (b * in_h) as isize + iy0 as isize + (fy_lo * w.dil_h as usize) as isize;
             let column = |ix: isize| {
-                if ix < 0 || ix >= in_w as isize {
+                // The column's pixels inside the image.
+                let (lo, hi) = (ix.max(0), (ix + group as isize).min(in_w as isize));
+                if lo >= hi {
                     return outside_column;
                 }
-                let at = ((top as usize) * in_w + ix as usize) * c + c0;
-                let rows = &a.input[at..at + (fy_hi - fy_lo - 1) * row_step + lanes];
+                let (skip, len, mask) = if REPLICATED {
+                    let (skip, len) = ((lo - ix) as usize * c, (hi - lo) as usize * c);
+                    (skip, len, low_bytes(len) << skip)
+                } else {
+                    (0, lanes, lane_mask)
+                };
+                let at = (top as usize * in_w + lo as usize) * c + c0;
+                let rows = &a.input[at..at + (fy_hi - fy_lo - 1) * row_step + len];
                 interleave(core::array::from_fn(|fy| {
                     if fy < fy_lo || fy >= fy_hi {
                         return outside;
                     }
-                    // SAFETY: `lanes` bytes from `(fy - fy_lo) * row_step` lie inside `rows`; the
-                    // masked load reads no others.
+                    // SAFETY: the mask selects bytes `skip..skip + len`, which read `len` bytes
+                    // from `(fy - fy_lo) * row_step` inside `rows` (the pointer is only formed
+                    // `skip` bytes before them); the others are not read. Without replication
+                    // `skip` is 0 and the lanes past `len` are not stored.
                     unsafe {
                         let row = rows.as_ptr().add((fy - fy_lo) * row_step);
-                        _mm512_xor_si512(_mm512_maskz_loadu_epi8(mask, row), flip)
+                        let v = if REPLICATED {
+                            _mm512_mask_loadu_epi8(zero_points, mask, row.wrapping_sub(skip))
+                        } else {
+                            _mm512_maskz_loadu_epi8(mask, row)
+                        };
+                        _mm512_xor_si512(v, flip)
                     }
                 }))
             };
             let ix0 = -(w.pad_w as isize);
             let mut cols: [[__m512i; 4]; FW] = core::array::from_fn(|fx| column(ix0 + fx as isize));
-            for ox in 0..out_w {
+            let mut ox = 0;
+            while ox < out_w {
                 let out = kernel.finish(columns_sum::<FW>(kernel, &cols));
                 let at = (p0 + ox) * c + c0;
-                let dst = &mut a.output[at..at + lanes];
-                // SAFETY: the mask stores exactly `lanes` bytes, all inside `dst`.
-                unsafe { _mm512_mask_storeu_epi8(dst.as_mut_ptr().cast(), mask, out) };
-                if ox + 1 < out_w {
-                    let next = ix0 + ((ox + 1) * S) as isize;
+                let (n, store) = if REPLICATED {
+                    let n = (out_w - ox).min(group) * c;
+                    (n, low_bytes(n))
+                } else {
+                    (lanes, lane_mask)
+                };
+                let dst = &mut a.output[at..at + n];
+                // SAFETY: the mask stores exactly `n` bytes, all inside `dst`.
+                unsafe { _mm512_mask_storeu_epi8(dst.as_mut_ptr().cast(), store, out) };
+                ox += group;
+                if ox < out_w {
+                    let next = ix0 + (ox * stride) as isize;
                     cols =
-                        core::array::from_fn(|fx| if fx + S < FW { cols[fx + S] } else { column(next + fx as isize) });
+                        core::array::from_fn(
+                            |fx| if fx + STEP < FW { cols[fx + STEP] } else { column(next + fx as isize) },
+                        );
                 }
             }
         }
