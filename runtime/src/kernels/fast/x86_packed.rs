@@ -43,6 +43,9 @@ pub(super) fn conv(a: &mut ConvInt8<'_>, ch: &Channels<'_>, packed: &PackedConv<
 #[derive(Clone, Copy)]
 struct BlockParams {
     requant: Requant16,
+    /// The multipliers and shifts `requant` was made of.
+    requant_multiplier: __m512i,
+    requant_shift: __m512i,
     /// Lanes that are real output channels, as a count and as a mask.
     lanes: usize,
     mask: __mmask16,
@@ -65,6 +68,11 @@ fn conv_impl(a: &mut ConvInt8<'_>, ch: &Channels<'_>, packed: &PackedConv<'_>) {
 #[inline]
 #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
 fn chunks(a: &mut ConvInt8<'_>, ch: &Channels<'_>, packed: &PackedConv<'_>, patches: &mut [i8], stride: usize) {
+    let w = a.window;
+    if w.out_c <= 8 && packed.k <= 32 && w.dil_w == 1 {
+        pairs(a, ch, packed);
+        return;
+    }
     let mut block = 0;
     while block < packed.blocks {
         let n = (packed.blocks - block).min(CHUNK);
@@ -135,6 +143,79 @@ fn chunk<const N: usize>(
             for (j, &sums) in row.iter().enumerate() {
                 store16(a, ch, &params[j], sums, (p + m) * out_c + (block + j) * BLOCK);
             }
+        }
+        p += valid;
+    }
+}
+
+/// Pixel pairs per register tile of [`pairs`].
+const PAIRS: usize = 6;
+
+/// CONV_2D with at most 8 output channels and patches of at most 32 bytes (first layers): two
+/// pixels per vector, their 8 channels in lanes 0-7 and 8-15 (weights, biases and requantization
+/// repeated), so the half-empty block of the general tile does useful work and each
+/// requantization serves two pixels. Patches stay in registers: the two halves of one vector,
+/// four bytes of each picked per step by one permute.
+#[inline(never)]
+#[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
+fn pairs(a: &mut ConvInt8<'_>, ch: &Channels<'_>, packed: &PackedConv<'_>) {
+    let w = *a.window;
+    let out_c = w.out_c as usize;
+    let k4 = packed.k.div_ceil(4);
+    let pixels = w.batches as usize * w.out_h as usize * w.out_w as usize;
+    let zero_point = a.input_offset.wrapping_neg() as i8;
+    // Lane `l` takes lane `l % 8` of a block.
+    let twice = _mm512_set_epi32(7, 6, 5, 4, 3, 2, 1, 0, 7, 6, 5, 4, 3, 2, 1, 0);
+    let load = |v: &[u8]| {
+        let v = &v[..64];
+        // SAFETY: `v` is exactly 64 bytes; unaligned load.
+        _mm512_permutexvar_epi32(twice, unsafe { _mm512_loadu_si512(v.as_ptr().cast()) })
+    };
+    let mut weights = [_mm512_setzero_si512(); 8];
+    for (q, v) in weights.iter_mut().enumerate().take(k4) {
+        *v = load(&packed.weights[q * 64..]);
+    }
+    let bias = load(packed.bias);
+    let params = block_params(ch, 0, out_c);
+    let requant = Requant16::new(
+        _mm512_permutexvar_epi32(twice, params.requant_multiplier),
+        _mm512_permutexvar_epi32(twice, params.requant_shift),
+    );
+    let (lo, hi) = (_mm512_set1_epi32(ch.shifted_min), _mm512_set1_epi32(ch.shifted_max));
+    let out_offset = _mm512_set1_epi32(a.output_offset);
+    // The channels of both pixels, moved next to each other when there are fewer than 8.
+    let both = (params.mask as u32 | (params.mask as u32) << 8) as __mmask16;
+    // Dword `q` of the low half to lanes 0-7 and of the high half to lanes 8-15.
+    let pick = _mm512_set_epi32(8, 8, 8, 8, 8, 8, 8, 8, 0, 0, 0, 0, 0, 0, 0, 0);
+    let (mut p, mut cur) = (0, (0, 0, 0));
+    while p < pixels {
+        let valid = (pixels - p).min(2 * PAIRS);
+        let mut x = [_mm512_setzero_si512(); PAIRS];
+        let mut last = _mm512_setzero_si512();
+        for m in 0..2 * PAIRS {
+            if m < valid {
+                last = patch_vector(&w, a.input, zero_point, cur);
+                cur = next_pixel(&w, cur);
+            }
+            let v = x[m / 2];
+            x[m / 2] = if m % 2 == 0 { last } else { _mm512_inserti64x4::<1>(v, _mm512_castsi512_si256(last)) };
+        }
+        let mut acc = [bias; PAIRS];
+        for (q, &wv) in weights.iter().enumerate().take(k4) {
+            let index = _mm512_add_epi32(pick, _mm512_set1_epi32(q as i32));
+            for (acc, &xv) in acc.iter_mut().zip(&x) {
+                *acc = _mm512_dpbusd_epi32(*acc, _mm512_permutexvar_epi32(index, xv), wv);
+            }
+        }
+        for (i, &sums) in acc.iter().enumerate().take(valid.div_ceil(2)) {
+            let r = _mm512_min_epi32(_mm512_max_epi32(requant.apply(sums), lo), hi);
+            let r = _mm512_maskz_compress_epi32(both, _mm512_add_epi32(r, out_offset));
+            let n = (valid - 2 * i).min(2) * out_c;
+            let dst = &mut a.output[(p + 2 * i) * out_c..][..n];
+            // SAFETY: the mask stores exactly `n` bytes, all inside `dst`.
+            unsafe {
+                _mm_mask_storeu_epi8(dst.as_mut_ptr().cast(), low_bytes(n) as __mmask16, _mm512_cvtsepi32_epi8(r))
+            };
         }
         p += valid;
     }
@@ -235,7 +316,18 @@ fn build_patch_flipped(w: &Window, input: &[i8], zero_point: i8, (b, oy, ox): (u
 /// weights).
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw")]
-fn build_patch_small(w: &Window, input: &[i8], zero_point: i8, (b, oy, ox): (usize, usize, usize), patch: &mut [i8]) {
+fn build_patch_small(w: &Window, input: &[i8], zero_point: i8, pixel: (usize, usize, usize), patch: &mut [i8]) {
+    let v = patch_vector(w, input, zero_point, pixel);
+    let n = patch.len().min(64);
+    // SAFETY: the mask stores the first `n` bytes of `patch`.
+    unsafe { _mm512_mask_storeu_epi8(patch.as_mut_ptr(), low_bytes(n), v) }
+}
+
+/// The flipped patch of output pixel `(b, oy, ox)` in one vector (`k <= 64`, no dilation along
+/// x): a masked load per filter row over the flipped zero point; bytes past `k` hold it too.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw")]
+fn patch_vector(w: &Window, input: &[i8], zero_point: i8, (b, oy, ox): (usize, usize, usize)) -> __m512i {
     let (in_h, in_w, in_c) = (w.in_h as usize, w.in_w as usize, w.in_c as usize);
     let iy0 = oy as i32 * w.stride_h - w.pad_h;
     let ix0 = ox as i32 * w.stride_w - w.pad_w;
@@ -258,11 +350,7 @@ fn build_patch_small(w: &Window, input: &[i8], zero_point: i8, (b, oy, ox): (usi
             v = unsafe { _mm512_mask_loadu_epi8(v, run << at, src.as_ptr().wrapping_sub(at)) };
         }
     }
-    let n = patch.len().min(64);
-    // SAFETY: the mask stores the first `n` bytes of `patch`.
-    unsafe {
-        _mm512_mask_storeu_epi8(patch.as_mut_ptr(), low_bytes(n), _mm512_xor_si512(v, _mm512_set1_epi8(i8::MIN)))
-    };
+    _mm512_xor_si512(v, _mm512_set1_epi8(i8::MIN))
 }
 
 /// A mask of the low `n` bytes of a 64-byte vector, `n <= 64`.
@@ -314,7 +402,14 @@ fn block_params(ch: &Channels<'_>, oc: usize, out_c: usize) -> BlockParams {
         // are not accessed.
         unsafe { _mm512_maskz_loadu_epi32(((1u32 << (s.len() / 4)) - 1) as __mmask16, s.as_ptr().cast()) }
     };
-    BlockParams { requant: Requant16::new(load(ch.multiplier), load(ch.shift)), lanes, mask }
+    let (multiplier, shift) = (load(ch.multiplier), load(ch.shift));
+    BlockParams {
+        requant: Requant16::new(multiplier, shift),
+        requant_multiplier: multiplier,
+        requant_shift: shift,
+        lanes,
+        mask,
+    }
 }
 
 /// Requantizes sixteen sums (bias included) and stores the channels the block has at `at`.
