@@ -3,13 +3,14 @@
 //!
 //! CONV_2D on weights packed in prepare ([`packing`](super::packing)), AVX-512 VNNI: a register
 //! tile of [`TILE`] output pixels by up to four blocks of sixteen output channels (up to 24
-//! accumulators), filled by `vpdpbusd` with four patch bytes broadcast against four taps of
-//! sixteen channels. The sums need no horizontal reduction; requantization is the gemmlowp
-//! arithmetic of [`x86`](super::x86) on sixteen lanes.
+//! accumulators; [`WIDE_TILE`] pixels with one or two blocks), filled by `vpdpbusd` with four
+//! patch bytes broadcast against four taps of sixteen channels. The sums need no horizontal
+//! reduction; requantization is [`Requant16`]. Up to 8 output channels with small patches take
+//! [`pairs`] instead (two pixels per vector).
 //!
 //! Output channels are the outer loop, in chunks of up to 64, so a chunk's weights stay in cache
-//! while every pixel passes; 1x1 filters without padding read their input pixels in place, other
-//! filters copy each pixel's patch (padding taps set to the input zero point).
+//! while every pixel passes; each pixel's patch is copied flipped (padding taps set to the input
+//! zero point), patches of at most 64 bytes built in a register.
 
 use super::packing::{PackedConv, PackedDepthwise, BLOCK, DEPTHWISE_BLOCK};
 use super::x86::build_patch_i8;
@@ -19,6 +20,9 @@ use core::arch::x86_64::*;
 
 /// Output pixels per register tile.
 const TILE: usize = 6;
+/// Output pixels per register tile with one or two channel blocks (12 or 24 accumulators, so the
+/// `vpdpbusd` chains overlap), when the patches fit the smaller buffers.
+const WIDE_TILE: usize = 12;
 /// Most channel blocks per register tile (`TILE * CHUNK` accumulators).
 const CHUNK: usize = 4;
 
@@ -55,16 +59,16 @@ struct BlockParams {
 fn conv_impl(a: &mut ConvInt8<'_>, ch: &Channels<'_>, packed: &PackedConv<'_>) {
     // Patch buffers no larger than needed: zeroing them costs.
     let stride = 4 * packed.k.div_ceil(4);
-    if TILE * stride <= 1536 {
+    if WIDE_TILE * stride <= 1536 {
         chunks(a, ch, packed, &mut [0; 1536], stride);
-    } else if TILE * stride <= 8192 {
+    } else if WIDE_TILE * stride <= 8192 {
         chunks(a, ch, packed, &mut [0; 8192], stride);
     } else {
         chunks(a, ch, packed, &mut [0; TILE * (MAX_PATCH + 4)], stride);
     }
 }
 
-/// Every output channel chunk; `patches` holds [`TILE`] patches of `stride` bytes.
+/// Every output channel chunk; `patches` holds up to [`WIDE_TILE`] patches of `stride` bytes.
 #[inline]
 #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
 fn chunks(a: &mut ConvInt8<'_>, ch: &Channels<'_>, packed: &PackedConv<'_>, patches: &mut [i8], stride: usize) {
@@ -76,11 +80,14 @@ fn chunks(a: &mut ConvInt8<'_>, ch: &Channels<'_>, packed: &PackedConv<'_>, patc
     let mut block = 0;
     while block < packed.blocks {
         let n = (packed.blocks - block).min(CHUNK);
+        let wide = WIDE_TILE * stride <= 8192;
         match n {
-            1 => chunk::<1>(a, ch, packed, block, patches, stride),
-            2 => chunk::<2>(a, ch, packed, block, patches, stride),
-            3 => chunk::<3>(a, ch, packed, block, patches, stride),
-            _ => chunk::<4>(a, ch, packed, block, patches, stride),
+            1 if wide => chunk::<1, WIDE_TILE>(a, ch, packed, block, patches, stride),
+            2 if wide => chunk::<2, WIDE_TILE>(a, ch, packed, block, patches, stride),
+            1 => chunk::<1, TILE>(a, ch, packed, block, patches, stride),
+            2 => chunk::<2, TILE>(a, ch, packed, block, patches, stride),
+            3 => chunk::<3, TILE>(a, ch, packed, block, patches, stride),
+            _ => chunk::<4, TILE>(a, ch, packed, block, patches, stride),
         }
         block += n;
     }
@@ -89,7 +96,7 @@ fn chunks(a: &mut ConvInt8<'_>, ch: &Channels<'_>, packed: &PackedConv<'_>, patc
 /// Output channel blocks `block..block + N` for every pixel.
 #[inline]
 #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
-fn chunk<const N: usize>(
+fn chunk<const N: usize, const T: usize>(
     a: &mut ConvInt8<'_>,
     ch: &Channels<'_>,
     packed: &PackedConv<'_>,
@@ -111,10 +118,10 @@ fn chunk<const N: usize>(
     let mut p = 0;
     let mut cur = (0, 0, 0);
     while p < pixels {
-        let valid = (pixels - p).min(TILE);
+        let valid = (pixels - p).min(T);
         // Pointers to each pixel's patch; a short last tile repeats its last pixel.
-        let mut x = [core::ptr::null::<i8>(); TILE];
-        for m in 0..TILE {
+        let mut x = [core::ptr::null::<i8>(); T];
+        for m in 0..T {
             if m < valid {
                 let (b, oy, ox) = cur;
                 let whole = &mut patches[m * stride..(m + 1) * stride];
@@ -138,7 +145,7 @@ fn chunk<const N: usize>(
         }
         // SAFETY: every `x[m]` points at a patch of `stride = 4 * k4` bytes, which the tile
         // reads; `weights` holds `N * k4 * 64` bytes and `bias` `N * 64`.
-        let acc = unsafe { tile::<N>(&x, weights, bias, k4) };
+        let acc = unsafe { tile::<N, T>(&x, weights, bias, k4) };
         for (m, row) in acc.iter().enumerate().take(valid) {
             for (j, &sums) in row.iter().enumerate() {
                 store16(a, ch, &params[j], sums, (p + m) * out_c + (block + j) * BLOCK);
@@ -363,7 +370,7 @@ fn low_bytes(n: usize) -> __mmask64 {
     }
 }
 
-/// Sums of one register tile: `TILE` pixels by `N` blocks, biases included; the patches hold
+/// Sums of one register tile: `T` pixels by `N` blocks, biases included; the patches hold
 /// flipped bytes (`x + 128`).
 ///
 /// # Safety
@@ -371,15 +378,20 @@ fn low_bytes(n: usize) -> __mmask64 {
 /// `bias` `N * 64`.
 #[inline]
 #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
-unsafe fn tile<const N: usize>(x: &[*const i8; TILE], weights: &[u8], bias: &[u8], k4: usize) -> [[__m512i; N]; TILE] {
+unsafe fn tile<const N: usize, const T: usize>(
+    x: &[*const i8; T],
+    weights: &[u8],
+    bias: &[u8],
+    k4: usize,
+) -> [[__m512i; N]; T] {
     let (wp, bp) = (weights.as_ptr(), bias.as_ptr());
     // SAFETY (all blocks below): within the sizes the caller guarantees.
     let init: [__m512i; N] = core::array::from_fn(|j| unsafe { _mm512_loadu_si512(bp.add(64 * j).cast()) });
-    let mut acc = [init; TILE];
+    let mut acc = [init; T];
     for q in 0..k4 {
         let wv: [__m512i; N] =
             core::array::from_fn(|j| unsafe { _mm512_loadu_si512(wp.add((j * k4 + q) * 64).cast()) });
-        for m in 0..TILE {
+        for m in 0..T {
             let xv = _mm512_set1_epi32(unsafe { x[m].add(4 * q).cast::<i32>().read_unaligned() });
             for j in 0..N {
                 acc[m][j] = _mm512_dpbusd_epi32(acc[m][j], xv, wv[j]);
