@@ -445,6 +445,20 @@ mod tests {
     }
 
     #[test]
+    fn int8_long_contiguous_rows() {
+        // Kept innermost dimensions many accumulators long, and kept outer dimensions.
+        let mut rng = Rng(0x5151_2024);
+        for dims in [[1, 7, 7, 1280], [2, 3, 5, 600], [3, 2, 4, 257]] {
+            let x: Vec<i8> = (0..dims.iter().product::<usize>()).map(|_| rng.next() as i8).collect();
+            for axes in [&[1, 2][..], &[1][..], &[0, 2][..]] {
+                let (inq, outq) = ((0.07, -9), (0.05, 3));
+                let want = reference_mean_i8(&x, &dims, axes, inq, outq);
+                assert_eq!(kernel_mean_i8(&x, &dims, axes, inq, outq), want, "dims {dims:?} axes {axes:?}");
+            }
+        }
+    }
+
+    #[test]
     fn int8_channel_rows_wider_than_one_accumulator() {
         // 150 channels: two full rows of SUM_ROW sums and a partial one, per kept outer index.
         let dims = [2, 3, 4, 150];

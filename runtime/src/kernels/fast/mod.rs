@@ -316,8 +316,8 @@ pub(crate) fn depthwise_int8_packed(a: &mut ConvInt8<'_>, packed: &[u8]) -> bool
         if packed.is_empty() || level() != Level::Avx512Vnni || w.in_c != w.out_c {
             return false;
         }
-        let taps = w.filter_h as usize * w.filter_w as usize;
-        let Some(packed) = packing::PackedDepthwise::parse(packed, taps, w.out_c as usize) else { return false };
+        let (filter_h, filter_w, c) = (w.filter_h as usize, w.filter_w as usize, w.out_c as usize);
+        let Some(packed) = packing::PackedDepthwise::parse(packed, filter_h, filter_w, c) else { return false };
         x86_packed::depthwise(a, &packed)
     }
     #[cfg(not(target_arch = "x86_64"))]

@@ -166,14 +166,33 @@ pub(super) const DEPTHWISE_BLOCK: usize = 64;
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
 pub(crate) struct PackedDepthwiseHeader {
-    /// Filter taps (`filter_h * filter_w`).
-    pub taps: u32,
+    pub filter_h: u32,
+    pub filter_w: u32,
     /// Channels (input = output).
     pub channels: u32,
 }
 
+/// Whether taps are grouped by filter column (group `fx`, slot `fy`) rather than in row-major order:
+/// when a column fits a group and that takes no more groups (3x3, 4x4, ...), so neighbouring
+/// output pixels along x can share a column's interleaved taps.
+pub(super) fn by_columns(filter_h: usize, filter_w: usize) -> bool {
+    filter_h <= 4 && filter_w == (filter_h * filter_w).div_ceil(4)
+}
+
+/// Tap `(fy, fx)` sits in slot `fy * steps.0 + fx * steps.1` (slot `4 * group + position`) of the
+/// packed weights.
+pub(super) fn slot_steps(filter_h: usize, filter_w: usize) -> (usize, usize) {
+    if by_columns(filter_h, filter_w) {
+        (1, 4)
+    } else {
+        (filter_w, 1)
+    }
+}
+
 /// A packed DEPTHWISE_CONV_2D blob as eval reads it, sizes checked.
 pub(super) struct PackedDepthwise<'a> {
+    pub filter_h: usize,
+    pub filter_w: usize,
     pub taps: usize,
     pub blocks: usize,
     /// Per block: folded biases, multipliers, shifts (`3 * 64` `i32`), then `groups * 256` bytes
@@ -187,14 +206,18 @@ impl<'a> PackedDepthwise<'a> {
         3 * 4 * DEPTHWISE_BLOCK + self.taps.div_ceil(4) * 4 * DEPTHWISE_BLOCK
     }
 
-    /// Splits a blob written by [`pack_depthwise`]; `None` unless it matches `taps` and `channels`.
-    pub fn parse(blob: &'a [u8], taps: usize, channels: usize) -> Option<Self> {
+    /// Splits a blob written by [`pack_depthwise`]; `None` unless it matches the filter and
+    /// `channels`.
+    pub fn parse(blob: &'a [u8], filter_h: usize, filter_w: usize, channels: usize) -> Option<Self> {
         let head_len = core::mem::size_of::<PackedDepthwiseHeader>();
         let head: PackedDepthwiseHeader = bytemuck::pod_read_unaligned(blob.get(..head_len)?);
-        if head.taps as usize != taps || head.channels as usize != channels || taps == 0 {
+        let taps = filter_h * filter_w;
+        let matches = head.filter_h as usize == filter_h && head.filter_w as usize == filter_w;
+        if !matches || head.channels as usize != channels || taps == 0 {
             return None;
         }
-        let mut packed = PackedDepthwise { taps, blocks: channels.div_ceil(DEPTHWISE_BLOCK), data: &[] };
+        let blocks = channels.div_ceil(DEPTHWISE_BLOCK);
+        let mut packed = PackedDepthwise { filter_h, filter_w, taps, blocks, data: &[] };
         packed.data = blob.get(head_len..head_len + packed.blocks * packed.block_len())?;
         Some(packed)
     }
@@ -226,22 +249,35 @@ pub(super) fn pack_depthwise(
         return;
     }
     let Some((filter, bias)) = packable(filter, bias, taps * c, c, requant) else { return };
-    write_packed_depthwise(filter, taps, c, bias, input_offset, requant, &mut |b| ctx.params.push_bytes(b));
+    let (filter_h, filter_w) = (w.filter_h as usize, w.filter_w as usize);
+    write_packed_depthwise(filter, (filter_h, filter_w), c, bias, input_offset, requant, &mut |b| {
+        ctx.params.push_bytes(b)
+    });
 }
 
-/// Writes a packed DEPTHWISE_CONV_2D blob for a `[taps, channels]` filter through `push`.
+/// Writes a packed DEPTHWISE_CONV_2D blob for a `[filter_h, filter_w, channels]` filter through
+/// `push`.
 pub(super) fn write_packed_depthwise(
     filter: &[i8],
-    taps: usize,
+    (filter_h, filter_w): (usize, usize),
     c: usize,
     bias: Option<&[u8]>,
     input_offset: i32,
     requant: &dyn Fn(usize) -> (i32, i32),
     push: &mut dyn FnMut(&[u8]),
 ) {
-    push(bytemuck::bytes_of(&PackedDepthwiseHeader { taps: taps as u32, channels: c as u32 }));
+    let head = PackedDepthwiseHeader { filter_h: filter_h as u32, filter_w: filter_w as u32, channels: c as u32 };
+    push(bytemuck::bytes_of(&head));
+    let taps = filter_h * filter_w;
     let correction = input_offset.wrapping_sub(128);
-    let weight = |t: usize, ch: usize| if t < taps && ch < c { filter[t * c + ch] } else { 0 };
+    // The tap in each slot of the groups of four, if any.
+    let mut slot_tap = [None; super::MAX_TAPS + 3];
+    let steps = slot_steps(filter_h, filter_w);
+    for t in 0..taps {
+        slot_tap[(t / filter_w) * steps.0 + (t % filter_w) * steps.1] = Some(t);
+    }
+    let tap_weight = |t: usize, ch: usize| if t < taps && ch < c { filter[t * c + ch] } else { 0 };
+    let slot_weight = |s: usize, ch: usize| slot_tap[s].map_or(0, |t| tap_weight(t, ch));
     // The channel in vector `j`, 128-bit lane `l`, 32-bit element `i` (repeating when `c`
     // replicates over the lanes).
     let channel = |block: usize, j: usize, l: usize, i: usize| {
@@ -268,7 +304,7 @@ pub(super) fn write_packed_depthwise(
             out
         };
         push(&per_channel(&|ch| {
-            let sum = (0..taps).fold(0i32, |s, t| s.wrapping_add(weight(t, ch) as i32));
+            let sum = (0..taps).fold(0i32, |s, t| s.wrapping_add(tap_weight(t, ch) as i32));
             bias.map_or(0, |b| read_i32(b, ch)).wrapping_add(correction.wrapping_mul(sum))
         }));
         push(&per_channel(&|ch| requant(ch).0));
@@ -279,7 +315,7 @@ pub(super) fn write_packed_depthwise(
                 for l in 0..4 {
                     for i in 0..4 {
                         for u in 0..4 {
-                            v[16 * l + 4 * i + u] = weight(4 * group + u, channel(block, j, l, i)) as u8;
+                            v[16 * l + 4 * i + u] = slot_weight(4 * group + u, channel(block, j, l, i)) as u8;
                         }
                     }
                 }

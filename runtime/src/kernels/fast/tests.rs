@@ -232,6 +232,10 @@ fn packed_conv_matches_the_reference() {
         if rng.chance(40) {
             w.out_c = rng.usize(1, 90) as u32;
         }
+        // First layers: a few input channels, patches of at most 64 bytes.
+        if rng.chance(30) {
+            w.in_c = rng.usize(1, 7) as u32;
+        }
         if rng.chance(30) {
             (w.filter_h, w.filter_w, w.pad_h, w.pad_w, w.dil_h, w.dil_w) = (1, 1, 0, 0, 1, 1);
             w.out_h = (w.in_h - 1) / w.stride_h as u32 + 1;
@@ -265,6 +269,22 @@ fn packed_depthwise_matches_the_reference() {
     let mut cases = 0;
     while cases < 400 {
         let Some(mut w) = random_window(&mut rng, true) else { continue };
+        // Filters packed by columns (3x3 shares columns along rows at stride 1 along x).
+        if rng.chance(40) {
+            let padding = if rng.chance(50) { Padding::Same } else { Padding::Valid };
+            (w.filter_h, w.filter_w) = if rng.chance(75) { (3, 3) } else { (rng.usize(1, 4) as u32, 3) };
+            if rng.chance(75) {
+                (w.stride_w, w.dil_w) = (1, 1);
+            }
+            w.in_w = rng.usize(1, 20) as u32;
+            let (Some((out_h, pad_h)), Some((out_w, pad_w))) = (
+                window_dim(padding, w.in_h as usize, w.filter_h as usize, w.stride_h, w.dil_h),
+                window_dim(padding, w.in_w as usize, w.filter_w as usize, w.stride_w, w.dil_w),
+            ) else {
+                continue;
+            };
+            (w.out_h, w.pad_h, w.out_w, w.pad_w) = (out_h as u32, pad_h, out_w as u32, pad_w);
+        }
         // Several blocks of 64 channels, with a partial last one; or channels replicated over
         // the lanes, on rows wide enough for groups of pixels.
         if rng.chance(40) {
@@ -290,7 +310,8 @@ fn packed_depthwise_matches_the_reference() {
         let mut blob = Vec::new();
         let bias = data.bias.as_deref();
         let c = w.out_c as usize;
-        packing::write_packed_depthwise(&data.filter, taps, c, bias, data.input_offset, &requant, &mut |b| {
+        let filter = (w.filter_h as usize, w.filter_w as usize);
+        packing::write_packed_depthwise(&data.filter, filter, c, bias, data.input_offset, &requant, &mut |b| {
             blob.extend_from_slice(b)
         });
         let mut got = vec![0i8; w.output_elements()];

@@ -3,13 +3,14 @@
 //!
 //! CONV_2D on weights packed in prepare ([`packing`](super::packing)), AVX-512 VNNI: a register
 //! tile of [`TILE`] output pixels by up to four blocks of sixteen output channels (up to 24
-//! accumulators), filled by `vpdpbusd` with four patch bytes broadcast against four taps of
-//! sixteen channels. The sums need no horizontal reduction; requantization is the gemmlowp
-//! arithmetic of [`x86`](super::x86) on sixteen lanes.
+//! accumulators; [`WIDE_TILE`] pixels with one or two blocks), filled by `vpdpbusd` with four
+//! patch bytes broadcast against four taps of sixteen channels. The sums need no horizontal
+//! reduction; requantization is [`Requant16`]. Up to 8 output channels with small patches take
+//! [`pairs`] instead (two pixels per vector).
 //!
 //! Output channels are the outer loop, in chunks of up to 64, so a chunk's weights stay in cache
-//! while every pixel passes; 1x1 filters without padding read their input pixels in place, other
-//! filters copy each pixel's patch (padding taps set to the input zero point).
+//! while every pixel passes; each pixel's patch is copied flipped (padding taps set to the input
+//! zero point), patches of at most 64 bytes built in a register.
 
 use super::packing::{PackedConv, PackedDepthwise, BLOCK, DEPTHWISE_BLOCK};
 use super::x86::build_patch_i8;
@@ -19,6 +20,9 @@ use core::arch::x86_64::*;
 
 /// Output pixels per register tile.
 const TILE: usize = 6;
+/// Output pixels per register tile with one or two channel blocks (12 or 24 accumulators, so the
+/// `vpdpbusd` chains overlap), when the patches fit the smaller buffers.
+const WIDE_TILE: usize = 12;
 /// Most channel blocks per register tile (`TILE * CHUNK` accumulators).
 const CHUNK: usize = 4;
 
@@ -43,6 +47,9 @@ pub(super) fn conv(a: &mut ConvInt8<'_>, ch: &Channels<'_>, packed: &PackedConv<
 #[derive(Clone, Copy)]
 struct BlockParams {
     requant: Requant16,
+    /// The multipliers and shifts `requant` was made of.
+    requant_multiplier: __m512i,
+    requant_shift: __m512i,
     /// Lanes that are real output channels, as a count and as a mask.
     lanes: usize,
     mask: __mmask16,
@@ -52,27 +59,35 @@ struct BlockParams {
 fn conv_impl(a: &mut ConvInt8<'_>, ch: &Channels<'_>, packed: &PackedConv<'_>) {
     // Patch buffers no larger than needed: zeroing them costs.
     let stride = 4 * packed.k.div_ceil(4);
-    if TILE * stride <= 1536 {
+    if WIDE_TILE * stride <= 1536 {
         chunks(a, ch, packed, &mut [0; 1536], stride);
-    } else if TILE * stride <= 8192 {
+    } else if WIDE_TILE * stride <= 8192 {
         chunks(a, ch, packed, &mut [0; 8192], stride);
     } else {
         chunks(a, ch, packed, &mut [0; TILE * (MAX_PATCH + 4)], stride);
     }
 }
 
-/// Every output channel chunk; `patches` holds [`TILE`] patches of `stride` bytes.
+/// Every output channel chunk; `patches` holds up to [`WIDE_TILE`] patches of `stride` bytes.
 #[inline]
 #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
 fn chunks(a: &mut ConvInt8<'_>, ch: &Channels<'_>, packed: &PackedConv<'_>, patches: &mut [i8], stride: usize) {
+    let w = a.window;
+    if w.out_c <= 8 && packed.k <= 32 && w.dil_w == 1 {
+        pairs(a, ch, packed);
+        return;
+    }
     let mut block = 0;
     while block < packed.blocks {
         let n = (packed.blocks - block).min(CHUNK);
+        let wide = WIDE_TILE * stride <= 8192;
         match n {
-            1 => chunk::<1>(a, ch, packed, block, patches, stride),
-            2 => chunk::<2>(a, ch, packed, block, patches, stride),
-            3 => chunk::<3>(a, ch, packed, block, patches, stride),
-            _ => chunk::<4>(a, ch, packed, block, patches, stride),
+            1 if wide => chunk::<1, WIDE_TILE>(a, ch, packed, block, patches, stride),
+            2 if wide => chunk::<2, WIDE_TILE>(a, ch, packed, block, patches, stride),
+            1 => chunk::<1, TILE>(a, ch, packed, block, patches, stride),
+            2 => chunk::<2, TILE>(a, ch, packed, block, patches, stride),
+            3 => chunk::<3, TILE>(a, ch, packed, block, patches, stride),
+            _ => chunk::<4, TILE>(a, ch, packed, block, patches, stride),
         }
         block += n;
     }
@@ -81,7 +96,7 @@ fn chunks(a: &mut ConvInt8<'_>, ch: &Channels<'_>, packed: &PackedConv<'_>, patc
 /// Output channel blocks `block..block + N` for every pixel.
 #[inline]
 #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
-fn chunk<const N: usize>(
+fn chunk<const N: usize, const T: usize>(
     a: &mut ConvInt8<'_>,
     ch: &Channels<'_>,
     packed: &PackedConv<'_>,
@@ -94,6 +109,8 @@ fn chunk<const N: usize>(
     let k4 = k.div_ceil(4);
     let pixels = w.batches as usize * w.out_h as usize * w.out_w as usize;
     let one_by_one = w.filter_h == 1 && w.filter_w == 1 && w.pad_h == 0 && w.pad_w == 0;
+    // Patches that fit one vector are built in a register.
+    let small = k <= 64;
     let zero_point = a.input_offset.wrapping_neg() as i8;
     let params: [BlockParams; N] = core::array::from_fn(|j| block_params(ch, (block + j) * BLOCK, out_c));
     let weights = &packed.weights[block * k4 * 64..(block + N) * k4 * 64];
@@ -101,24 +118,26 @@ fn chunk<const N: usize>(
     let mut p = 0;
     let mut cur = (0, 0, 0);
     while p < pixels {
-        let valid = (pixels - p).min(TILE);
+        let valid = (pixels - p).min(T);
         // Pointers to each pixel's patch; a short last tile repeats its last pixel.
-        let mut x = [core::ptr::null::<i8>(); TILE];
-        for m in 0..TILE {
+        let mut x = [core::ptr::null::<i8>(); T];
+        for m in 0..T {
             if m < valid {
                 let (b, oy, ox) = cur;
-                let patch = &mut patches[m * stride..m * stride + k];
+                let whole = &mut patches[m * stride..(m + 1) * stride];
                 if one_by_one {
                     let (iy, ix) = (oy * w.stride_h as usize, ox * w.stride_w as usize);
                     let at = ((b * w.in_h as usize + iy) * w.in_w as usize + ix) * in_c;
-                    copy_flipped(patch, &a.input[at..at + k]);
+                    copy_flipped(&mut whole[..k], &a.input[at..at + k]);
+                } else if small && w.dil_w == 1 {
+                    build_patch_small(&w, a.input, zero_point, (b, oy, ox), whole);
                 } else if w.dil_w == 1 {
-                    build_patch_flipped(&w, a.input, zero_point, (b, oy, ox), patch);
+                    build_patch_flipped(&w, a.input, zero_point, (b, oy, ox), &mut whole[..k]);
                 } else {
-                    build_patch_i8(&w, a.input, zero_point, b, oy, ox, patch);
-                    flip_in_place(patch);
+                    build_patch_i8(&w, a.input, zero_point, b, oy, ox, &mut whole[..k]);
+                    flip_in_place(&mut whole[..k]);
                 }
-                x[m] = patch.as_ptr();
+                x[m] = whole.as_ptr();
                 cur = next_pixel(&w, cur);
             } else {
                 x[m] = x[valid - 1];
@@ -126,11 +145,84 @@ fn chunk<const N: usize>(
         }
         // SAFETY: every `x[m]` points at a patch of `stride = 4 * k4` bytes, which the tile
         // reads; `weights` holds `N * k4 * 64` bytes and `bias` `N * 64`.
-        let acc = unsafe { tile::<N>(&x, weights, bias, k4) };
+        let acc = unsafe { tile::<N, T>(&x, weights, bias, k4) };
         for (m, row) in acc.iter().enumerate().take(valid) {
             for (j, &sums) in row.iter().enumerate() {
                 store16(a, ch, &params[j], sums, (p + m) * out_c + (block + j) * BLOCK);
             }
+        }
+        p += valid;
+    }
+}
+
+/// Pixel pairs per register tile of [`pairs`].
+const PAIRS: usize = 6;
+
+/// CONV_2D with at most 8 output channels and patches of at most 32 bytes (first layers): two
+/// pixels per vector, their 8 channels in lanes 0-7 and 8-15 (weights, biases and requantization
+/// repeated), so the half-empty block of the general tile does useful work and each
+/// requantization serves two pixels. Patches stay in registers: the two halves of one vector,
+/// four bytes of each picked per step by one permute.
+#[inline(never)]
+#[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
+fn pairs(a: &mut ConvInt8<'_>, ch: &Channels<'_>, packed: &PackedConv<'_>) {
+    let w = *a.window;
+    let out_c = w.out_c as usize;
+    let k4 = packed.k.div_ceil(4);
+    let pixels = w.batches as usize * w.out_h as usize * w.out_w as usize;
+    let zero_point = a.input_offset.wrapping_neg() as i8;
+    // Lane `l` takes lane `l % 8` of a block.
+    let twice = _mm512_set_epi32(7, 6, 5, 4, 3, 2, 1, 0, 7, 6, 5, 4, 3, 2, 1, 0);
+    let load = |v: &[u8]| {
+        let v = &v[..64];
+        // SAFETY: `v` is exactly 64 bytes; unaligned load.
+        _mm512_permutexvar_epi32(twice, unsafe { _mm512_loadu_si512(v.as_ptr().cast()) })
+    };
+    let mut weights = [_mm512_setzero_si512(); 8];
+    for (q, v) in weights.iter_mut().enumerate().take(k4) {
+        *v = load(&packed.weights[q * 64..]);
+    }
+    let bias = load(packed.bias);
+    let params = block_params(ch, 0, out_c);
+    let requant = Requant16::new(
+        _mm512_permutexvar_epi32(twice, params.requant_multiplier),
+        _mm512_permutexvar_epi32(twice, params.requant_shift),
+    );
+    let (lo, hi) = (_mm512_set1_epi32(ch.shifted_min), _mm512_set1_epi32(ch.shifted_max));
+    let out_offset = _mm512_set1_epi32(a.output_offset);
+    // The channels of both pixels, moved next to each other when there are fewer than 8.
+    let both = (params.mask as u32 | (params.mask as u32) << 8) as __mmask16;
+    // Dword `q` of the low half to lanes 0-7 and of the high half to lanes 8-15.
+    let pick = _mm512_set_epi32(8, 8, 8, 8, 8, 8, 8, 8, 0, 0, 0, 0, 0, 0, 0, 0);
+    let (mut p, mut cur) = (0, (0, 0, 0));
+    while p < pixels {
+        let valid = (pixels - p).min(2 * PAIRS);
+        let mut x = [_mm512_setzero_si512(); PAIRS];
+        let mut last = _mm512_setzero_si512();
+        for m in 0..2 * PAIRS {
+            if m < valid {
+                last = patch_vector(&w, a.input, zero_point, cur);
+                cur = next_pixel(&w, cur);
+            }
+            let v = x[m / 2];
+            x[m / 2] = if m % 2 == 0 { last } else { _mm512_inserti64x4::<1>(v, _mm512_castsi512_si256(last)) };
+        }
+        let mut acc = [bias; PAIRS];
+        for (q, &wv) in weights.iter().enumerate().take(k4) {
+            let index = _mm512_add_epi32(pick, _mm512_set1_epi32(q as i32));
+            for (acc, &xv) in acc.iter_mut().zip(&x) {
+                *acc = _mm512_dpbusd_epi32(*acc, _mm512_permutexvar_epi32(index, xv), wv);
+            }
+        }
+        for (i, &sums) in acc.iter().enumerate().take(valid.div_ceil(2)) {
+            let r = _mm512_min_epi32(_mm512_max_epi32(requant.apply(sums), lo), hi);
+            let r = _mm512_maskz_compress_epi32(both, _mm512_add_epi32(r, out_offset));
+            let n = (valid - 2 * i).min(2) * out_c;
+            let dst = &mut a.output[(p + 2 * i) * out_c..][..n];
+            // SAFETY: the mask stores exactly `n` bytes, all inside `dst`.
+            unsafe {
+                _mm_mask_storeu_epi8(dst.as_mut_ptr().cast(), low_bytes(n) as __mmask16, _mm512_cvtsepi32_epi8(r))
+            };
         }
         p += valid;
     }
@@ -194,31 +286,15 @@ fn build_patch_flipped(w: &Window, input: &[i8], zero_point: i8, (b, oy, ox): (u
         let start = ((b * in_h + iy0 as usize) * in_w + ix0 as usize) * in_c;
         let src = &input[start..start + (filter_h - 1) * pitch + row_len];
         for (fy, dst) in patch.chunks_exact_mut(row_len).take(filter_h).enumerate() {
-            copy_row_flipped(dst, &src[fy * pitch..fy * pitch + row_len]);
+            copy_flipped(dst, &src[fy * pitch..fy * pitch + row_len]);
         }
         return;
     }
-    let fill_byte = zero_point ^ i8::MIN;
     for (fy, dst) in patch.chunks_exact_mut(row_len).take(filter_h).enumerate() {
         let inside = fy >= fy_lo && fy < fy_hi && fx_lo < fx_hi;
         if inside && fx_lo == 0 && fx_hi == filter_w {
             let iy = (iy0 + w.dil_h * fy as i32) as usize;
-            copy_row_flipped(dst, &input[((b * in_h + iy) * in_w + ix0 as usize) * in_c..][..row_len]);
-            continue;
-        }
-        if row_len <= 8 {
-            // Short rows (first layers: few channels) byte by byte; masked stores cost more.
-            if inside {
-                let iy = (iy0 + w.dil_h * fy as i32) as usize;
-                let row = &input[(b * in_h + iy) * in_w * in_c..][..in_w * in_c];
-                let (lo, hi) = (fx_lo * in_c, fx_hi * in_c);
-                let start = (ix0 + fx_lo as i32) as usize * in_c;
-                for (i, d) in dst.iter_mut().enumerate() {
-                    *d = if i >= lo && i < hi { row[start + i - lo] ^ i8::MIN } else { fill_byte };
-                }
-            } else {
-                dst.fill(fill_byte);
-            }
+            copy_flipped(dst, &input[((b * in_h + iy) * in_w + ix0 as usize) * in_c..][..row_len]);
             continue;
         }
         // Padding first, then the in-image run over it.
@@ -240,28 +316,48 @@ fn build_patch_flipped(w: &Window, input: &[i8], zero_point: i8, (b, oy, ox): (u
     }
 }
 
-/// `dst = src ^ 0x80` for one patch row: rows of first layers (a few channels) as fixed-size
-/// moves, longer ones with [`copy_flipped`].
+/// [`build_patch_flipped`] for patches of at most 64 bytes (first layers: a few input channels),
+/// built in one register with a masked load per filter row and written with one store: byte-sized
+/// row stores would make the tile's 4-byte loads straddle stores, which the CPU cannot forward.
+/// `patch` is the pixel's whole `4 * k4` bytes; the bytes past `k` are overwritten (they meet zero
+/// weights).
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw")]
-fn copy_row_flipped(dst: &mut [i8], src: &[i8]) {
-    match src.len() {
-        3 => copy_fixed_flipped::<3>(dst, src),
-        4 => copy_fixed_flipped::<4>(dst, src),
-        6 => copy_fixed_flipped::<6>(dst, src),
-        8 => copy_fixed_flipped::<8>(dst, src),
-        9 => copy_fixed_flipped::<9>(dst, src),
-        12 => copy_fixed_flipped::<12>(dst, src),
-        16 => copy_fixed_flipped::<16>(dst, src),
-        _ => copy_flipped(dst, src),
-    }
+fn build_patch_small(w: &Window, input: &[i8], zero_point: i8, pixel: (usize, usize, usize), patch: &mut [i8]) {
+    let v = patch_vector(w, input, zero_point, pixel);
+    let n = patch.len().min(64);
+    // SAFETY: the mask stores the first `n` bytes of `patch`.
+    unsafe { _mm512_mask_storeu_epi8(patch.as_mut_ptr(), low_bytes(n), v) }
 }
 
-/// `dst[..R] = src[..R] ^ 0x80` with the size known to the compiler (plain moves, no calls).
-#[inline(always)]
-fn copy_fixed_flipped<const R: usize>(dst: &mut [i8], src: &[i8]) {
-    let (Some(dst), Some(src)) = (dst.first_chunk_mut::<R>(), src.first_chunk::<R>()) else { return };
-    *dst = src.map(|x| x ^ i8::MIN);
+/// The flipped patch of output pixel `(b, oy, ox)` in one vector (`k <= 64`, no dilation along
+/// x): a masked load per filter row over the flipped zero point; bytes past `k` hold it too.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw")]
+fn patch_vector(w: &Window, input: &[i8], zero_point: i8, (b, oy, ox): (usize, usize, usize)) -> __m512i {
+    let (in_h, in_w, in_c) = (w.in_h as usize, w.in_w as usize, w.in_c as usize);
+    let iy0 = oy as i32 * w.stride_h - w.pad_h;
+    let ix0 = ox as i32 * w.stride_w - w.pad_w;
+    let (fy_lo, fy_hi) = taps_inside(iy0, w.dil_h, w.in_h, w.filter_h);
+    let (fx_lo, fx_hi) = taps_inside(ix0, 1, w.in_w, w.filter_w);
+    let row_len = w.filter_w as usize * in_c;
+    let mut v = _mm512_set1_epi8(zero_point);
+    if fx_lo < fx_hi {
+        // Row `fy`'s in-image taps: patch bytes `fy * row_len + fx_lo * in_c..` read the input from
+        // tap `fx_lo`'s pixel, so the load's base is that pixel less the bytes before it.
+        let run = low_bytes((fx_hi - fx_lo) * in_c);
+        let skip = fx_lo * in_c;
+        let ix = (ix0 + fx_lo as i32) as usize;
+        for fy in fy_lo..fy_hi {
+            let iy = (iy0 + w.dil_h * fy as i32) as usize;
+            let src = &input[((b * in_h + iy) * in_w + ix) * in_c..][..(fx_hi - fx_lo) * in_c];
+            let at = fy * row_len + skip;
+            // SAFETY: the mask selects bytes `at..at + src.len()` of the 64 (`k <= 64`), which read
+            // exactly `src`; the base pointer is only formed (wrapping), never read outside them.
+            v = unsafe { _mm512_mask_loadu_epi8(v, run << at, src.as_ptr().wrapping_sub(at)) };
+        }
+    }
+    _mm512_xor_si512(v, _mm512_set1_epi8(i8::MIN))
 }
 
 /// A mask of the low `n` bytes of a 64-byte vector, `n <= 64`.
@@ -274,7 +370,7 @@ fn low_bytes(n: usize) -> __mmask64 {
     }
 }
 
-/// Sums of one register tile: `TILE` pixels by `N` blocks, biases included; the patches hold
+/// Sums of one register tile: `T` pixels by `N` blocks, biases included; the patches hold
 /// flipped bytes (`x + 128`).
 ///
 /// # Safety
@@ -282,15 +378,20 @@ fn low_bytes(n: usize) -> __mmask64 {
 /// `bias` `N * 64`.
 #[inline]
 #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
-unsafe fn tile<const N: usize>(x: &[*const i8; TILE], weights: &[u8], bias: &[u8], k4: usize) -> [[__m512i; N]; TILE] {
+unsafe fn tile<const N: usize, const T: usize>(
+    x: &[*const i8; T],
+    weights: &[u8],
+    bias: &[u8],
+    k4: usize,
+) -> [[__m512i; N]; T] {
     let (wp, bp) = (weights.as_ptr(), bias.as_ptr());
     // SAFETY (all blocks below): within the sizes the caller guarantees.
     let init: [__m512i; N] = core::array::from_fn(|j| unsafe { _mm512_loadu_si512(bp.add(64 * j).cast()) });
-    let mut acc = [init; TILE];
+    let mut acc = [init; T];
     for q in 0..k4 {
         let wv: [__m512i; N] =
             core::array::from_fn(|j| unsafe { _mm512_loadu_si512(wp.add((j * k4 + q) * 64).cast()) });
-        for m in 0..TILE {
+        for m in 0..T {
             let xv = _mm512_set1_epi32(unsafe { x[m].add(4 * q).cast::<i32>().read_unaligned() });
             for j in 0..N {
                 acc[m][j] = _mm512_dpbusd_epi32(acc[m][j], xv, wv[j]);
@@ -313,7 +414,14 @@ fn block_params(ch: &Channels<'_>, oc: usize, out_c: usize) -> BlockParams {
         // are not accessed.
         unsafe { _mm512_maskz_loadu_epi32(((1u32 << (s.len() / 4)) - 1) as __mmask16, s.as_ptr().cast()) }
     };
-    BlockParams { requant: Requant16::new(load(ch.multiplier), load(ch.shift)), lanes, mask }
+    let (multiplier, shift) = (load(ch.multiplier), load(ch.shift));
+    BlockParams {
+        requant: Requant16::new(multiplier, shift),
+        requant_multiplier: multiplier,
+        requant_shift: shift,
+        lanes,
+        mask,
+    }
 }
 
 /// Requantizes sixteen sums (bias included) and stores the channels the block has at `at`.
@@ -422,7 +530,7 @@ pub(super) fn depthwise(a: &mut ConvInt8<'_>, packed: &PackedDepthwise<'_>) -> b
     let sizes_ok = a.input.len() >= w.input_elements()
         && a.output.len() >= w.output_elements()
         && w.in_c == w.out_c
-        && packed.taps == w.filter_h as usize * w.filter_w as usize
+        && (packed.filter_h, packed.filter_w) == (w.filter_h as usize, w.filter_w as usize)
         && packed.taps <= MAX_TAPS
         && packed.blocks == (w.out_c as usize).div_ceil(DEPTHWISE_BLOCK);
     // The output stage works on bytes and 16-bit lanes (int8 activations always fit).
@@ -441,40 +549,78 @@ pub(super) fn depthwise(a: &mut ConvInt8<'_>, packed: &PackedDepthwise<'_>) -> b
 fn depthwise_impl(a: &mut ConvInt8<'_>, packed: &PackedDepthwise<'_>) {
     let w = *a.window;
     let (in_w, c) = (w.in_w as usize, w.in_c as usize);
-    let filter_w = w.filter_w as usize;
-    // Distance from the first tap's input byte to each tap's, for pixels whose taps are all inside.
-    let mut tap_offsets = [0usize; MAX_TAPS];
-    for (t, offset) in tap_offsets.iter_mut().enumerate().take(packed.taps) {
-        let (fy, fx) = (t / filter_w, t % filter_w);
-        *offset = (fy * w.dil_h as usize * in_w + fx * w.dil_w as usize) * c;
+    let (filter_h, filter_w) = (packed.filter_h, packed.filter_w);
+    let slots = 4 * packed.taps.div_ceil(4);
+    // Distance from the first tap's input byte to each slot's tap, for pixels whose taps are all
+    // inside; slots without a tap meet zero weights (offset 0: any readable vector will do).
+    let steps = super::packing::slot_steps(filter_h, filter_w);
+    let mut tap_offsets = [0usize; MAX_TAPS + 3];
+    let mut empty = !0u64 >> (64 - slots);
+    for fy in 0..filter_h {
+        for fx in 0..filter_w {
+            let slot = fy * steps.0 + fx * steps.1;
+            tap_offsets[slot] = (fy * w.dil_h as usize * in_w + fx * w.dil_w as usize) * c;
+            empty &= !(1 << slot);
+        }
     }
     // What taps outside the image read: the input zero point on every channel of a block.
     let outside = [a.input_offset.wrapping_neg() as i8; DEPTHWISE_BLOCK];
-    let taps = Taps { offsets: &tap_offsets[..packed.taps], outside: outside.as_ptr() };
+    let taps = Taps { offsets: &tap_offsets[..slots], empty, steps, outside: outside.as_ptr() };
+    // Columns of a 3x3 filter shared along rows: stride 1 or 2 (1 with replicated channels), no
+    // dilation along x.
+    let columns = super::packing::by_columns(filter_h, filter_w) && filter_w == 3 && w.dil_w == 1;
+    let replicated = super::packing::replicates(c);
     for block in 0..packed.blocks {
         let data = &packed.data[block * packed.block_len()..(block + 1) * packed.block_len()];
         let kernel = DepthwiseBlock::new(a, data, packed.taps);
-        if super::packing::replicates(c) {
-            depthwise_rows(a, &kernel, &taps);
-        } else {
-            let c0 = block * DEPTHWISE_BLOCK;
-            let mut cur = (0, 0, 0);
-            let pixels = w.batches as usize * w.out_h as usize * w.out_w as usize;
-            let mut ptrs = [taps.outside; MAX_TAPS + 3];
-            for p in 0..pixels {
-                depthwise_pixel(a, &kernel, &taps, &mut ptrs, cur, c0, p);
-                cur = next_pixel(&w, cur);
-            }
+        let c0 = block * DEPTHWISE_BLOCK;
+        match (columns, replicated, w.stride_w, c) {
+            (true, false, 1, _) => depthwise_columns::<3, 1, false>(a, &kernel, &taps, c0),
+            (true, false, 2, _) => depthwise_columns::<3, 2, false>(a, &kernel, &taps, c0),
+            // Two pixels of 32 channels per vector: one column of three carries over.
+            (true, true, 1, 32) => depthwise_columns::<3, 2, true>(a, &kernel, &taps, c0),
+            (true, true, 1, _) => depthwise_columns::<3, 3, true>(a, &kernel, &taps, c0),
+            _ => depthwise_any(a, &kernel, &taps, c0),
         }
     }
 }
 
-/// Where each filter tap reads its input.
+/// [`depthwise_impl`]'s block `c0..` without shared columns.
+#[inline]
+#[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
+fn depthwise_any(a: &mut ConvInt8<'_>, kernel: &DepthwiseBlock<'_>, taps: &Taps<'_>, c0: usize) {
+    let w = *a.window;
+    if super::packing::replicates(w.in_c as usize) {
+        depthwise_rows(a, kernel, taps);
+    } else {
+        let mut cur = (0, 0, 0);
+        let pixels = w.batches as usize * w.out_h as usize * w.out_w as usize;
+        let mut ptrs = [taps.outside; MAX_TAPS + 3];
+        for p in 0..pixels {
+            depthwise_pixel(a, kernel, taps, &mut ptrs, cur, c0, p);
+            cur = next_pixel(&w, cur);
+        }
+    }
+}
+
+/// Where each slot of the packed filter reads its input.
 struct Taps<'t> {
-    /// Offset of each tap's input byte from the first tap's, when all taps are inside the image.
+    /// Offset of each slot's input byte from the first tap's, when all taps are inside the image.
     offsets: &'t [usize],
+    /// Bit `s` set: slot `s` holds no tap (zero weights).
+    empty: u64,
+    /// Slot of tap `(fy, fx)`: `fy * steps.0 + fx * steps.1`.
+    steps: (usize, usize),
     /// A block of input zero points, for taps outside the image.
     outside: *const i8,
+}
+
+impl Taps<'_> {
+    /// Whether slot `s` holds a tap.
+    #[inline(always)]
+    fn used(&self, s: usize) -> bool {
+        s < self.offsets.len() && self.empty >> s & 1 == 0
+    }
 }
 
 /// One block of 64 channels of a packed depthwise filter, ready to run.
@@ -511,29 +657,35 @@ impl<'d> DepthwiseBlock<'d> {
         }
     }
 
-    /// The 64 output bytes, in channel order, of the flipped (`x + 128`) input vectors `tap(t)`
-    /// of every tap `t` (taps past the filter meet zero weights; any vector will do).
+    /// The 64 output bytes, in channel order, of the flipped (`x + 128`) input vectors `tap(s)`
+    /// of every slot `s` (slots without a tap meet zero weights; any vector will do).
     #[inline]
     #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
     fn run(&self, tap: impl Fn(usize) -> __m512i) -> __m512i {
         let mut acc = self.bias;
         for g in 0..self.groups {
-            let t: [__m512i; 4] = core::array::from_fn(|u| tap(4 * g + u));
-            let (pair_lo, pair_hi) = (_mm512_unpacklo_epi8(t[0], t[1]), _mm512_unpackhi_epi8(t[0], t[1]));
-            let (next_lo, next_hi) = (_mm512_unpacklo_epi8(t[2], t[3]), _mm512_unpackhi_epi8(t[2], t[3]));
-            let fours = [
-                _mm512_unpacklo_epi16(pair_lo, next_lo),
-                _mm512_unpackhi_epi16(pair_lo, next_lo),
-                _mm512_unpacklo_epi16(pair_hi, next_hi),
-                _mm512_unpackhi_epi16(pair_hi, next_hi),
-            ];
-            for (j, acc) in acc.iter_mut().enumerate() {
-                let k = &self.weights[(4 * g + j) * 64..(4 * g + j) * 64 + 64];
-                // SAFETY: `k` is exactly 64 bytes; unaligned load.
-                let k = unsafe { _mm512_loadu_si512(k.as_ptr().cast()) };
-                *acc = _mm512_dpbusd_epi32(*acc, fours[j], k);
-            }
+            let fours = interleave(core::array::from_fn(|u| tap(4 * g + u)));
+            self.accumulate(&mut acc, &fours, g);
         }
+        self.finish(acc)
+    }
+
+    /// Adds group `g`'s products with the interleaved taps `fours` to `acc`.
+    #[inline]
+    #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
+    fn accumulate(&self, acc: &mut [__m512i; 4], fours: &[__m512i; 4], g: usize) {
+        for (j, acc) in acc.iter_mut().enumerate() {
+            let k = &self.weights[(4 * g + j) * 64..(4 * g + j) * 64 + 64];
+            // SAFETY: `k` is exactly 64 bytes; unaligned load.
+            let k = unsafe { _mm512_loadu_si512(k.as_ptr().cast()) };
+            *acc = _mm512_dpbusd_epi32(*acc, fours[j], k);
+        }
+    }
+
+    /// The 64 output bytes, in channel order, of the sums `acc` (biases included).
+    #[inline]
+    #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl")]
+    fn finish(&self, acc: [__m512i; 4]) -> __m512i {
         let scaled: [__m512i; 4] = core::array::from_fn(|j| self.requant[j].apply(acc[j]));
         // Back to channel order with the packs, which (like the unpacks) work within 128-bit
         // lanes: lane `l` of `scaled[j]` is channels `16 l + 4 j..`, so packing 0 with 1 and 2
@@ -545,6 +697,22 @@ impl<'d> DepthwiseBlock<'d> {
         let high = _mm512_adds_epi16(_mm512_packs_epi32(scaled[2], scaled[3]), self.out_offset);
         _mm512_min_epi8(_mm512_max_epi8(_mm512_packs_epi16(low, high), self.lo), self.hi)
     }
+}
+
+/// Four tap vectors of 64 channels interleaved so each 32-bit lane holds one channel's four taps
+/// (bytes, then 16-bit pairs; within 128-bit lanes): vector `j`, lane `l` holds channels
+/// `16 l + 4 j..16 l + 4 j + 4`.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw")]
+fn interleave(t: [__m512i; 4]) -> [__m512i; 4] {
+    let (pair_lo, pair_hi) = (_mm512_unpacklo_epi8(t[0], t[1]), _mm512_unpackhi_epi8(t[0], t[1]));
+    let (next_lo, next_hi) = (_mm512_unpacklo_epi8(t[2], t[3]), _mm512_unpackhi_epi8(t[2], t[3]));
+    [
+        _mm512_unpacklo_epi16(pair_lo, next_lo),
+        _mm512_unpackhi_epi16(pair_lo, next_lo),
+        _mm512_unpacklo_epi16(pair_hi, next_hi),
+        _mm512_unpackhi_epi16(pair_hi, next_hi),
+    ]
 }
 
 /// Output pixel `p` = `(b, oy, ox)`, channels `c0..c0 + 64` (or up to `c`). `ptrs` holds the
@@ -585,7 +753,7 @@ fn depthwise_pixel(
             for fx in fx_lo..fx_hi {
                 let ix = (ix0 + w.dil_w * fx as i32) as usize;
                 let at = ((b * in_h + iy) * in_w + ix) * c + c0;
-                ptrs[fy * filter_w + fx] = a.input[at..at + lanes].as_ptr();
+                ptrs[fy * taps.steps.0 + fx * taps.steps.1] = a.input[at..at + lanes].as_ptr();
             }
         }
     }
@@ -600,6 +768,128 @@ fn depthwise_pixel(
     let dst = &mut a.output[p * c + c0..p * c + c0 + lanes];
     // SAFETY: the mask stores exactly `lanes` bytes, all inside `dst`.
     unsafe { _mm512_mask_storeu_epi8(dst.as_mut_ptr().cast(), mask, out) };
+}
+
+/// Depthwise on weights packed by columns (`FW` columns of up to four taps) without dilation
+/// along x: along a row, output vectors share each input column's loads and interleave (the next
+/// vector's columns are `STEP` further: the stride, or with replicated weights the pixels per
+/// vector). A vector is one output pixel, or with `c` in {8, 16, 32} (`REPLICATED`, weights
+/// replicated over the lanes, stride 1) `64 / c` adjacent pixels, whose column `ix` is the 64
+/// bytes from input pixel `ix`.
+/// Taps outside the image read the input zero point, as in [`depthwise_pixel`]; columns wholly
+/// outside are one interleave for the block.
+#[inline(never)]
+#[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
+fn depthwise_columns<const FW: usize, const STEP: usize, const REPLICATED: bool>(
+    a: &mut ConvInt8<'_>,
+    kernel: &DepthwiseBlock<'_>,
+    taps: &Taps<'_>,
+    c0: usize,
+) {
+    let w = *a.window;
+    let (in_h, in_w, c) = (w.in_h as usize, w.in_w as usize, w.in_c as usize);
+    let (out_h, out_w) = (w.out_h as usize, w.out_w as usize);
+    // Pixels per vector, and the channels each has in the block.
+    let (group, lanes) = if REPLICATED { (DEPTHWISE_BLOCK / c, c) } else { (1, (c - c0).min(DEPTHWISE_BLOCK)) };
+    // Replicated weights run at stride 1; otherwise the columns move by the stride.
+    let stride = if REPLICATED { 1 } else { STEP };
+    let lane_mask = low_bytes(lanes);
+    let flip = _mm512_set1_epi8(i8::MIN);
+    // SAFETY: `outside` is 64 readable bytes.
+    let zero_points = unsafe { _mm512_loadu_si512(taps.outside.cast()) };
+    let outside = _mm512_xor_si512(zero_points, flip);
+    let outside_column = interleave([outside; 4]);
+    let row_step = w.dil_h as usize * in_w * c;
+    for b in 0..w.batches as usize {
+        for oy in 0..out_h {
+            let p0 = (b * out_h + oy) * out_w;
+            let iy0 = oy as i32 * w.stride_h - w.pad_h;
+            let (fy_lo, fy_hi) = taps_inside(iy0, w.dil_h, w.in_h, w.filter_h);
+            if fy_lo == fy_hi {
+                // The row reads only padding: every vector is the same.
+                let out = kernel.finish(columns_sum::<FW>(kernel, &[outside_column; FW]));
+                for ox in (0..out_w).step_by(group) {
+                    let at = (p0 + ox) * c + c0;
+                    let n = if REPLICATED { (out_w - ox).min(group) * c } else { lanes };
+                    let dst = &mut a.output[at..at + n];
+                    // SAFETY: the mask stores exactly `n` bytes, all inside `dst`.
+                    unsafe { _mm512_mask_storeu_epi8(dst.as_mut_ptr().cast(), low_bytes(n), out) };
+                }
+                continue;
+            }
+            let top = (b * in_h) as isize + iy0 as isize + (fy_lo * w.dil_h as usize) as isize;
+            // Input column `ix`'s taps, interleaved (rows outside the image or past the filter
+            // read the outside vector).
+            let column = |ix: isize| {
+                // The column's pixels inside the image.
+                let (lo, hi) = (ix.max(0), (ix + group as isize).min(in_w as isize));
+                if lo >= hi {
+                    return outside_column;
+                }
+                let (skip, len, mask) = if REPLICATED {
+                    let (skip, len) = ((lo - ix) as usize * c, (hi - lo) as usize * c);
+                    (skip, len, low_bytes(len) << skip)
+                } else {
+                    (0, lanes, lane_mask)
+                };
+                let at = (top as usize * in_w + lo as usize) * c + c0;
+                let rows = &a.input[at..at + (fy_hi - fy_lo - 1) * row_step + len];
+                interleave(core::array::from_fn(|fy| {
+                    if fy < fy_lo || fy >= fy_hi {
+                        return outside;
+                    }
+                    // SAFETY: the mask selects bytes `skip..skip + len`, which read `len` bytes
+                    // from `(fy - fy_lo) * row_step` inside `rows` (the pointer is only formed
+                    // `skip` bytes before them); the others are not read. Without replication
+                    // `skip` is 0 and the lanes past `len` are not stored.
+                    unsafe {
+                        let row = rows.as_ptr().add((fy - fy_lo) * row_step);
+                        let v = if REPLICATED {
+                            _mm512_mask_loadu_epi8(zero_points, mask, row.wrapping_sub(skip))
+                        } else {
+                            _mm512_maskz_loadu_epi8(mask, row)
+                        };
+                        _mm512_xor_si512(v, flip)
+                    }
+                }))
+            };
+            let ix0 = -(w.pad_w as isize);
+            let mut cols: [[__m512i; 4]; FW] = core::array::from_fn(|fx| column(ix0 + fx as isize));
+            let mut ox = 0;
+            while ox < out_w {
+                let out = kernel.finish(columns_sum::<FW>(kernel, &cols));
+                let at = (p0 + ox) * c + c0;
+                let (n, store) = if REPLICATED {
+                    let n = (out_w - ox).min(group) * c;
+                    (n, low_bytes(n))
+                } else {
+                    (lanes, lane_mask)
+                };
+                let dst = &mut a.output[at..at + n];
+                // SAFETY: the mask stores exactly `n` bytes, all inside `dst`.
+                unsafe { _mm512_mask_storeu_epi8(dst.as_mut_ptr().cast(), store, out) };
+                ox += group;
+                if ox < out_w {
+                    let next = ix0 + (ox * stride) as isize;
+                    cols =
+                        core::array::from_fn(
+                            |fx| if fx + STEP < FW { cols[fx + STEP] } else { column(next + fx as isize) },
+                        );
+                }
+            }
+        }
+    }
+}
+
+/// The sums (biases included) of one output pixel from its `FW` interleaved input columns.
+#[inline]
+#[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
+fn columns_sum<const FW: usize>(kernel: &DepthwiseBlock<'_>, cols: &[[__m512i; 4]; FW]) -> [__m512i; 4] {
+    let mut acc = kernel.bias;
+    for (fx, col) in cols.iter().enumerate() {
+        kernel.accumulate(&mut acc, col, fx);
+    }
+    acc
 }
 
 /// Depthwise with `c` in {8, 16, 32} channels, weights replicated over the 64 lanes: `64 / c`
@@ -642,9 +932,12 @@ fn depthwise_rows(a: &mut ConvInt8<'_>, kernel: &DepthwiseBlock<'_>, taps: &Taps
                 let at = ((b * in_h + iy0 as usize) * in_w + ix0 as usize) * c;
                 // Bytes from `at` the group reads per tap: up to its last pixel's channels.
                 let span = ((group - 1) * stride + 1) * c;
-                let base = &a.input[at..at + taps.offsets.last().map_or(0, |&o| o) + span];
+                let base = &a.input[at..at + taps.offsets.iter().max().map_or(0, |&o| o) + span];
                 let out = kernel.run(|t| {
-                    let Some(&offset) = taps.offsets.get(t) else { return _mm512_setzero_si512() };
+                    if !taps.used(t) {
+                        return _mm512_setzero_si512();
+                    }
+                    let offset = taps.offsets[t];
                     let src = &base[offset..offset + span];
                     // SAFETY: `src` is `span` bytes: 64 for stride 1; for stride 2, `128 - c`,
                     // which the second (masked) load ends at.
