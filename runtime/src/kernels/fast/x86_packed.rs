@@ -570,11 +570,14 @@ fn depthwise_impl(a: &mut ConvInt8<'_>, packed: &PackedDepthwise<'_>) {
     // dilation along x.
     let columns = super::packing::by_columns(filter_h, filter_w) && filter_w == 3 && w.dil_w == 1;
     let replicated = super::packing::replicates(c);
+    // One-column filters down a column at stride 1: runs of four rows shared.
+    let tall = filter_w == 1 && w.stride_h == 1 && w.dil_h == 1 && filter_h <= TALL_TAPS && !replicated;
     for block in 0..packed.blocks {
         let data = &packed.data[block * packed.block_len()..(block + 1) * packed.block_len()];
         let kernel = DepthwiseBlock::new(a, data, packed.taps);
         let c0 = block * DEPTHWISE_BLOCK;
         match (columns, replicated, w.stride_w, c) {
+            _ if tall => depthwise_tall(a, &kernel, &taps, c0),
             (true, false, 1, _) => depthwise_columns::<3, 1, false>(a, &kernel, &taps, c0),
             (true, false, 2, _) => depthwise_columns::<3, 2, false>(a, &kernel, &taps, c0),
             // Two pixels of 32 channels per vector: one column of three carries over.
@@ -876,6 +879,85 @@ fn depthwise_columns<const FW: usize, const STEP: usize, const REPLICATED: bool>
                             |fx| if fx + STEP < FW { cols[fx + STEP] } else { column(next + fx as isize) },
                         );
                 }
+            }
+        }
+    }
+}
+
+/// Most taps of a filter [`depthwise_tall`] takes: its ring of `TALL_TAPS` runs holds the
+/// `TALL_TAPS - 3` that one pixel reads.
+const TALL_TAPS: usize = 16;
+
+/// Depthwise with a one-column filter (`filter_h x 1`, slot `fy` = tap `fy`) at stride 1 and no
+/// dilation along y: down an output column, pixel `oy`'s group `g` reads the run of four input
+/// rows from `oy - pad_h + 4 g`, which pixel `oy + 4` reads as its group `g - 1`. So each run is
+/// interleaved once (from two byte-interleaved pairs of rows, each pair shared by the runs two
+/// apart) into a ring, and each row loaded once. Rows outside the image (and past the filter,
+/// which meet zero weights) read the input zero point.
+#[inline(never)]
+#[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
+fn depthwise_tall(a: &mut ConvInt8<'_>, kernel: &DepthwiseBlock<'_>, taps: &Taps<'_>, c0: usize) {
+    const RING: usize = TALL_TAPS;
+    let w = *a.window;
+    let (in_h, in_w, c) = (w.in_h as isize, w.in_w as isize, w.in_c as usize);
+    let (out_h, out_w) = (w.out_h as usize, w.out_w as usize);
+    let groups = kernel.groups;
+    let lanes = (c - c0).min(DEPTHWISE_BLOCK);
+    let mask = low_bytes(lanes);
+    let flip = _mm512_set1_epi8(i8::MIN);
+    // SAFETY: `outside` is 64 readable bytes.
+    let outside = _mm512_xor_si512(unsafe { _mm512_loadu_si512(taps.outside.cast()) }, flip);
+    let mut ring = [[_mm512_setzero_si512(); 4]; RING];
+    for b in 0..w.batches as usize {
+        for ox in 0..out_w {
+            let ix = ox as isize * w.stride_w as isize - w.pad_w as isize;
+            // Input row `iy` of this column, flipped.
+            let row = |iy: isize| {
+                if iy < 0 || iy >= in_h || ix < 0 || ix >= in_w {
+                    return outside;
+                }
+                let at = ((b as isize * in_h + iy) * in_w + ix) as usize * c + c0;
+                let src = &a.input[at..at + lanes];
+                // SAFETY: the mask reads exactly the `lanes` bytes of `src`.
+                _mm512_xor_si512(unsafe { _mm512_maskz_loadu_epi8(mask, src.as_ptr()) }, flip)
+            };
+            let pair = |t: __m512i, u: __m512i| [_mm512_unpacklo_epi8(t, u), _mm512_unpackhi_epi8(t, u)];
+            // The next run starts at row `next`: rows `next`, `next + 1` and `next + 2` are
+            // `pairs[0]` (0 with 1), `pairs[1]` (1 with 2) and `last`.
+            let mut next = -(w.pad_h as isize);
+            let (first, second, mut last) = (row(next), row(next + 1), row(next + 2));
+            let mut pairs = [pair(first, second), pair(second, last)];
+            let mut run = |ring: &mut [[__m512i; 4]; RING]| {
+                let fourth = row(next + 3);
+                let pair_next = pair(last, fourth);
+                let [pair_lo, pair_hi] = pairs[0];
+                let [next_lo, next_hi] = pair_next;
+                ring[next.rem_euclid(RING as isize) as usize] = [
+                    _mm512_unpacklo_epi16(pair_lo, next_lo),
+                    _mm512_unpackhi_epi16(pair_lo, next_lo),
+                    _mm512_unpacklo_epi16(pair_hi, next_hi),
+                    _mm512_unpackhi_epi16(pair_hi, next_hi),
+                ];
+                pairs = [pairs[1], pair_next];
+                last = fourth;
+                next += 1;
+            };
+            // Run `r` is stored at `r mod RING`.
+            for _ in 0..4 * (groups - 1) {
+                run(&mut ring);
+            }
+            for oy in 0..out_h {
+                run(&mut ring);
+                let top = oy as isize - w.pad_h as isize;
+                let mut acc = kernel.bias;
+                for g in 0..groups {
+                    kernel.accumulate(&mut acc, &ring[(top + 4 * g as isize).rem_euclid(RING as isize) as usize], g);
+                }
+                let out = kernel.finish(acc);
+                let at = ((b * out_h + oy) * out_w + ox) * c + c0;
+                let dst = &mut a.output[at..at + lanes];
+                // SAFETY: the mask stores exactly `lanes` bytes, all inside `dst`.
+                unsafe { _mm512_mask_storeu_epi8(dst.as_mut_ptr().cast(), mask, out) };
             }
         }
     }
