@@ -305,7 +305,8 @@ fn packed_depthwise_matches_the_reference() {
             w.in_c = rng.usize(1, 150) as u32;
             w.out_c = w.in_c;
         } else if rng.chance(50) {
-            w.in_c = [8, 16, 32][rng.usize(0, 2)];
+            // Alone, or as the last block after full ones.
+            w.in_c = [8, 16, 32][rng.usize(0, 2)] + if rng.chance(50) { 64 * rng.usize(1, 2) as u32 } else { 0 };
             w.out_c = w.in_c;
             let padding = if rng.chance(50) { Padding::Same } else { Padding::Valid };
             w.in_w = rng.usize(8, 40) as u32;

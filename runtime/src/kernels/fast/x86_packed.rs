@@ -577,6 +577,11 @@ fn depthwise_impl(a: &mut ConvInt8<'_>, packed: &PackedDepthwise<'_>) {
         let kernel = DepthwiseBlock::new(a, data, packed.taps);
         let c0 = block * DEPTHWISE_BLOCK;
         match (columns, replicated, w.stride_w, c) {
+            _ if block + 1 == packed.blocks && super::packing::replicates_tail(c) => match c - c0 {
+                32 => depthwise_tail::<2>(a, &kernel, &taps, c0),
+                16 => depthwise_tail::<4>(a, &kernel, &taps, c0),
+                _ => depthwise_tail::<8>(a, &kernel, &taps, c0),
+            },
             _ if tall => depthwise_tall(a, &kernel, &taps, c0),
             (true, false, 1, _) => depthwise_columns::<3, 1, false>(a, &kernel, &taps, c0),
             (true, false, 2, _) => depthwise_columns::<3, 2, false>(a, &kernel, &taps, c0),
@@ -1038,6 +1043,81 @@ fn depthwise_rows(a: &mut ConvInt8<'_>, kernel: &DepthwiseBlock<'_>, taps: &Taps
                 // SAFETY: `dst` is exactly 64 bytes; unaligned store.
                 unsafe { _mm512_storeu_si512(dst.as_mut_ptr().cast(), out) };
                 ox += group;
+            }
+        }
+    }
+}
+
+/// Depthwise on the last block, from `c0`, of more than 64 channels when it has 8, 16 or 32
+/// (`64 / GROUP`), weights replicated over the 64 lanes: `GROUP` adjacent output pixels of a row
+/// per vector (one load or store per pixel and tap) when all their taps are inside the image;
+/// other pixels one at a time, which read and write the low `64 / GROUP` lanes only.
+#[inline(never)]
+#[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
+fn depthwise_tail<const GROUP: usize>(a: &mut ConvInt8<'_>, kernel: &DepthwiseBlock<'_>, taps: &Taps<'_>, c0: usize) {
+    let w = *a.window;
+    let (in_h, in_w, c) = (w.in_h as usize, w.in_w as usize, w.in_c as usize);
+    let (filter_h, filter_w) = (w.filter_h as usize, w.filter_w as usize);
+    let (out_h, out_w) = (w.out_h as usize, w.out_w as usize);
+    let lanes = DEPTHWISE_BLOCK / GROUP;
+    let (stride, dil_w) = (w.stride_w as usize, w.dil_w as usize);
+    let flip = _mm512_set1_epi8(i8::MIN);
+    // Bytes from a group's first tap that its taps read: up to its last pixel's channels (slots
+    // without a tap read from offset 0, which any tap's pixels cover).
+    let span = taps.offsets.iter().max().map_or(0, |&o| o) + (GROUP - 1) * stride * c + lanes;
+    let mut ptrs = [taps.outside; MAX_TAPS + 3];
+    for b in 0..w.batches as usize {
+        for oy in 0..out_h {
+            let iy0 = oy as i32 * w.stride_h - w.pad_h;
+            let (fy_lo, fy_hi) = taps_inside(iy0, w.dil_h, w.in_h, w.filter_h);
+            let rows_inside = fy_lo == 0 && fy_hi == filter_h;
+            let mut ox = 0;
+            while ox < out_w {
+                let ix0 = ox as i64 * stride as i64 - w.pad_w as i64;
+                let last = ix0 + ((GROUP - 1) * stride + (filter_w - 1) * dil_w) as i64;
+                let p = (b * out_h + oy) * out_w + ox;
+                if !(rows_inside && ox + GROUP <= out_w && ix0 >= 0 && last < in_w as i64) {
+                    depthwise_pixel(a, kernel, taps, &mut ptrs, (b, oy, ox), c0, p);
+                    ox += 1;
+                    continue;
+                }
+                let at = ((b * in_h + iy0 as usize) * in_w + ix0 as usize) * c + c0;
+                let base = a.input[at..at + span].as_ptr();
+                let out = kernel.run(|t| {
+                    // SAFETY: pixel `k` reads `lanes` bytes from `offsets[t] + k * stride * c`,
+                    // inside the `span` bytes from `base`.
+                    let v = unsafe {
+                        let src = base.add(taps.offsets[t]);
+                        let piece = |k: usize| src.add(k * stride * c);
+                        match GROUP {
+                            2 => _mm512_inserti64x4::<1>(
+                                _mm512_castsi256_si512(_mm256_loadu_si256(piece(0).cast())),
+                                _mm256_loadu_si256(piece(1).cast()),
+                            ),
+                            4 => {
+                                let v = _mm512_castsi128_si512(_mm_loadu_si128(piece(0).cast()));
+                                let v = _mm512_inserti32x4::<1>(v, _mm_loadu_si128(piece(1).cast()));
+                                let v = _mm512_inserti32x4::<2>(v, _mm_loadu_si128(piece(2).cast()));
+                                _mm512_inserti32x4::<3>(v, _mm_loadu_si128(piece(3).cast()))
+                            }
+                            _ => {
+                                let q = |k: usize| piece(k).cast::<i64>().read_unaligned();
+                                _mm512_set_epi64(q(7), q(6), q(5), q(4), q(3), q(2), q(1), q(0))
+                            }
+                        }
+                    };
+                    _mm512_xor_si512(v, flip)
+                });
+                for k in 0..GROUP {
+                    let dst = &mut a.output[(p + k) * c + c0..(p + k) * c + c0 + lanes];
+                    // SAFETY: the mask stores lanes `k * lanes..` to exactly the `lanes` bytes of
+                    // `dst` (the pointer is formed `k * lanes` bytes before it).
+                    unsafe {
+                        let to = dst.as_mut_ptr().wrapping_sub(k * lanes);
+                        _mm512_mask_storeu_epi8(to.cast(), low_bytes(lanes) << (k * lanes), out)
+                    };
+                }
+                ox += GROUP;
             }
         }
     }
