@@ -982,7 +982,7 @@ fn columns_sum<const FW: usize>(kernel: &DepthwiseBlock<'_>, cols: &[[__m512i; 4
 /// Depthwise with `c` in {8, 16, 32} channels, weights replicated over the 64 lanes: `64 / c`
 /// adjacent output pixels of a row per vector when all their taps are inside the image and the
 /// stride along x is 1 (their inputs are adjacent) or 2 (every other pixel of two vectors, picked
-/// with one permute); other pixels one at a time.
+/// with one permute); other groups gathered pixel by pixel ([`depthwise_gathered`]).
 #[inline]
 #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
 fn depthwise_rows(a: &mut ConvInt8<'_>, kernel: &DepthwiseBlock<'_>, taps: &Taps<'_>) {
@@ -999,7 +999,6 @@ fn depthwise_rows(a: &mut ConvInt8<'_>, kernel: &DepthwiseBlock<'_>, taps: &Taps
     let evens: [i64; 8] = core::array::from_fn(|q| (2 * (q / per_pixel) * per_pixel + q % per_pixel) as i64);
     let evens = _mm512_set_epi64(evens[7], evens[6], evens[5], evens[4], evens[3], evens[2], evens[1], evens[0]);
     let second = low_bytes(DEPTHWISE_BLOCK - c);
-    let mut ptrs = [taps.outside; MAX_TAPS + 3];
     for b in 0..w.batches as usize {
         for oy in 0..out_h {
             let iy0 = oy as i32 * w.stride_h - w.pad_h;
@@ -1012,8 +1011,8 @@ fn depthwise_rows(a: &mut ConvInt8<'_>, kernel: &DepthwiseBlock<'_>, taps: &Taps
                 let p = (b * out_h + oy) * out_w + ox;
                 let grouped = rows_inside && (stride == 1 || stride == 2) && ox + group <= out_w;
                 if !(grouped && ix0 >= 0 && last < in_w as i64) {
-                    depthwise_pixel(a, kernel, taps, &mut ptrs, (b, oy, ox), 0, p);
-                    ox += 1;
+                    depthwise_gathered(a, kernel, taps, (b, oy, ox), 0);
+                    ox += group;
                     continue;
                 }
                 let at = ((b * in_h + iy0 as usize) * in_w + ix0 as usize) * c;
@@ -1051,7 +1050,7 @@ fn depthwise_rows(a: &mut ConvInt8<'_>, kernel: &DepthwiseBlock<'_>, taps: &Taps
 /// Depthwise on the last block, from `c0`, of more than 64 channels when it has 8, 16 or 32
 /// (`64 / GROUP`), weights replicated over the 64 lanes: `GROUP` adjacent output pixels of a row
 /// per vector (one load or store per pixel and tap) when all their taps are inside the image;
-/// other pixels one at a time, which read and write the low `64 / GROUP` lanes only.
+/// other groups gathered with bounds checks ([`depthwise_gathered`]).
 #[inline(never)]
 #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
 fn depthwise_tail<const GROUP: usize>(a: &mut ConvInt8<'_>, kernel: &DepthwiseBlock<'_>, taps: &Taps<'_>, c0: usize) {
@@ -1065,7 +1064,6 @@ fn depthwise_tail<const GROUP: usize>(a: &mut ConvInt8<'_>, kernel: &DepthwiseBl
     // Bytes from a group's first tap that its taps read: up to its last pixel's channels (slots
     // without a tap read from offset 0, which any tap's pixels cover).
     let span = taps.offsets.iter().max().map_or(0, |&o| o) + (GROUP - 1) * stride * c + lanes;
-    let mut ptrs = [taps.outside; MAX_TAPS + 3];
     for b in 0..w.batches as usize {
         for oy in 0..out_h {
             let iy0 = oy as i32 * w.stride_h - w.pad_h;
@@ -1077,8 +1075,8 @@ fn depthwise_tail<const GROUP: usize>(a: &mut ConvInt8<'_>, kernel: &DepthwiseBl
                 let last = ix0 + ((GROUP - 1) * stride + (filter_w - 1) * dil_w) as i64;
                 let p = (b * out_h + oy) * out_w + ox;
                 if !(rows_inside && ox + GROUP <= out_w && ix0 >= 0 && last < in_w as i64) {
-                    depthwise_pixel(a, kernel, taps, &mut ptrs, (b, oy, ox), c0, p);
-                    ox += 1;
+                    depthwise_gathered(a, kernel, taps, (b, oy, ox), c0);
+                    ox += GROUP;
                     continue;
                 }
                 let at = ((b * in_h + iy0 as usize) * in_w + ix0 as usize) * c + c0;
@@ -1120,6 +1118,64 @@ fn depthwise_tail<const GROUP: usize>(a: &mut ConvInt8<'_>, kernel: &DepthwiseBl
                 ox += GROUP;
             }
         }
+    }
+}
+
+/// Output pixels `ox..ox + 64 / lanes` (those before `out_w`) of row `oy`, channels `c0..c`
+/// (`lanes` of 8, 16 or 32, weights replicated over the 64 lanes) when some of their taps fall
+/// outside the image: each pixel's channels of each tap loaded on their own, taps outside reading
+/// the input zero point.
+#[inline(never)]
+#[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
+fn depthwise_gathered(
+    a: &mut ConvInt8<'_>,
+    kernel: &DepthwiseBlock<'_>,
+    taps: &Taps<'_>,
+    (b, oy, ox): (usize, usize, usize),
+    c0: usize,
+) {
+    let w = *a.window;
+    let (in_h, in_w, c) = (w.in_h as usize, w.in_w as usize, w.in_c as usize);
+    let lanes = c - c0;
+    let count = (w.out_w as usize - ox).min(DEPTHWISE_BLOCK / lanes);
+    let flip = _mm512_set1_epi8(i8::MIN);
+    // SAFETY: `outside` is 64 readable bytes.
+    let zero_points = unsafe { _mm512_loadu_si512(taps.outside.cast()) };
+    let mask = low_bytes(lanes);
+    let iy0 = oy as i32 * w.stride_h - w.pad_h;
+    let out = kernel.run(|t| {
+        if !taps.used(t) {
+            return _mm512_setzero_si512();
+        }
+        // Slot `t` = `fy * steps.0 + fx * steps.1`, one of the steps 1.
+        let (fy, fx) =
+            if taps.steps.1 == 1 { (t / taps.steps.0, t % taps.steps.0) } else { (t % taps.steps.1, t / taps.steps.1) };
+        let iy = iy0 + fy as i32 * w.dil_h;
+        let mut v = zero_points;
+        if (0..w.in_h as i32).contains(&iy) {
+            let row = (b * in_h + iy as usize) * in_w;
+            for k in 0..count {
+                let ix = (ox + k) as i32 * w.stride_w - w.pad_w + fx as i32 * w.dil_w;
+                if (0..in_w as i32).contains(&ix) {
+                    let at = (row + ix as usize) * c + c0;
+                    let src = &a.input[at..at + lanes];
+                    // SAFETY: the mask reads lanes `k * lanes..`, exactly the bytes of `src` (the
+                    // pointer is formed `k * lanes` bytes before it).
+                    v = unsafe { _mm512_mask_loadu_epi8(v, mask << (k * lanes), src.as_ptr().wrapping_sub(k * lanes)) };
+                }
+            }
+        }
+        _mm512_xor_si512(v, flip)
+    });
+    let p = (b * w.out_h as usize + oy) * w.out_w as usize + ox;
+    for k in 0..count {
+        let dst = &mut a.output[(p + k) * c + c0..(p + k) * c + c0 + lanes];
+        // SAFETY: the mask stores lanes `k * lanes..` to exactly the `lanes` bytes of `dst` (the
+        // pointer is formed `k * lanes` bytes before it).
+        unsafe {
+            let to = dst.as_mut_ptr().wrapping_sub(k * lanes);
+            _mm512_mask_storeu_epi8(to.cast(), mask << (k * lanes), out)
+        };
     }
 }
 
