@@ -912,7 +912,8 @@ fn depthwise_tall(a: &mut ConvInt8<'_>, kernel: &DepthwiseBlock<'_>, taps: &Taps
     let flip = _mm512_set1_epi8(i8::MIN);
     // SAFETY: `outside` is 64 readable bytes.
     let outside = _mm512_xor_si512(unsafe { _mm512_loadu_si512(taps.outside.cast()) }, flip);
-    let mut ring = [[_mm512_setzero_si512(); 4]; RING];
+    // Uninitialized: a 4 KiB zeroing per block would cost as much as a small layer's work.
+    let mut ring = [const { core::mem::MaybeUninit::<[__m512i; 4]>::uninit() }; RING];
     for b in 0..w.batches as usize {
         for ox in 0..out_w {
             let ix = ox as isize * w.stride_w as isize - w.pad_w as isize;
@@ -932,17 +933,17 @@ fn depthwise_tall(a: &mut ConvInt8<'_>, kernel: &DepthwiseBlock<'_>, taps: &Taps
             let mut next = -(w.pad_h as isize);
             let (first, second, mut last) = (row(next), row(next + 1), row(next + 2));
             let mut pairs = [pair(first, second), pair(second, last)];
-            let mut run = |ring: &mut [[__m512i; 4]; RING]| {
+            let mut run = |ring: &mut [core::mem::MaybeUninit<[__m512i; 4]>; RING]| {
                 let fourth = row(next + 3);
                 let pair_next = pair(last, fourth);
                 let [pair_lo, pair_hi] = pairs[0];
                 let [next_lo, next_hi] = pair_next;
-                ring[next.rem_euclid(RING as isize) as usize] = [
+                ring[next.rem_euclid(RING as isize) as usize].write([
                     _mm512_unpacklo_epi16(pair_lo, next_lo),
                     _mm512_unpackhi_epi16(pair_lo, next_lo),
                     _mm512_unpacklo_epi16(pair_hi, next_hi),
                     _mm512_unpackhi_epi16(pair_hi, next_hi),
-                ];
+                ]);
                 pairs = [pairs[1], pair_next];
                 last = fourth;
                 next += 1;
@@ -956,7 +957,10 @@ fn depthwise_tall(a: &mut ConvInt8<'_>, kernel: &DepthwiseBlock<'_>, taps: &Taps
                 let top = oy as isize - w.pad_h as isize;
                 let mut acc = kernel.bias;
                 for g in 0..groups {
-                    kernel.accumulate(&mut acc, &ring[(top + 4 * g as isize).rem_euclid(RING as isize) as usize], g);
+                    let slot = &ring[(top + 4 * g as isize).rem_euclid(RING as isize) as usize];
+                    // SAFETY: run `top + 4 g` (at most `4 (groups - 1) < RING` runs before the
+                    // last one written) was written by `run` above and not yet overwritten.
+                    kernel.accumulate(&mut acc, unsafe { slot.assume_init_ref() }, g);
                 }
                 let out = kernel.finish(acc);
                 let at = ((b * out_h + oy) * out_w + ox) * c + c0;
