@@ -229,6 +229,12 @@ pub(super) fn replicates(c: usize) -> bool {
     matches!(c, 8 | 16 | 32)
 }
 
+/// Whether the last block of a depthwise filter of `c` channels is packed repeated over all 64
+/// lanes (it has 8, 16 or 32 channels after full blocks), so one vector covers several pixels.
+pub(super) fn replicates_tail(c: usize) -> bool {
+    c > DEPTHWISE_BLOCK && replicates(c % DEPTHWISE_BLOCK)
+}
+
 /// Appends DEPTHWISE_CONV_2D's packed weights (depth multiplier 1, constant filter and bias) when
 /// this machine's kernels read them; `requant(channel)` gives a channel's multiplier and shift.
 /// Pushes nothing otherwise.
@@ -278,12 +284,15 @@ pub(super) fn write_packed_depthwise(
     }
     let tap_weight = |t: usize, ch: usize| if t < taps && ch < c { filter[t * c + ch] } else { 0 };
     let slot_weight = |s: usize, ch: usize| slot_tap[s].map_or(0, |t| tap_weight(t, ch));
-    // The channel in vector `j`, 128-bit lane `l`, 32-bit element `i` (repeating when `c`
-    // replicates over the lanes).
+    // The channel in vector `j`, 128-bit lane `l`, 32-bit element `i` (repeating when `c`, or
+    // the last block's channels, replicate over the lanes).
+    let last = c.div_ceil(DEPTHWISE_BLOCK) - 1;
     let channel = |block: usize, j: usize, l: usize, i: usize| {
         let lane = 16 * l + 4 * j + i;
         if replicates(c) {
             lane % c
+        } else if block == last && replicates_tail(c) {
+            block * DEPTHWISE_BLOCK + lane % (c % DEPTHWISE_BLOCK)
         } else {
             block * DEPTHWISE_BLOCK + lane
         }

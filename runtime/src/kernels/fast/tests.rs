@@ -267,7 +267,7 @@ fn packed_depthwise_matches_the_reference() {
     }
     let mut rng = Rng(0x2f6b_1c3d);
     let mut cases = 0;
-    while cases < 400 {
+    while cases < 600 {
         let Some(mut w) = random_window(&mut rng, true) else { continue };
         // Filters packed by columns (3x3 shares columns along rows at stride 1 along x).
         if rng.chance(40) {
@@ -285,13 +285,28 @@ fn packed_depthwise_matches_the_reference() {
             };
             (w.out_h, w.pad_h, w.out_w, w.pad_w) = (out_h as u32, pad_h, out_w as u32, pad_w);
         }
+        // One-column filters at stride 1 along y (rows shared down a column).
+        if rng.chance(20) {
+            let padding = if rng.chance(50) { Padding::Same } else { Padding::Valid };
+            (w.filter_h, w.filter_w, w.stride_h, w.dil_h) = (rng.usize(1, 17) as u32, 1, 1, 1);
+            w.in_h = rng.usize(1, 30) as u32;
+            w.in_w = rng.usize(1, 3) as u32;
+            let (Some((out_h, pad_h)), Some((out_w, pad_w))) = (
+                window_dim(padding, w.in_h as usize, w.filter_h as usize, w.stride_h, w.dil_h),
+                window_dim(padding, w.in_w as usize, w.filter_w as usize, w.stride_w, w.dil_w),
+            ) else {
+                continue;
+            };
+            (w.out_h, w.pad_h, w.out_w, w.pad_w) = (out_h as u32, pad_h, out_w as u32, pad_w);
+        }
         // Several blocks of 64 channels, with a partial last one; or channels replicated over
         // the lanes, on rows wide enough for groups of pixels.
         if rng.chance(40) {
             w.in_c = rng.usize(1, 150) as u32;
             w.out_c = w.in_c;
         } else if rng.chance(50) {
-            w.in_c = [8, 16, 32][rng.usize(0, 2)];
+            // Alone, or as the last block after full ones.
+            w.in_c = [8, 16, 32][rng.usize(0, 2)] + if rng.chance(50) { 64 * rng.usize(1, 2) as u32 } else { 0 };
             w.out_c = w.in_c;
             let padding = if rng.chance(50) { Padding::Same } else { Padding::Valid };
             w.in_w = rng.usize(8, 40) as u32;

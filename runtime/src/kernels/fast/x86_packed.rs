@@ -570,11 +570,19 @@ fn depthwise_impl(a: &mut ConvInt8<'_>, packed: &PackedDepthwise<'_>) {
     // dilation along x.
     let columns = super::packing::by_columns(filter_h, filter_w) && filter_w == 3 && w.dil_w == 1;
     let replicated = super::packing::replicates(c);
+    // One-column filters down a column at stride 1: runs of four rows shared.
+    let tall = filter_w == 1 && w.stride_h == 1 && w.dil_h == 1 && filter_h <= TALL_TAPS && !replicated;
     for block in 0..packed.blocks {
         let data = &packed.data[block * packed.block_len()..(block + 1) * packed.block_len()];
         let kernel = DepthwiseBlock::new(a, data, packed.taps);
         let c0 = block * DEPTHWISE_BLOCK;
         match (columns, replicated, w.stride_w, c) {
+            _ if block + 1 == packed.blocks && super::packing::replicates_tail(c) => match c - c0 {
+                32 => depthwise_tail::<2>(a, &kernel, &taps, c0),
+                16 => depthwise_tail::<4>(a, &kernel, &taps, c0),
+                _ => depthwise_tail::<8>(a, &kernel, &taps, c0),
+            },
+            _ if tall => depthwise_tall(a, &kernel, &taps, c0),
             (true, false, 1, _) => depthwise_columns::<3, 1, false>(a, &kernel, &taps, c0),
             (true, false, 2, _) => depthwise_columns::<3, 2, false>(a, &kernel, &taps, c0),
             // Two pixels of 32 channels per vector: one column of three carries over.
@@ -856,8 +864,21 @@ fn depthwise_columns<const FW: usize, const STEP: usize, const REPLICATED: bool>
             let ix0 = -(w.pad_w as isize);
             let mut cols: [[__m512i; 4]; FW] = core::array::from_fn(|fx| column(ix0 + fx as isize));
             let mut ox = 0;
+            // With one new column per vector (stride 1, one pixel per vector), the next vector's
+            // column is loaded and interleaved before this one's requantization, so the two
+            // overlap (5-6 % faster); with more new columns the extra live registers cost more.
+            let early = STEP == 1 && !REPLICATED;
+            let advance = |cols: &[[__m512i; 4]; FW], ox: usize| {
+                let next = ix0 + (ox * stride) as isize;
+                core::array::from_fn(|fx| if fx + STEP < FW { cols[fx + STEP] } else { column(next + fx as isize) })
+            };
             while ox < out_w {
-                let out = kernel.finish(columns_sum::<FW>(kernel, &cols));
+                let acc = columns_sum::<FW>(kernel, &cols);
+                let next_ox = ox + group;
+                if early && next_ox < out_w {
+                    cols = advance(&cols, next_ox);
+                }
+                let out = kernel.finish(acc);
                 let at = (p0 + ox) * c + c0;
                 let (n, store) = if REPLICATED {
                     let n = (out_w - ox).min(group) * c;
@@ -868,14 +889,93 @@ fn depthwise_columns<const FW: usize, const STEP: usize, const REPLICATED: bool>
                 let dst = &mut a.output[at..at + n];
                 // SAFETY: the mask stores exactly `n` bytes, all inside `dst`.
                 unsafe { _mm512_mask_storeu_epi8(dst.as_mut_ptr().cast(), store, out) };
-                ox += group;
-                if ox < out_w {
-                    let next = ix0 + (ox * stride) as isize;
-                    cols =
-                        core::array::from_fn(
-                            |fx| if fx + STEP < FW { cols[fx + STEP] } else { column(next + fx as isize) },
-                        );
+                if !early && next_ox < out_w {
+                    cols = advance(&cols, next_ox);
                 }
+                ox = next_ox;
+            }
+        }
+    }
+}
+
+/// Most taps of a filter [`depthwise_tall`] takes: its ring of `TALL_TAPS` runs holds the
+/// `TALL_TAPS - 3` that one pixel reads.
+const TALL_TAPS: usize = 16;
+
+/// Depthwise with a one-column filter (`filter_h x 1`, slot `fy` = tap `fy`) at stride 1 and no
+/// dilation along y: down an output column, pixel `oy`'s group `g` reads the run of four input
+/// rows from `oy - pad_h + 4 g`, which pixel `oy + 4` reads as its group `g - 1`. So each run is
+/// interleaved once (from two byte-interleaved pairs of rows, each pair shared by the runs two
+/// apart) into a ring, and each row loaded once. Rows outside the image (and past the filter,
+/// which meet zero weights) read the input zero point.
+#[inline(never)]
+#[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
+fn depthwise_tall(a: &mut ConvInt8<'_>, kernel: &DepthwiseBlock<'_>, taps: &Taps<'_>, c0: usize) {
+    const RING: usize = TALL_TAPS;
+    let w = *a.window;
+    let (in_h, in_w, c) = (w.in_h as isize, w.in_w as isize, w.in_c as usize);
+    let (out_h, out_w) = (w.out_h as usize, w.out_w as usize);
+    let groups = kernel.groups;
+    let lanes = (c - c0).min(DEPTHWISE_BLOCK);
+    let mask = low_bytes(lanes);
+    let flip = _mm512_set1_epi8(i8::MIN);
+    // SAFETY: `outside` is 64 readable bytes.
+    let outside = _mm512_xor_si512(unsafe { _mm512_loadu_si512(taps.outside.cast()) }, flip);
+    // Uninitialized: a 4 KiB zeroing per block would cost as much as a small layer's work.
+    let mut ring = [const { core::mem::MaybeUninit::<[__m512i; 4]>::uninit() }; RING];
+    for b in 0..w.batches as usize {
+        for ox in 0..out_w {
+            let ix = ox as isize * w.stride_w as isize - w.pad_w as isize;
+            // Input row `iy` of this column, flipped.
+            let row = |iy: isize| {
+                if iy < 0 || iy >= in_h || ix < 0 || ix >= in_w {
+                    return outside;
+                }
+                let at = ((b as isize * in_h + iy) * in_w + ix) as usize * c + c0;
+                let src = &a.input[at..at + lanes];
+                // SAFETY: the mask reads exactly the `lanes` bytes of `src`.
+                _mm512_xor_si512(unsafe { _mm512_maskz_loadu_epi8(mask, src.as_ptr()) }, flip)
+            };
+            let pair = |t: __m512i, u: __m512i| [_mm512_unpacklo_epi8(t, u), _mm512_unpackhi_epi8(t, u)];
+            // The next run starts at row `next`: rows `next`, `next + 1` and `next + 2` are
+            // `pairs[0]` (0 with 1), `pairs[1]` (1 with 2) and `last`.
+            let mut next = -(w.pad_h as isize);
+            let (first, second, mut last) = (row(next), row(next + 1), row(next + 2));
+            let mut pairs = [pair(first, second), pair(second, last)];
+            let mut run = |ring: &mut [core::mem::MaybeUninit<[__m512i; 4]>; RING]| {
+                let fourth = row(next + 3);
+                let pair_next = pair(last, fourth);
+                let [pair_lo, pair_hi] = pairs[0];
+                let [next_lo, next_hi] = pair_next;
+                ring[next.rem_euclid(RING as isize) as usize].write([
+                    _mm512_unpacklo_epi16(pair_lo, next_lo),
+                    _mm512_unpackhi_epi16(pair_lo, next_lo),
+                    _mm512_unpacklo_epi16(pair_hi, next_hi),
+                    _mm512_unpackhi_epi16(pair_hi, next_hi),
+                ]);
+                pairs = [pairs[1], pair_next];
+                last = fourth;
+                next += 1;
+            };
+            // Run `r` is stored at `r mod RING`.
+            for _ in 0..4 * (groups - 1) {
+                run(&mut ring);
+            }
+            for oy in 0..out_h {
+                run(&mut ring);
+                let top = oy as isize - w.pad_h as isize;
+                let mut acc = kernel.bias;
+                for g in 0..groups {
+                    let slot = &ring[(top + 4 * g as isize).rem_euclid(RING as isize) as usize];
+                    // SAFETY: run `top + 4 g` (at most `4 (groups - 1) < RING` runs before the
+                    // last one written) was written by `run` above and not yet overwritten.
+                    kernel.accumulate(&mut acc, unsafe { slot.assume_init_ref() }, g);
+                }
+                let out = kernel.finish(acc);
+                let at = ((b * out_h + oy) * out_w + ox) * c + c0;
+                let dst = &mut a.output[at..at + lanes];
+                // SAFETY: the mask stores exactly `lanes` bytes, all inside `dst`.
+                unsafe { _mm512_mask_storeu_epi8(dst.as_mut_ptr().cast(), mask, out) };
             }
         }
     }
@@ -895,7 +995,7 @@ fn columns_sum<const FW: usize>(kernel: &DepthwiseBlock<'_>, cols: &[[__m512i; 4
 /// Depthwise with `c` in {8, 16, 32} channels, weights replicated over the 64 lanes: `64 / c`
 /// adjacent output pixels of a row per vector when all their taps are inside the image and the
 /// stride along x is 1 (their inputs are adjacent) or 2 (every other pixel of two vectors, picked
-/// with one permute); other pixels one at a time.
+/// with one permute); other groups gathered pixel by pixel ([`depthwise_gathered`]).
 #[inline]
 #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
 fn depthwise_rows(a: &mut ConvInt8<'_>, kernel: &DepthwiseBlock<'_>, taps: &Taps<'_>) {
@@ -912,7 +1012,6 @@ fn depthwise_rows(a: &mut ConvInt8<'_>, kernel: &DepthwiseBlock<'_>, taps: &Taps
     let evens: [i64; 8] = core::array::from_fn(|q| (2 * (q / per_pixel) * per_pixel + q % per_pixel) as i64);
     let evens = _mm512_set_epi64(evens[7], evens[6], evens[5], evens[4], evens[3], evens[2], evens[1], evens[0]);
     let second = low_bytes(DEPTHWISE_BLOCK - c);
-    let mut ptrs = [taps.outside; MAX_TAPS + 3];
     for b in 0..w.batches as usize {
         for oy in 0..out_h {
             let iy0 = oy as i32 * w.stride_h - w.pad_h;
@@ -925,8 +1024,8 @@ fn depthwise_rows(a: &mut ConvInt8<'_>, kernel: &DepthwiseBlock<'_>, taps: &Taps
                 let p = (b * out_h + oy) * out_w + ox;
                 let grouped = rows_inside && (stride == 1 || stride == 2) && ox + group <= out_w;
                 if !(grouped && ix0 >= 0 && last < in_w as i64) {
-                    depthwise_pixel(a, kernel, taps, &mut ptrs, (b, oy, ox), 0, p);
-                    ox += 1;
+                    depthwise_gathered(a, kernel, taps, (b, oy, ox), 0);
+                    ox += group;
                     continue;
                 }
                 let at = ((b * in_h + iy0 as usize) * in_w + ix0 as usize) * c;
@@ -958,6 +1057,138 @@ fn depthwise_rows(a: &mut ConvInt8<'_>, kernel: &DepthwiseBlock<'_>, taps: &Taps
                 ox += group;
             }
         }
+    }
+}
+
+/// Depthwise on the last block, from `c0`, of more than 64 channels when it has 8, 16 or 32
+/// (`64 / GROUP`), weights replicated over the 64 lanes: `GROUP` adjacent output pixels of a row
+/// per vector (one load or store per pixel and tap) when all their taps are inside the image;
+/// other groups gathered with bounds checks ([`depthwise_gathered`]).
+#[inline(never)]
+#[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
+fn depthwise_tail<const GROUP: usize>(a: &mut ConvInt8<'_>, kernel: &DepthwiseBlock<'_>, taps: &Taps<'_>, c0: usize) {
+    let w = *a.window;
+    let (in_h, in_w, c) = (w.in_h as usize, w.in_w as usize, w.in_c as usize);
+    let (filter_h, filter_w) = (w.filter_h as usize, w.filter_w as usize);
+    let (out_h, out_w) = (w.out_h as usize, w.out_w as usize);
+    let lanes = DEPTHWISE_BLOCK / GROUP;
+    let (stride, dil_w) = (w.stride_w as usize, w.dil_w as usize);
+    let flip = _mm512_set1_epi8(i8::MIN);
+    // Bytes from a group's first tap that its taps read: up to its last pixel's channels (slots
+    // without a tap read from offset 0, which any tap's pixels cover).
+    let span = taps.offsets.iter().max().map_or(0, |&o| o) + (GROUP - 1) * stride * c + lanes;
+    for b in 0..w.batches as usize {
+        for oy in 0..out_h {
+            let iy0 = oy as i32 * w.stride_h - w.pad_h;
+            let (fy_lo, fy_hi) = taps_inside(iy0, w.dil_h, w.in_h, w.filter_h);
+            let rows_inside = fy_lo == 0 && fy_hi == filter_h;
+            let mut ox = 0;
+            while ox < out_w {
+                let ix0 = ox as i64 * stride as i64 - w.pad_w as i64;
+                let last = ix0 + ((GROUP - 1) * stride + (filter_w - 1) * dil_w) as i64;
+                let p = (b * out_h + oy) * out_w + ox;
+                if !(rows_inside && ox + GROUP <= out_w && ix0 >= 0 && last < in_w as i64) {
+                    depthwise_gathered(a, kernel, taps, (b, oy, ox), c0);
+                    ox += GROUP;
+                    continue;
+                }
+                let at = ((b * in_h + iy0 as usize) * in_w + ix0 as usize) * c + c0;
+                let base = a.input[at..at + span].as_ptr();
+                let out = kernel.run(|t| {
+                    // SAFETY: pixel `k` reads `lanes` bytes from `offsets[t] + k * stride * c`,
+                    // inside the `span` bytes from `base`.
+                    let v = unsafe {
+                        let src = base.add(taps.offsets[t]);
+                        let piece = |k: usize| src.add(k * stride * c);
+                        match GROUP {
+                            2 => _mm512_inserti64x4::<1>(
+                                _mm512_castsi256_si512(_mm256_loadu_si256(piece(0).cast())),
+                                _mm256_loadu_si256(piece(1).cast()),
+                            ),
+                            4 => {
+                                let v = _mm512_castsi128_si512(_mm_loadu_si128(piece(0).cast()));
+                                let v = _mm512_inserti32x4::<1>(v, _mm_loadu_si128(piece(1).cast()));
+                                let v = _mm512_inserti32x4::<2>(v, _mm_loadu_si128(piece(2).cast()));
+                                _mm512_inserti32x4::<3>(v, _mm_loadu_si128(piece(3).cast()))
+                            }
+                            _ => {
+                                let q = |k: usize| piece(k).cast::<i64>().read_unaligned();
+                                _mm512_set_epi64(q(7), q(6), q(5), q(4), q(3), q(2), q(1), q(0))
+                            }
+                        }
+                    };
+                    _mm512_xor_si512(v, flip)
+                });
+                for k in 0..GROUP {
+                    let dst = &mut a.output[(p + k) * c + c0..(p + k) * c + c0 + lanes];
+                    // SAFETY: the mask stores lanes `k * lanes..` to exactly the `lanes` bytes of
+                    // `dst` (the pointer is formed `k * lanes` bytes before it).
+                    unsafe {
+                        let to = dst.as_mut_ptr().wrapping_sub(k * lanes);
+                        _mm512_mask_storeu_epi8(to.cast(), low_bytes(lanes) << (k * lanes), out)
+                    };
+                }
+                ox += GROUP;
+            }
+        }
+    }
+}
+
+/// Output pixels `ox..ox + 64 / lanes` (those before `out_w`) of row `oy`, channels `c0..c`
+/// (`lanes` of 8, 16 or 32, weights replicated over the 64 lanes) when some of their taps fall
+/// outside the image: each pixel's channels of each tap loaded on their own, taps outside reading
+/// the input zero point.
+#[inline(never)]
+#[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
+fn depthwise_gathered(
+    a: &mut ConvInt8<'_>,
+    kernel: &DepthwiseBlock<'_>,
+    taps: &Taps<'_>,
+    (b, oy, ox): (usize, usize, usize),
+    c0: usize,
+) {
+    let w = *a.window;
+    let (in_h, in_w, c) = (w.in_h as usize, w.in_w as usize, w.in_c as usize);
+    let lanes = c - c0;
+    let count = (w.out_w as usize - ox).min(DEPTHWISE_BLOCK / lanes);
+    let flip = _mm512_set1_epi8(i8::MIN);
+    // SAFETY: `outside` is 64 readable bytes.
+    let zero_points = unsafe { _mm512_loadu_si512(taps.outside.cast()) };
+    let mask = low_bytes(lanes);
+    let iy0 = oy as i32 * w.stride_h - w.pad_h;
+    let out = kernel.run(|t| {
+        if !taps.used(t) {
+            return _mm512_setzero_si512();
+        }
+        // Slot `t` = `fy * steps.0 + fx * steps.1`, one of the steps 1.
+        let (fy, fx) =
+            if taps.steps.1 == 1 { (t / taps.steps.0, t % taps.steps.0) } else { (t % taps.steps.1, t / taps.steps.1) };
+        let iy = iy0 + fy as i32 * w.dil_h;
+        let mut v = zero_points;
+        if (0..w.in_h as i32).contains(&iy) {
+            let row = (b * in_h + iy as usize) * in_w;
+            for k in 0..count {
+                let ix = (ox + k) as i32 * w.stride_w - w.pad_w + fx as i32 * w.dil_w;
+                if (0..in_w as i32).contains(&ix) {
+                    let at = (row + ix as usize) * c + c0;
+                    let src = &a.input[at..at + lanes];
+                    // SAFETY: the mask reads lanes `k * lanes..`, exactly the bytes of `src` (the
+                    // pointer is formed `k * lanes` bytes before it).
+                    v = unsafe { _mm512_mask_loadu_epi8(v, mask << (k * lanes), src.as_ptr().wrapping_sub(k * lanes)) };
+                }
+            }
+        }
+        _mm512_xor_si512(v, flip)
+    });
+    let p = (b * w.out_h as usize + oy) * w.out_w as usize + ox;
+    for k in 0..count {
+        let dst = &mut a.output[(p + k) * c + c0..(p + k) * c + c0 + lanes];
+        // SAFETY: the mask stores lanes `k * lanes..` to exactly the `lanes` bytes of `dst` (the
+        // pointer is formed `k * lanes` bytes before it).
+        unsafe {
+            let to = dst.as_mut_ptr().wrapping_sub(k * lanes);
+            _mm512_mask_storeu_epi8(to.cast(), mask << (k * lanes), out)
+        };
     }
 }
 
