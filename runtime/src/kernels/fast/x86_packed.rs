@@ -121,6 +121,7 @@ fn chunk<const N: usize, const T: usize>(
     let weights = &packed.weights[block * k4 * 64..(block + N) * k4 * 64];
     let bias = &packed.bias[block * 64..(block + N) * 64];
     let bytes = ByteOutput::new(a);
+    let rows = PatchRows::new(&w);
     let mut p = 0;
     let mut cur = (0, 0, 0);
     while p < pixels {
@@ -145,7 +146,15 @@ fn chunk<const N: usize, const T: usize>(
                     let at = ((b * w.in_h as usize + iy) * w.in_w as usize + ix) * in_c;
                     copy_flipped(&mut whole[..k], &a.input[at..at + k]);
                 } else if small && w.dil_w == 1 {
-                    build_patch_small(&w, a.input, zero_point, (b, oy, ox), whole);
+                    let pixel = (b, oy, ox);
+                    // Border pixels out of line: the tile loop is large already.
+                    let v = match rows.inside(&w, a.input, pixel) {
+                        Some(v) => v,
+                        None => border_vector(&w, a.input, zero_point, pixel),
+                    };
+                    let n = whole.len().min(64);
+                    // SAFETY: the mask stores the first `n` bytes of `whole`.
+                    unsafe { _mm512_mask_storeu_epi8(whole.as_mut_ptr(), low_bytes(n), v) }
                 } else if w.dil_w == 1 {
                     build_patch_flipped(&w, a.input, zero_point, (b, oy, ox), &mut whole[..k]);
                 } else {
@@ -205,6 +214,7 @@ fn pairs(a: &mut ConvInt8<'_>, ch: &Channels<'_>, packed: &PackedConv<'_>) {
     let both = (params.mask as u32 | (params.mask as u32) << 8) as __mmask16;
     // Dword `q` of the low half to lanes 0-7 and of the high half to lanes 8-15.
     let pick = _mm512_set_epi32(8, 8, 8, 8, 8, 8, 8, 8, 0, 0, 0, 0, 0, 0, 0, 0);
+    let rows = PatchRows::new(&w);
     let (mut p, mut cur) = (0, (0, 0, 0));
     while p < pixels {
         let valid = (pixels - p).min(2 * PAIRS);
@@ -212,7 +222,10 @@ fn pairs(a: &mut ConvInt8<'_>, ch: &Channels<'_>, packed: &PackedConv<'_>) {
         let mut last = _mm512_setzero_si512();
         for m in 0..2 * PAIRS {
             if m < valid {
-                last = patch_vector(&w, a.input, zero_point, cur);
+                last = match rows.inside(&w, a.input, cur) {
+                    Some(v) => v,
+                    None => patch_vector(&w, a.input, zero_point, cur),
+                };
                 cur = next_pixel(&w, cur);
             }
             let v = x[m / 2];
@@ -327,18 +340,74 @@ fn build_patch_flipped(w: &Window, input: &[i8], zero_point: i8, (b, oy, ox): (u
     }
 }
 
-/// [`build_patch_flipped`] for patches of at most 64 bytes (first layers: a few input channels),
-/// built in one register with a masked load per filter row and written with one store: byte-sized
-/// row stores would make the tile's 4-byte loads straddle stores, which the CPU cannot forward.
-/// `patch` is the pixel's whole `4 * k4` bytes; the bytes past `k` are overwritten (they meet zero
-/// weights).
-#[inline]
+/// Most filter rows [`PatchRows`] takes.
+const PATCH_ROWS: usize = 64;
+
+/// Register-built patches (`k <= 64`, no dilation along x) of pixels whose taps are all inside
+/// the image (most of them): one masked load per filter row at offsets and masks fixed per layer,
+/// none of [`patch_vector`]'s per-pixel bounds arithmetic (first layers spend most of their time
+/// building patches).
+struct PatchRows {
+    /// Filter rows, or 0 when there are more than [`PATCH_ROWS`] (every pixel then takes
+    /// [`patch_vector`]).
+    rows: usize,
+    /// Row `fy`'s patch bytes, and the distance from its first input byte to the load's base
+    /// (the first tap's input byte less `fy` rows of patch).
+    masks: [__mmask64; PATCH_ROWS],
+    offsets: [isize; PATCH_ROWS],
+}
+
+impl PatchRows {
+    #[inline]
+    fn new(w: &Window) -> Self {
+        let rows = w.filter_h as usize;
+        let row_len = w.filter_w as usize * w.in_c as usize;
+        let pitch = (w.dil_h as usize * w.in_w as usize * w.in_c as usize) as isize;
+        let mut r = PatchRows { rows: 0, masks: [0; PATCH_ROWS], offsets: [0; PATCH_ROWS] };
+        if rows <= PATCH_ROWS && rows * row_len <= 64 {
+            r.rows = rows;
+            for fy in 0..rows {
+                r.masks[fy] = low_bytes(row_len) << (fy * row_len);
+                r.offsets[fy] = fy as isize * (pitch - row_len as isize);
+            }
+        }
+        r
+    }
+
+    /// The flipped patch of output pixel `(b, oy, ox)` when all its taps are inside the image.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw")]
+    fn inside(&self, w: &Window, input: &[i8], (b, oy, ox): (usize, usize, usize)) -> Option<__m512i> {
+        let iy0 = oy as i32 * w.stride_h - w.pad_h;
+        let ix0 = ox as i32 * w.stride_w - w.pad_w;
+        let inside = iy0 >= 0
+            && ix0 >= 0
+            && iy0 + (w.filter_h as i32 - 1) * w.dil_h < w.in_h as i32
+            && ix0 + w.filter_w as i32 <= w.in_w as i32;
+        if !inside || self.rows == 0 {
+            return None;
+        }
+        let (in_h, in_w, in_c) = (w.in_h as usize, w.in_w as usize, w.in_c as usize);
+        let start = ((b * in_h + iy0 as usize) * in_w + ix0 as usize) * in_c;
+        let last = start + (w.filter_h as usize - 1) * w.dil_h as usize * in_w * in_c + w.filter_w as usize * in_c;
+        // Every tap is inside: the rows read input bytes `start..last` only.
+        let base = input[start..last].as_ptr();
+        let mut v = _mm512_setzero_si512();
+        for fy in 0..self.rows {
+            // SAFETY: the mask selects row `fy`'s `row_len` patch bytes, whose input bytes lie in
+            // `start..last` (checked above); the base is only formed (wrapping), never read
+            // outside them. Bytes past `k` keep zero, which meets zero weights.
+            v = unsafe { _mm512_mask_loadu_epi8(v, self.masks[fy], base.wrapping_offset(self.offsets[fy])) };
+        }
+        Some(_mm512_xor_si512(v, _mm512_set1_epi8(i8::MIN)))
+    }
+}
+
+/// [`patch_vector`], not inlined.
+#[inline(never)]
 #[target_feature(enable = "avx512f,avx512bw")]
-fn build_patch_small(w: &Window, input: &[i8], zero_point: i8, pixel: (usize, usize, usize), patch: &mut [i8]) {
-    let v = patch_vector(w, input, zero_point, pixel);
-    let n = patch.len().min(64);
-    // SAFETY: the mask stores the first `n` bytes of `patch`.
-    unsafe { _mm512_mask_storeu_epi8(patch.as_mut_ptr(), low_bytes(n), v) }
+fn border_vector(w: &Window, input: &[i8], zero_point: i8, pixel: (usize, usize, usize)) -> __m512i {
+    patch_vector(w, input, zero_point, pixel)
 }
 
 /// The flipped patch of output pixel `(b, oy, ox)` in one vector (`k <= 64`, no dilation along
