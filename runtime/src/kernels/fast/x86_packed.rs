@@ -84,7 +84,13 @@ fn chunks(a: &mut ConvInt8<'_>, ch: &Channels<'_>, packed: &PackedConv<'_>, patc
     while block < packed.blocks {
         let n = (packed.blocks - block).min(CHUNK);
         let wide = WIDE_TILE * stride <= 8192;
+        // One pixel (a 1x1 conv after pooling): a full tile would compute it `T` times.
+        let one = w.batches * w.out_h * w.out_w == 1;
         match n {
+            1 if one => chunk::<1, 1>(a, ch, packed, block, patches, stride),
+            2 if one => chunk::<2, 1>(a, ch, packed, block, patches, stride),
+            3 if one => chunk::<3, 1>(a, ch, packed, block, patches, stride),
+            _ if one => chunk::<4, 1>(a, ch, packed, block, patches, stride),
             1 if wide => chunk::<1, WIDE_TILE>(a, ch, packed, block, patches, stride),
             2 if wide => chunk::<2, WIDE_TILE>(a, ch, packed, block, patches, stride),
             1 => chunk::<1, TILE>(a, ch, packed, block, patches, stride),
@@ -191,8 +197,8 @@ fn pairs(a: &mut ConvInt8<'_>, ch: &Channels<'_>, packed: &PackedConv<'_>) {
     let k4 = packed.k.div_ceil(4);
     let pixels = w.batches as usize * w.out_h as usize * w.out_w as usize;
     let zero_point = a.input_offset.wrapping_neg() as i8;
-    // Lane `l` takes lane `l % 8` of a block.
-    let twice = _mm512_set_epi32(7, 6, 5, 4, 3, 2, 1, 0, 7, 6, 5, 4, 3, 2, 1, 0);
+    // Lanes `2 c` and `2 c + 1` take lane `c` of a block: channel `c` of two pixels.
+    let twice = _mm512_set_epi32(7, 7, 6, 6, 5, 5, 4, 4, 3, 3, 2, 2, 1, 1, 0, 0);
     let load = |v: &[u8]| {
         let v = &v[..64];
         // SAFETY: `v` is exactly 64 bytes; unaligned load.
@@ -210,16 +216,23 @@ fn pairs(a: &mut ConvInt8<'_>, ch: &Channels<'_>, packed: &PackedConv<'_>) {
     );
     let (lo, hi) = (_mm512_set1_epi32(ch.shifted_min), _mm512_set1_epi32(ch.shifted_max));
     let out_offset = _mm512_set1_epi32(a.output_offset);
-    // The channels of both pixels, moved next to each other when there are fewer than 8.
-    let both = (params.mask as u32 | (params.mask as u32) << 8) as __mmask16;
-    // Dword `q` of the low half to lanes 0-7 and of the high half to lanes 8-15.
-    let pick = _mm512_set_epi32(8, 8, 8, 8, 8, 8, 8, 8, 0, 0, 0, 0, 0, 0, 0, 0);
+    // The first pixel's `out_c` channels (even lanes), then the second's (odd lanes).
+    let mut order = [0i32; 16];
+    for (i, o) in order.iter_mut().enumerate() {
+        *o = if i < out_c { 2 * i } else { 2 * (i - out_c) + 1 } as i32 % 16;
+    }
+    // SAFETY: `order` is 64 bytes.
+    let order = unsafe { _mm512_loadu_si512(order.as_ptr().cast()) };
     let rows = PatchRows::new(&w);
+    // Per pair of pixels, dword `q` of both patches as one qword (the unpacks' order: qwords
+    // `q = 0, 1, 4, 5` in the first vector, `2, 3, 6, 7` in the second), which `vpbroadcastq`
+    // reads without a shuffle.
+    let mut pair_patches = [0u64; 16 * PAIRS];
     let (mut p, mut cur) = (0, (0, 0, 0));
     while p < pixels {
         let valid = (pixels - p).min(2 * PAIRS);
-        let mut x = [_mm512_setzero_si512(); PAIRS];
         let mut last = _mm512_setzero_si512();
+        let mut first = last;
         for m in 0..2 * PAIRS {
             if m < valid {
                 last = match rows.inside(&w, a.input, cur) {
@@ -228,19 +241,29 @@ fn pairs(a: &mut ConvInt8<'_>, ch: &Channels<'_>, packed: &PackedConv<'_>) {
                 };
                 cur = next_pixel(&w, cur);
             }
-            let v = x[m / 2];
-            x[m / 2] = if m % 2 == 0 { last } else { _mm512_inserti64x4::<1>(v, _mm512_castsi512_si256(last)) };
+            if m % 2 == 0 {
+                first = last;
+            } else {
+                let dst = &mut pair_patches[m / 2 * 16..m / 2 * 16 + 16];
+                // SAFETY: `dst` is 128 bytes; unaligned stores.
+                unsafe {
+                    _mm512_storeu_si512(dst.as_mut_ptr().cast(), _mm512_unpacklo_epi32(first, last));
+                    _mm512_storeu_si512(dst.as_mut_ptr().add(8).cast(), _mm512_unpackhi_epi32(first, last));
+                }
+            }
         }
         let mut acc = [bias; PAIRS];
         for (q, &wv) in weights.iter().enumerate().take(k4) {
-            let index = _mm512_add_epi32(pick, _mm512_set1_epi32(q as i32));
-            for (acc, &xv) in acc.iter_mut().zip(&x) {
-                *acc = _mm512_dpbusd_epi32(*acc, _mm512_permutexvar_epi32(index, xv), wv);
+            // Qwords `q = 0, 1, 4, 5` in a pair's first vector, `2, 3, 6, 7` in its second.
+            let slot = (q % 4 / 2) * 8 + q / 4 * 2 + q % 2;
+            for (i, acc) in acc.iter_mut().enumerate() {
+                let xv = _mm512_set1_epi64(pair_patches[i * 16 + slot] as i64);
+                *acc = _mm512_dpbusd_epi32(*acc, xv, wv);
             }
         }
         for (i, &sums) in acc.iter().enumerate().take(valid.div_ceil(2)) {
             let r = _mm512_min_epi32(_mm512_max_epi32(requant.apply(sums), lo), hi);
-            let r = _mm512_maskz_compress_epi32(both, _mm512_add_epi32(r, out_offset));
+            let r = _mm512_permutexvar_epi32(order, _mm512_add_epi32(r, out_offset));
             let n = (valid - 2 * i).min(2) * out_c;
             let dst = &mut a.output[(p + 2 * i) * out_c..][..n];
             // SAFETY: the mask stores exactly `n` bytes, all inside `dst`.
@@ -392,12 +415,14 @@ impl PatchRows {
         let last = start + (w.filter_h as usize - 1) * w.dil_h as usize * in_w * in_c + w.filter_w as usize * in_c;
         // Every tap is inside: the rows read input bytes `start..last` only.
         let base = input[start..last].as_ptr();
+        // Zero-masked loads joined by OR: independent of each other, unlike merging loads.
         let mut v = _mm512_setzero_si512();
         for fy in 0..self.rows {
             // SAFETY: the mask selects row `fy`'s `row_len` patch bytes, whose input bytes lie in
             // `start..last` (checked above); the base is only formed (wrapping), never read
             // outside them. Bytes past `k` keep zero, which meets zero weights.
-            v = unsafe { _mm512_mask_loadu_epi8(v, self.masks[fy], base.wrapping_offset(self.offsets[fy])) };
+            let row = unsafe { _mm512_maskz_loadu_epi8(self.masks[fy], base.wrapping_offset(self.offsets[fy])) };
+            v = _mm512_or_si512(v, row);
         }
         Some(_mm512_xor_si512(v, _mm512_set1_epi8(i8::MIN)))
     }
