@@ -185,10 +185,10 @@ fn chunk<const N: usize, const T: usize>(
 const PAIRS: usize = 6;
 
 /// CONV_2D with at most 8 output channels and patches of at most 32 bytes (first layers): two
-/// pixels per vector, their 8 channels in lanes 0-7 and 8-15 (weights, biases and requantization
-/// repeated), so the half-empty block of the general tile does useful work and each
-/// requantization serves two pixels. Patches stay in registers: the two halves of one vector,
-/// four bytes of each picked per step by one permute.
+/// pixels per vector, channel `c` of both in lanes `2c` and `2c + 1` (weights, biases and
+/// requantization repeated), so the half-empty block of the general tile does useful work and
+/// each requantization serves two pixels. Each step's operand is one broadcast qword: four patch
+/// bytes of each pixel, interleaved once per pair of patches.
 #[inline(never)]
 #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
 fn pairs(a: &mut ConvInt8<'_>, ch: &Channels<'_>, packed: &PackedConv<'_>) {
