@@ -480,7 +480,7 @@ fn low_bytes(n: usize) -> __mmask64 {
 ///
 /// # Safety
 /// Each `x[m]` must be readable for `4 * k4` bytes; `weights` must hold `N * k4 * 64` bytes and
-/// `bias` `N * 64`.
+/// `bias` `N * 64`; `k4 >= 1`.
 #[inline]
 #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
 unsafe fn tile<const N: usize, const T: usize>(
@@ -492,8 +492,13 @@ unsafe fn tile<const N: usize, const T: usize>(
     let (wp, bp) = (weights.as_ptr(), bias.as_ptr());
     // SAFETY (all blocks below): within the sizes the caller guarantees.
     let init: [__m512i; N] = core::array::from_fn(|j| unsafe { _mm512_loadu_si512(bp.add(64 * j).cast()) });
-    let mut acc = [init; T];
-    for q in 0..k4 {
+    // The first step from the biases: no copies of them (`k4 >= 1`).
+    let w0: [__m512i; N] = core::array::from_fn(|j| unsafe { _mm512_loadu_si512(wp.add(j * k4 * 64).cast()) });
+    let mut acc: [[__m512i; N]; T] = core::array::from_fn(|m| {
+        let xv = _mm512_set1_epi32(unsafe { x[m].cast::<i32>().read_unaligned() });
+        core::array::from_fn(|j| _mm512_dpbusd_epi32(init[j], xv, w0[j]))
+    });
+    for q in 1..k4 {
         let wv: [__m512i; N] =
             core::array::from_fn(|j| unsafe { _mm512_loadu_si512(wp.add((j * k4 + q) * 64).cast()) });
         for m in 0..T {
@@ -583,8 +588,11 @@ fn store_tile<const N: usize, const T: usize>(
     let per = 4 / N.min(4);
     // Output bytes of the pixel's channels in this chunk.
     let lanes = (N - 1) * BLOCK + params[N - 1].lanes;
-    let mut m = 0;
-    while m < valid {
+    // A loop of constant bounds, unrolled, so the accumulators stay in registers.
+    for m in (0..T).step_by(per) {
+        if m >= valid {
+            break;
+        }
         let r: [__m512i; 4] = core::array::from_fn(|i| {
             let (pm, j) = (m + i / N, i % N);
             if i < per * N && pm < T {
@@ -617,7 +625,6 @@ fn store_tile<const N: usize, const T: usize>(
                 unsafe { _mm512_mask_storeu_epi8(dst.as_mut_ptr(), low_bytes(lanes), part) };
             }
         }
-        m += per;
     }
 }
 
