@@ -389,8 +389,12 @@ fn fully_connected_sums_match_the_reference() {
     let levels = levels();
     let mut rng = Rng(0x1234_5679);
     for case in 0..300 {
-        let depth = rng.usize(1, 300);
-        let outputs = rng.usize(1, 30);
+        // Both stack buffer sizes: rows and outputs up to 512, and beyond.
+        let (depth, outputs) = if rng.chance(20) {
+            (rng.usize(490, 1300), rng.usize(1, 600))
+        } else {
+            (rng.usize(1, 300), rng.usize(1, 30))
+        };
         let batches = rng.usize(1, 3);
         let input = rng.i8s(batches * depth);
         let filter = rng.i8s(outputs * depth);
