@@ -53,9 +53,8 @@ struct BlockParams {
     /// The multipliers and shifts `requant` was made of.
     requant_multiplier: __m512i,
     requant_shift: __m512i,
-    /// Lanes that are real output channels, as a count and as a mask.
+    /// Lanes that are real output channels.
     lanes: usize,
-    mask: __mmask16,
 }
 
 #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
@@ -516,7 +515,6 @@ unsafe fn tile<const N: usize, const T: usize>(
 #[target_feature(enable = "avx2,avx512f,avx512bw")]
 fn block_params(ch: &Channels<'_>, oc: usize, out_c: usize) -> BlockParams {
     let lanes = out_c.saturating_sub(oc).min(BLOCK);
-    let mask = ((1u32 << lanes) - 1) as __mmask16;
     let load = |v: &[u8]| {
         let s = &v[(4 * oc).min(v.len())..];
         let s = &s[..s.len().min(4 * lanes)];
@@ -530,7 +528,6 @@ fn block_params(ch: &Channels<'_>, oc: usize, out_c: usize) -> BlockParams {
         requant_multiplier: multiplier,
         requant_shift: shift,
         lanes,
-        mask,
     }
 }
 
