@@ -451,11 +451,31 @@ fn fully_connected_simd(
     depth: usize,
     input_offset: i32,
     outputs: usize,
+    finish: impl FnMut(usize, i32),
+) -> bool {
+    // Stack buffers no larger than needed: zeroing the largest (16 KiB) costs more than small
+    // layers' (keyword spotting's) dot products.
+    if depth.next_multiple_of(16) <= 512 && outputs <= 512 {
+        fully_connected_rows::<512, 512>(level, input, filter, depth, input_offset, outputs, finish)
+    } else {
+        fully_connected_rows::<MAX_PATCH, MAX_CHANNELS>(level, input, filter, depth, input_offset, outputs, finish)
+    }
+}
+
+/// [`fully_connected_simd`] with a widened row of `P` and sums of `C` elements on the stack.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+fn fully_connected_rows<const P: usize, const C: usize>(
+    level: Level,
+    input: &[i8],
+    filter: &[i8],
+    depth: usize,
+    input_offset: i32,
+    outputs: usize,
     mut finish: impl FnMut(usize, i32),
 ) -> bool {
     let padded = depth.next_multiple_of(16);
-    let mut row = [0i16; MAX_PATCH];
-    let mut sums = [0i32; MAX_CHANNELS];
+    let mut row = [0i16; P];
+    let mut sums = [0i32; C];
     for (b, x) in input.chunks_exact(depth).enumerate() {
         widen(&mut row[..depth], x, input_offset as i16);
         let out = &mut sums[..outputs];

@@ -240,6 +240,15 @@ fn packed_conv_matches_the_reference() {
             (w.filter_h, w.filter_w, w.pad_h, w.pad_w, w.dil_h, w.dil_w) = (1, 1, 0, 0, 1, 1);
             w.out_h = (w.in_h - 1) / w.stride_h as u32 + 1;
             w.out_w = (w.in_w - 1) / w.stride_w as u32 + 1;
+        } else if rng.chance(15) {
+            // Tall filters on narrow inputs (streaming wakeword: 10x1), patches built by rows.
+            let padding = if rng.chance(50) { Padding::Same } else { Padding::Valid };
+            let filter_h = rng.usize(5, 12);
+            (w.filter_h, w.filter_w, w.dil_h, w.dil_w, w.in_c) = (filter_h as u32, 1, 1, 1, rng.usize(1, 6) as u32);
+            w.in_h = rng.usize(filter_h, filter_h + 8) as u32;
+            let Some((out_h, pad_h)) = window_dim(padding, w.in_h as usize, filter_h, w.stride_h, 1) else { continue };
+            let Some((out_w, pad_w)) = window_dim(padding, w.in_w as usize, 1, w.stride_w, 1) else { continue };
+            (w.out_h, w.pad_h, w.out_w, w.pad_w) = (out_h as u32, pad_h, out_w as u32, pad_w);
         }
         cases += 1;
         let k = w.filter_h as usize * w.filter_w as usize * w.in_c as usize;
@@ -254,6 +263,11 @@ fn packed_conv_matches_the_reference() {
         let mut got = vec![0i8; w.output_elements()];
         assert!(conv_int8_packed(&mut data.args(&w, &mut got), &blob), "declined {w:?}");
         assert_eq!(got, want, "case {cases}: {w:?}");
+        // The byte output stage needs an int8 activation range: wider ones are declined.
+        let mut wide = RandomConv { act: (-129, 127), ..data };
+        assert!(!conv_int8_packed(&mut wide.args(&w, &mut got), &blob), "took {:?}", wide.act);
+        wide.act = (-128, 128);
+        assert!(!conv_int8_packed(&mut wide.args(&w, &mut got), &blob), "took {:?}", wide.act);
     }
 }
 
@@ -390,8 +404,12 @@ fn fully_connected_sums_match_the_reference() {
     let levels = levels();
     let mut rng = Rng(0x1234_5679);
     for case in 0..300 {
-        let depth = rng.usize(1, 300);
-        let outputs = rng.usize(1, 30);
+        // Both stack buffer sizes: rows and outputs up to 512, and beyond.
+        let (depth, outputs) = if rng.chance(20) {
+            (rng.usize(490, 1300), rng.usize(1, 600))
+        } else {
+            (rng.usize(1, 300), rng.usize(1, 30))
+        };
         let batches = rng.usize(1, 3);
         let input = rng.i8s(batches * depth);
         let filter = rng.i8s(outputs * depth);

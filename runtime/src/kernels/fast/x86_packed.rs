@@ -34,7 +34,10 @@ pub(super) fn conv(a: &mut ConvInt8<'_>, ch: &Channels<'_>, packed: &PackedConv<
         && a.output.len() >= w.output_elements()
         && [ch.multiplier, ch.shift].iter().all(|v| v.len() >= 4 * out_c)
         && packed.blocks == out_c.div_ceil(BLOCK);
-    if !sizes_ok {
+    // The output stage works on bytes and 16-bit lanes (int8 activations always fit).
+    let ranges_ok =
+        -128 <= a.act_min && a.act_min <= a.act_max && a.act_max <= 127 && i16::try_from(a.output_offset).is_ok();
+    if !sizes_ok || !ranges_ok {
         return false;
     }
     // SAFETY: packed blobs exist only at `Level::Avx512Vnni`, whose features were detected (or
@@ -50,9 +53,8 @@ struct BlockParams {
     /// The multipliers and shifts `requant` was made of.
     requant_multiplier: __m512i,
     requant_shift: __m512i,
-    /// Lanes that are real output channels, as a count and as a mask.
+    /// Lanes that are real output channels.
     lanes: usize,
-    mask: __mmask16,
 }
 
 #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
@@ -81,7 +83,13 @@ fn chunks(a: &mut ConvInt8<'_>, ch: &Channels<'_>, packed: &PackedConv<'_>, patc
     while block < packed.blocks {
         let n = (packed.blocks - block).min(CHUNK);
         let wide = WIDE_TILE * stride <= 8192;
+        // One pixel (a 1x1 conv after pooling): a full tile would compute it `T` times.
+        let one = w.batches * w.out_h * w.out_w == 1;
         match n {
+            1 if one => chunk::<1, 1>(a, ch, packed, block, patches, stride),
+            2 if one => chunk::<2, 1>(a, ch, packed, block, patches, stride),
+            3 if one => chunk::<3, 1>(a, ch, packed, block, patches, stride),
+            _ if one => chunk::<4, 1>(a, ch, packed, block, patches, stride),
             1 if wide => chunk::<1, WIDE_TILE>(a, ch, packed, block, patches, stride),
             2 if wide => chunk::<2, WIDE_TILE>(a, ch, packed, block, patches, stride),
             1 => chunk::<1, TILE>(a, ch, packed, block, patches, stride),
@@ -109,19 +117,32 @@ fn chunk<const N: usize, const T: usize>(
     let k4 = k.div_ceil(4);
     let pixels = w.batches as usize * w.out_h as usize * w.out_w as usize;
     let one_by_one = w.filter_h == 1 && w.filter_w == 1 && w.pad_h == 0 && w.pad_w == 0;
+    // 1x1 filters at stride 1: pixel `p`'s patch is input bytes `p * k..`.
+    let contiguous = one_by_one && w.stride_h == 1 && w.stride_w == 1 && (k % 4 == 0 || T * stride >= T * k + 3);
     // Patches that fit one vector are built in a register.
     let small = k <= 64;
     let zero_point = a.input_offset.wrapping_neg() as i8;
     let params: [BlockParams; N] = core::array::from_fn(|j| block_params(ch, (block + j) * BLOCK, out_c));
     let weights = &packed.weights[block * k4 * 64..(block + N) * k4 * 64];
     let bias = &packed.bias[block * 64..(block + N) * 64];
+    let bytes = ByteOutput::new(a);
+    let rows = PatchRows::new(&w);
     let mut p = 0;
     let mut cur = (0, 0, 0);
     while p < pixels {
         let valid = (pixels - p).min(T);
         // Pointers to each pixel's patch; a short last tile repeats its last pixel.
         let mut x = [core::ptr::null::<i8>(); T];
-        for m in 0..T {
+        if contiguous {
+            // The tile's patches are one run of the input: flipped in one go, `k` bytes apart (a
+            // patch's last four-byte group may read the next one's first bytes, which meet zero
+            // weights; `patches` has room for `T * stride >= T * k + 3` bytes when `k % 4 != 0`).
+            copy_flipped(&mut patches[..valid * k], &a.input[p * k..(p + valid) * k]);
+            for (m, x) in x.iter_mut().enumerate() {
+                *x = patches[m.min(valid - 1) * k..].as_ptr();
+            }
+        }
+        for m in 0..if contiguous { 0 } else { T } {
             if m < valid {
                 let (b, oy, ox) = cur;
                 let whole = &mut patches[m * stride..(m + 1) * stride];
@@ -130,7 +151,15 @@ fn chunk<const N: usize, const T: usize>(
                     let at = ((b * w.in_h as usize + iy) * w.in_w as usize + ix) * in_c;
                     copy_flipped(&mut whole[..k], &a.input[at..at + k]);
                 } else if small && w.dil_w == 1 {
-                    build_patch_small(&w, a.input, zero_point, (b, oy, ox), whole);
+                    let pixel = (b, oy, ox);
+                    // Border pixels out of line: the tile loop is large already.
+                    let v = match rows.inside(&w, a.input, pixel) {
+                        Some(v) => v,
+                        None => border_vector(&w, a.input, zero_point, pixel),
+                    };
+                    let n = whole.len().min(64);
+                    // SAFETY: the mask stores the first `n` bytes of `whole`.
+                    unsafe { _mm512_mask_storeu_epi8(whole.as_mut_ptr(), low_bytes(n), v) }
                 } else if w.dil_w == 1 {
                     build_patch_flipped(&w, a.input, zero_point, (b, oy, ox), &mut whole[..k]);
                 } else {
@@ -146,11 +175,7 @@ fn chunk<const N: usize, const T: usize>(
         // SAFETY: every `x[m]` points at a patch of `stride = 4 * k4` bytes, which the tile
         // reads; `weights` holds `N * k4 * 64` bytes and `bias` `N * 64`.
         let acc = unsafe { tile::<N, T>(&x, weights, bias, k4) };
-        for (m, row) in acc.iter().enumerate().take(valid) {
-            for (j, &sums) in row.iter().enumerate() {
-                store16(a, ch, &params[j], sums, (p + m) * out_c + (block + j) * BLOCK);
-            }
-        }
+        store_tile::<N, T>(a.output, &bytes, &params, &acc, valid, p * out_c + block * BLOCK, out_c);
         p += valid;
     }
 }
@@ -159,10 +184,10 @@ fn chunk<const N: usize, const T: usize>(
 const PAIRS: usize = 6;
 
 /// CONV_2D with at most 8 output channels and patches of at most 32 bytes (first layers): two
-/// pixels per vector, their 8 channels in lanes 0-7 and 8-15 (weights, biases and requantization
-/// repeated), so the half-empty block of the general tile does useful work and each
-/// requantization serves two pixels. Patches stay in registers: the two halves of one vector,
-/// four bytes of each picked per step by one permute.
+/// pixels per vector, channel `c` of both in lanes `2c` and `2c + 1` (weights, biases and
+/// requantization repeated), so the half-empty block of the general tile does useful work and
+/// each requantization serves two pixels. Each step's operand is one broadcast qword: four patch
+/// bytes of each pixel, interleaved once per pair of patches.
 #[inline(never)]
 #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
 fn pairs(a: &mut ConvInt8<'_>, ch: &Channels<'_>, packed: &PackedConv<'_>) {
@@ -171,8 +196,8 @@ fn pairs(a: &mut ConvInt8<'_>, ch: &Channels<'_>, packed: &PackedConv<'_>) {
     let k4 = packed.k.div_ceil(4);
     let pixels = w.batches as usize * w.out_h as usize * w.out_w as usize;
     let zero_point = a.input_offset.wrapping_neg() as i8;
-    // Lane `l` takes lane `l % 8` of a block.
-    let twice = _mm512_set_epi32(7, 6, 5, 4, 3, 2, 1, 0, 7, 6, 5, 4, 3, 2, 1, 0);
+    // Lanes `2 c` and `2 c + 1` take lane `c` of a block: channel `c` of two pixels.
+    let twice = _mm512_set_epi32(7, 7, 6, 6, 5, 5, 4, 4, 3, 3, 2, 2, 1, 1, 0, 0);
     let load = |v: &[u8]| {
         let v = &v[..64];
         // SAFETY: `v` is exactly 64 bytes; unaligned load.
@@ -190,33 +215,54 @@ fn pairs(a: &mut ConvInt8<'_>, ch: &Channels<'_>, packed: &PackedConv<'_>) {
     );
     let (lo, hi) = (_mm512_set1_epi32(ch.shifted_min), _mm512_set1_epi32(ch.shifted_max));
     let out_offset = _mm512_set1_epi32(a.output_offset);
-    // The channels of both pixels, moved next to each other when there are fewer than 8.
-    let both = (params.mask as u32 | (params.mask as u32) << 8) as __mmask16;
-    // Dword `q` of the low half to lanes 0-7 and of the high half to lanes 8-15.
-    let pick = _mm512_set_epi32(8, 8, 8, 8, 8, 8, 8, 8, 0, 0, 0, 0, 0, 0, 0, 0);
+    // The first pixel's `out_c` channels (even lanes), then the second's (odd lanes).
+    let mut order = [0i32; 16];
+    for (i, o) in order.iter_mut().enumerate() {
+        *o = if i < out_c { 2 * i } else { 2 * (i - out_c) + 1 } as i32 % 16;
+    }
+    // SAFETY: `order` is 64 bytes.
+    let order = unsafe { _mm512_loadu_si512(order.as_ptr().cast()) };
+    let rows = PatchRows::new(&w);
+    // Per pair of pixels, dword `q` of both patches as one qword (the unpacks' order: qwords
+    // `q = 0, 1, 4, 5` in the first vector, `2, 3, 6, 7` in the second), which `vpbroadcastq`
+    // reads without a shuffle.
+    let mut pair_patches = [0u64; 16 * PAIRS];
     let (mut p, mut cur) = (0, (0, 0, 0));
     while p < pixels {
         let valid = (pixels - p).min(2 * PAIRS);
-        let mut x = [_mm512_setzero_si512(); PAIRS];
         let mut last = _mm512_setzero_si512();
+        let mut first = last;
         for m in 0..2 * PAIRS {
             if m < valid {
-                last = patch_vector(&w, a.input, zero_point, cur);
+                last = match rows.inside(&w, a.input, cur) {
+                    Some(v) => v,
+                    None => patch_vector(&w, a.input, zero_point, cur),
+                };
                 cur = next_pixel(&w, cur);
             }
-            let v = x[m / 2];
-            x[m / 2] = if m % 2 == 0 { last } else { _mm512_inserti64x4::<1>(v, _mm512_castsi512_si256(last)) };
+            if m % 2 == 0 {
+                first = last;
+            } else {
+                let dst = &mut pair_patches[m / 2 * 16..m / 2 * 16 + 16];
+                // SAFETY: `dst` is 128 bytes; unaligned stores.
+                unsafe {
+                    _mm512_storeu_si512(dst.as_mut_ptr().cast(), _mm512_unpacklo_epi32(first, last));
+                    _mm512_storeu_si512(dst.as_mut_ptr().add(8).cast(), _mm512_unpackhi_epi32(first, last));
+                }
+            }
         }
         let mut acc = [bias; PAIRS];
         for (q, &wv) in weights.iter().enumerate().take(k4) {
-            let index = _mm512_add_epi32(pick, _mm512_set1_epi32(q as i32));
-            for (acc, &xv) in acc.iter_mut().zip(&x) {
-                *acc = _mm512_dpbusd_epi32(*acc, _mm512_permutexvar_epi32(index, xv), wv);
+            // Qwords `q = 0, 1, 4, 5` in a pair's first vector, `2, 3, 6, 7` in its second.
+            let slot = (q % 4 / 2) * 8 + q / 4 * 2 + q % 2;
+            for (i, acc) in acc.iter_mut().enumerate() {
+                let xv = _mm512_set1_epi64(pair_patches[i * 16 + slot] as i64);
+                *acc = _mm512_dpbusd_epi32(*acc, xv, wv);
             }
         }
         for (i, &sums) in acc.iter().enumerate().take(valid.div_ceil(2)) {
             let r = _mm512_min_epi32(_mm512_max_epi32(requant.apply(sums), lo), hi);
-            let r = _mm512_maskz_compress_epi32(both, _mm512_add_epi32(r, out_offset));
+            let r = _mm512_permutexvar_epi32(order, _mm512_add_epi32(r, out_offset));
             let n = (valid - 2 * i).min(2) * out_c;
             let dst = &mut a.output[(p + 2 * i) * out_c..][..n];
             // SAFETY: the mask stores exactly `n` bytes, all inside `dst`.
@@ -316,18 +362,76 @@ fn build_patch_flipped(w: &Window, input: &[i8], zero_point: i8, (b, oy, ox): (u
     }
 }
 
-/// [`build_patch_flipped`] for patches of at most 64 bytes (first layers: a few input channels),
-/// built in one register with a masked load per filter row and written with one store: byte-sized
-/// row stores would make the tile's 4-byte loads straddle stores, which the CPU cannot forward.
-/// `patch` is the pixel's whole `4 * k4` bytes; the bytes past `k` are overwritten (they meet zero
-/// weights).
-#[inline]
+/// Most filter rows [`PatchRows`] takes.
+const PATCH_ROWS: usize = 64;
+
+/// Register-built patches (`k <= 64`, no dilation along x) of pixels whose taps are all inside
+/// the image (most of them): one masked load per filter row at offsets and masks fixed per layer,
+/// none of [`patch_vector`]'s per-pixel bounds arithmetic (first layers spend most of their time
+/// building patches).
+struct PatchRows {
+    /// Filter rows, or 0 when there are more than [`PATCH_ROWS`] (every pixel then takes
+    /// [`patch_vector`]).
+    rows: usize,
+    /// Row `fy`'s patch bytes, and the distance from its first input byte to the load's base
+    /// (the first tap's input byte less `fy` rows of patch).
+    masks: [__mmask64; PATCH_ROWS],
+    offsets: [isize; PATCH_ROWS],
+}
+
+impl PatchRows {
+    #[inline]
+    fn new(w: &Window) -> Self {
+        let rows = w.filter_h as usize;
+        let row_len = w.filter_w as usize * w.in_c as usize;
+        let pitch = (w.dil_h as usize * w.in_w as usize * w.in_c as usize) as isize;
+        let mut r = PatchRows { rows: 0, masks: [0; PATCH_ROWS], offsets: [0; PATCH_ROWS] };
+        if rows <= PATCH_ROWS && rows * row_len <= 64 {
+            r.rows = rows;
+            for fy in 0..rows {
+                r.masks[fy] = low_bytes(row_len) << (fy * row_len);
+                r.offsets[fy] = fy as isize * (pitch - row_len as isize);
+            }
+        }
+        r
+    }
+
+    /// The flipped patch of output pixel `(b, oy, ox)` when all its taps are inside the image.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw")]
+    fn inside(&self, w: &Window, input: &[i8], (b, oy, ox): (usize, usize, usize)) -> Option<__m512i> {
+        let iy0 = oy as i32 * w.stride_h - w.pad_h;
+        let ix0 = ox as i32 * w.stride_w - w.pad_w;
+        let inside = iy0 >= 0
+            && ix0 >= 0
+            && iy0 + (w.filter_h as i32 - 1) * w.dil_h < w.in_h as i32
+            && ix0 + w.filter_w as i32 <= w.in_w as i32;
+        if !inside || self.rows == 0 {
+            return None;
+        }
+        let (in_h, in_w, in_c) = (w.in_h as usize, w.in_w as usize, w.in_c as usize);
+        let start = ((b * in_h + iy0 as usize) * in_w + ix0 as usize) * in_c;
+        let last = start + (w.filter_h as usize - 1) * w.dil_h as usize * in_w * in_c + w.filter_w as usize * in_c;
+        // Every tap is inside: the rows read input bytes `start..last` only.
+        let base = input[start..last].as_ptr();
+        // Zero-masked loads joined by OR: independent of each other, unlike merging loads.
+        let mut v = _mm512_setzero_si512();
+        for fy in 0..self.rows {
+            // SAFETY: the mask selects row `fy`'s `row_len` patch bytes, whose input bytes lie in
+            // `start..last` (checked above); the base is only formed (wrapping), never read
+            // outside them. Bytes past `k` keep zero, which meets zero weights.
+            let row = unsafe { _mm512_maskz_loadu_epi8(self.masks[fy], base.wrapping_offset(self.offsets[fy])) };
+            v = _mm512_or_si512(v, row);
+        }
+        Some(_mm512_xor_si512(v, _mm512_set1_epi8(i8::MIN)))
+    }
+}
+
+/// [`patch_vector`], not inlined.
+#[inline(never)]
 #[target_feature(enable = "avx512f,avx512bw")]
-fn build_patch_small(w: &Window, input: &[i8], zero_point: i8, pixel: (usize, usize, usize), patch: &mut [i8]) {
-    let v = patch_vector(w, input, zero_point, pixel);
-    let n = patch.len().min(64);
-    // SAFETY: the mask stores the first `n` bytes of `patch`.
-    unsafe { _mm512_mask_storeu_epi8(patch.as_mut_ptr(), low_bytes(n), v) }
+fn border_vector(w: &Window, input: &[i8], zero_point: i8, pixel: (usize, usize, usize)) -> __m512i {
+    patch_vector(w, input, zero_point, pixel)
 }
 
 /// The flipped patch of output pixel `(b, oy, ox)` in one vector (`k <= 64`, no dilation along
@@ -375,7 +479,7 @@ fn low_bytes(n: usize) -> __mmask64 {
 ///
 /// # Safety
 /// Each `x[m]` must be readable for `4 * k4` bytes; `weights` must hold `N * k4 * 64` bytes and
-/// `bias` `N * 64`.
+/// `bias` `N * 64`; `k4 >= 1`.
 #[inline]
 #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
 unsafe fn tile<const N: usize, const T: usize>(
@@ -387,8 +491,13 @@ unsafe fn tile<const N: usize, const T: usize>(
     let (wp, bp) = (weights.as_ptr(), bias.as_ptr());
     // SAFETY (all blocks below): within the sizes the caller guarantees.
     let init: [__m512i; N] = core::array::from_fn(|j| unsafe { _mm512_loadu_si512(bp.add(64 * j).cast()) });
-    let mut acc = [init; T];
-    for q in 0..k4 {
+    // The first step from the biases: no copies of them (`k4 >= 1`).
+    let w0: [__m512i; N] = core::array::from_fn(|j| unsafe { _mm512_loadu_si512(wp.add(j * k4 * 64).cast()) });
+    let mut acc: [[__m512i; N]; T] = core::array::from_fn(|m| {
+        let xv = _mm512_set1_epi32(unsafe { x[m].cast::<i32>().read_unaligned() });
+        core::array::from_fn(|j| _mm512_dpbusd_epi32(init[j], xv, w0[j]))
+    });
+    for q in 1..k4 {
         let wv: [__m512i; N] =
             core::array::from_fn(|j| unsafe { _mm512_loadu_si512(wp.add((j * k4 + q) * 64).cast()) });
         for m in 0..T {
@@ -406,7 +515,6 @@ unsafe fn tile<const N: usize, const T: usize>(
 #[target_feature(enable = "avx2,avx512f,avx512bw")]
 fn block_params(ch: &Channels<'_>, oc: usize, out_c: usize) -> BlockParams {
     let lanes = out_c.saturating_sub(oc).min(BLOCK);
-    let mask = ((1u32 << lanes) - 1) as __mmask16;
     let load = |v: &[u8]| {
         let s = &v[(4 * oc).min(v.len())..];
         let s = &s[..s.len().min(4 * lanes)];
@@ -420,20 +528,101 @@ fn block_params(ch: &Channels<'_>, oc: usize, out_c: usize) -> BlockParams {
         requant_multiplier: multiplier,
         requant_shift: shift,
         lanes,
-        mask,
     }
 }
 
-/// Requantizes sixteen sums (bias included) and stores the channels the block has at `at`.
+/// The output stage on four vectors at once, for int8 activation ranges and an output zero point
+/// within `i16` (always, for TFLite int8): saturating packs to 16 bits, the zero point added with
+/// 16-bit saturation, a saturating pack to bytes and the clamp on bytes give the reference's
+/// `clamp(x + offset, act_min, act_max)` (anything saturated lies beyond the int8 range on the
+/// same side) in 8 instructions per 64 outputs instead of 6 per 16.
+struct ByteOutput {
+    offset: __m512i,
+    lo: __m512i,
+    hi: __m512i,
+    /// Dword `4 j + l` from dword `4 l + j`: the packs interleave the four vectors by 128-bit lane.
+    order: __m512i,
+}
+
+impl ByteOutput {
+    #[inline]
+    #[target_feature(enable = "avx2,avx512f,avx512bw")]
+    /// For int8 activation ranges and an output zero point within `i16` ([`conv`] checks).
+    fn new(a: &ConvInt8<'_>) -> Self {
+        ByteOutput {
+            offset: _mm512_set1_epi16(a.output_offset as i16),
+            lo: _mm512_set1_epi8(a.act_min as i8),
+            hi: _mm512_set1_epi8(a.act_max as i8),
+            order: _mm512_set_epi32(15, 11, 7, 3, 14, 10, 6, 2, 13, 9, 5, 1, 12, 8, 4, 0),
+        }
+    }
+
+    /// The output bytes of four vectors of requantized sums, in order.
+    #[inline]
+    #[target_feature(enable = "avx2,avx512f,avx512bw")]
+    fn pack(&self, r: [__m512i; 4]) -> __m512i {
+        let low = _mm512_adds_epi16(_mm512_packs_epi32(r[0], r[1]), self.offset);
+        let high = _mm512_adds_epi16(_mm512_packs_epi32(r[2], r[3]), self.offset);
+        let v = _mm512_packs_epi16(low, high);
+        _mm512_permutexvar_epi32(self.order, _mm512_min_epi8(_mm512_max_epi8(v, self.lo), self.hi))
+    }
+}
+
+/// Requantizes and stores a register tile (its first `valid` pixels) through [`ByteOutput`]: four
+/// vectors per pack, one pixel's blocks (`N` of 3 or 4), two pixels' (`N = 2`) or four pixels'
+/// (`N = 1`); `at` is the tile's first output byte.
 #[inline]
 #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl")]
-fn store16(a: &mut ConvInt8<'_>, ch: &Channels<'_>, p: &BlockParams, acc: __m512i, at: usize) {
-    let scaled = p.requant.apply(acc);
-    let (lo, hi) = (_mm512_set1_epi32(ch.shifted_min), _mm512_set1_epi32(ch.shifted_max));
-    let out = _mm512_add_epi32(_mm512_min_epi32(_mm512_max_epi32(scaled, lo), hi), _mm512_set1_epi32(a.output_offset));
-    let dst = &mut a.output[at..at + p.lanes];
-    // SAFETY: the mask stores exactly `lanes` bytes, all inside `dst`.
-    unsafe { _mm_mask_storeu_epi8(dst.as_mut_ptr().cast(), p.mask, _mm512_cvtsepi32_epi8(out)) }
+fn store_tile<const N: usize, const T: usize>(
+    output: &mut [i8],
+    bytes: &ByteOutput,
+    params: &[BlockParams; N],
+    acc: &[[__m512i; N]; T],
+    valid: usize,
+    at: usize,
+    out_c: usize,
+) {
+    let per = 4 / N.min(4);
+    // Output bytes of the pixel's channels in this chunk.
+    let lanes = (N - 1) * BLOCK + params[N - 1].lanes;
+    // A loop of constant bounds, unrolled, so the accumulators stay in registers.
+    for m in (0..T).step_by(per) {
+        if m >= valid {
+            break;
+        }
+        let r: [__m512i; 4] = core::array::from_fn(|i| {
+            let (pm, j) = (m + i / N, i % N);
+            if i < per * N && pm < T {
+                params[j].requant.apply(acc[pm][j])
+            } else {
+                _mm512_setzero_si512()
+            }
+        });
+        let v = bytes.pack(r);
+        let n = (valid - m).min(per);
+        let dst = &mut output[at + m * out_c..];
+        if n == 1 || (lanes == out_c && lanes * per == 64) {
+            // The pixels' outputs are contiguous, as in `v`.
+            let len = (n - 1) * out_c + lanes;
+            let dst = &mut dst[..len];
+            // SAFETY: the mask stores exactly `len <= 64` bytes, all inside `dst`.
+            unsafe { _mm512_mask_storeu_epi8(dst.as_mut_ptr(), low_bytes(len), v) };
+        } else {
+            let mut parts = [v; 4];
+            if per == 2 {
+                parts[1] = _mm512_castsi256_si512(_mm512_extracti64x4_epi64::<1>(v));
+            } else {
+                parts[1] = _mm512_castsi128_si512(_mm512_extracti32x4_epi32::<1>(v));
+                parts[2] = _mm512_castsi128_si512(_mm512_extracti32x4_epi32::<2>(v));
+                parts[3] = _mm512_castsi128_si512(_mm512_extracti32x4_epi32::<3>(v));
+            }
+            for (i, &part) in parts.iter().enumerate().take(n) {
+                let dst = &mut dst[i * out_c..i * out_c + lanes];
+                // SAFETY: the mask stores exactly `lanes` bytes, all inside `dst`.
+                unsafe { _mm512_mask_storeu_epi8(dst.as_mut_ptr(), low_bytes(lanes), part) };
+            }
+        }
+    }
 }
 
 /// TFLM's `MultiplyByQuantizedMultiplier(x, m, shift)` on sixteen lanes, with both roundings in
