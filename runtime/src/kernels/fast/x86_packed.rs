@@ -191,8 +191,15 @@ const PAIRS: usize = 8;
 #[inline(never)]
 #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
 fn pairs(a: &mut ConvInt8<'_>, ch: &Channels<'_>, packed: &PackedConv<'_>) {
-    // The filter rows as a constant: the patch loads of inside pixels unroll.
-    match a.window.filter_h {
+    let w = a.window;
+    // The filter rows as a constant: the steps or patch loads unroll.
+    match w.filter_h {
+        1 if let Some(s) = DirectSteps::new(w, 1) => return pairs_direct::<1>(a, ch, packed, s),
+        2 if let Some(s) = DirectSteps::new(w, 2) => return pairs_direct::<2>(a, ch, packed, s),
+        3 if let Some(s) = DirectSteps::new(w, 3) => return pairs_direct::<3>(a, ch, packed, s),
+        _ => {}
+    }
+    match w.filter_h {
         1 => pairs_rows::<1>(a, ch, packed),
         2 => pairs_rows::<2>(a, ch, packed),
         3 => pairs_rows::<3>(a, ch, packed),
@@ -306,6 +313,131 @@ fn pairs_rows<const R: usize>(a: &mut ConvInt8<'_>, ch: &Channels<'_>, packed: &
         }
         output.store(a.output, &requant, &acc, valid, p * out_c);
         p += valid;
+    }
+}
+
+/// Bytes per input row copy of [`pairs_direct`].
+const DIRECT_ROW: usize = 2048;
+/// Most steps (`vpdpbusd` per pair) of [`pairs_direct`].
+const DIRECT_STEPS: usize = 12;
+
+/// The step layout of [`pairs_direct`]: per filter row, `n` qwords read from `o0 + 4 j` bytes
+/// after the first pixel's first tap, whose low dword meets that pixel's taps and high dword the
+/// second pixel's (`step` bytes further on).
+#[derive(Clone, Copy)]
+struct DirectSteps {
+    o0: isize,
+    n: usize,
+    /// Filter row bytes (`filter_w * in_c`).
+    row_len: usize,
+    step: usize,
+}
+
+impl DirectSteps {
+    /// `None` when the steps would not fit [`DIRECT_STEPS`] or the row copies [`DIRECT_ROW`].
+    fn new(w: &Window, rows: usize) -> Option<Self> {
+        let (row_len, step) = (w.filter_w as usize * w.in_c as usize, w.stride_w as usize * w.in_c as usize);
+        // The first pixel's dwords cover `o0..o0 + 4 n`, the second's `o0 + 4 - step..`: both
+        // must cover `0..row_len`.
+        let o0 = (step as isize - 4).min(0);
+        let n = (row_len + (-o0) as usize + step.saturating_sub(4)).div_ceil(4);
+        let s = DirectSteps { o0, n, row_len, step };
+        (rows * n <= DIRECT_STEPS && s.row_bytes(w) <= DIRECT_ROW).then_some(s)
+    }
+
+    /// Bytes of a row copy: slack before the first pixel's reads, the padded input row, and
+    /// every pixel's reads.
+    fn row_bytes(&self, w: &Window) -> usize {
+        let front = (-self.o0) as usize;
+        let image = front + (w.pad_w as usize + w.in_w as usize) * w.in_c as usize;
+        let reads = front + (w.out_w as usize - 1) * self.step + 4 * self.n + 4;
+        image.max(reads)
+    }
+}
+
+/// [`pairs`] reading each step's operand straight from flipped, padded copies of the filter rows'
+/// input rows (per output row), with weights laid out per step: no patches at all, at the cost of
+/// a few more steps (VWW's first layer: 9 instead of 7).
+#[inline]
+#[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
+fn pairs_direct<const R: usize>(a: &mut ConvInt8<'_>, ch: &Channels<'_>, packed: &PackedConv<'_>, s: DirectSteps) {
+    let w = *a.window;
+    let (out_c, in_c) = (w.out_c as usize, w.in_c as usize);
+    let (in_h, in_w) = (w.in_h as usize, w.in_w as usize);
+    // Step `fy * n + j`: lane `2 c` takes channel `c`'s taps at row bytes `o0 + 4 j..`, lane
+    // `2 c + 1` at `o0 + 4 j + 4 - step..` (zero outside the row), from the packed weights
+    // (`[k4][16][4]`).
+    let mut steps = [[0u8; 64]; DIRECT_STEPS];
+    for fy in 0..R {
+        for j in 0..s.n {
+            let dst = &mut steps[fy * s.n + j];
+            for c in 0..out_c {
+                for t in 0..4 {
+                    for (lane, shift) in [(2 * c, 0), (2 * c + 1, 4 - s.step as isize)] {
+                        let r = s.o0 + (4 * j + t) as isize + shift;
+                        if (0..s.row_len as isize).contains(&r) {
+                            let kk = fy * s.row_len + r as usize;
+                            dst[4 * lane + t] = packed.weights[kk / 4 * 64 + 4 * c + kk % 4];
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let total = R * s.n;
+    let mut weights = [_mm512_setzero_si512(); DIRECT_STEPS];
+    for (v, src) in weights.iter_mut().zip(&steps).take(total) {
+        // SAFETY: `src` is 64 bytes; unaligned load.
+        *v = unsafe { _mm512_loadu_si512(src.as_ptr().cast()) };
+    }
+    let twice = _mm512_set_epi32(7, 7, 6, 6, 5, 5, 4, 4, 3, 3, 2, 2, 1, 1, 0, 0);
+    // SAFETY: the packed bias is at least 64 bytes (one block).
+    let bias = _mm512_permutexvar_epi32(twice, unsafe { _mm512_loadu_si512(packed.bias[..64].as_ptr().cast()) });
+    let params = block_params(ch, 0, out_c);
+    let requant = Requant16::new(
+        _mm512_permutexvar_epi32(twice, params.requant_multiplier),
+        _mm512_permutexvar_epi32(twice, params.requant_shift),
+    );
+    let output = PairOutput::new(a, ch);
+    let fill = a.input_offset.wrapping_neg() as i8 ^ i8::MIN;
+    let len = s.row_bytes(&w);
+    let front = (-s.o0) as usize;
+    let mut copies = [[fill; DIRECT_ROW]; R];
+    let out_w = w.out_w as usize;
+    for b in 0..w.batches as usize {
+        for oy in 0..w.out_h as usize {
+            // Row `fy`'s copy: the flipped zero point, the input row from byte `front + pad_w * in_c`.
+            for (fy, copy) in copies.iter_mut().enumerate() {
+                let iy = oy as i64 * w.stride_h as i64 - w.pad_h as i64 + fy as i64 * w.dil_h as i64;
+                let copy = &mut copy[..len];
+                copy.fill(fill);
+                if (0..in_h as i64).contains(&iy) {
+                    let at = ((b * in_h + iy as usize) * in_w) * in_c;
+                    let start = front + w.pad_w as usize * in_c;
+                    copy_flipped(&mut copy[start..start + in_w * in_c], &a.input[at..at + in_w * in_c]);
+                }
+            }
+            let row_out = ((b * w.out_h as usize + oy) * out_w) * out_c;
+            let mut ox = 0;
+            while ox < out_w {
+                let valid = (out_w - ox).min(2 * PAIRS);
+                let mut acc = [bias; PAIRS];
+                for (i, acc) in acc.iter_mut().enumerate() {
+                    // Pair `i`'s first pixel's first tap, less the slack (`o0 <= 0`).
+                    let at = (ox + 2 * i).min(out_w - 1) * s.step;
+                    for (fy, copy) in copies.iter().enumerate() {
+                        let row = &copy[at..at + 4 * s.n + 4];
+                        for j in 0..s.n {
+                            // SAFETY: `row` holds `4 n + 4` bytes; unaligned 8-byte read.
+                            let x = unsafe { row.as_ptr().add(4 * j).cast::<i64>().read_unaligned() };
+                            *acc = _mm512_dpbusd_epi32(*acc, _mm512_set1_epi64(x), weights[fy * s.n + j]);
+                        }
+                    }
+                }
+                output.store(a.output, &requant, &acc, valid, row_out + ox * out_c);
+                ox += valid;
+            }
+        }
     }
 }
 
