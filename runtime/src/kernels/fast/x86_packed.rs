@@ -193,11 +193,22 @@ const PAIRS: usize = 8;
 fn pairs(a: &mut ConvInt8<'_>, ch: &Channels<'_>, packed: &PackedConv<'_>) {
     let w = a.window;
     // The filter rows as a constant: the steps or patch loads unroll.
-    match w.filter_h {
-        1 if let Some(s) = DirectSteps::new(w, 1) => return pairs_direct::<1>(a, ch, packed, s),
-        2 if let Some(s) = DirectSteps::new(w, 2) => return pairs_direct::<2>(a, ch, packed, s),
-        3 if let Some(s) = DirectSteps::new(w, 3) => return pairs_direct::<3>(a, ch, packed, s),
-        _ => {}
+    if let Some(s) = DirectSteps::new(w) {
+        // The step count as a constant: accumulators, weights and operands stay in registers.
+        return match s.rows * s.n {
+            1 => pairs_direct::<1>(a, ch, packed, s),
+            2 => pairs_direct::<2>(a, ch, packed, s),
+            3 => pairs_direct::<3>(a, ch, packed, s),
+            4 => pairs_direct::<4>(a, ch, packed, s),
+            5 => pairs_direct::<5>(a, ch, packed, s),
+            6 => pairs_direct::<6>(a, ch, packed, s),
+            7 => pairs_direct::<7>(a, ch, packed, s),
+            8 => pairs_direct::<8>(a, ch, packed, s),
+            9 => pairs_direct::<9>(a, ch, packed, s),
+            10 => pairs_direct::<10>(a, ch, packed, s),
+            11 => pairs_direct::<11>(a, ch, packed, s),
+            _ => pairs_direct::<12>(a, ch, packed, s),
+        };
     }
     match w.filter_h {
         1 => pairs_rows::<1>(a, ch, packed),
@@ -317,7 +328,9 @@ fn pairs_rows<const R: usize>(a: &mut ConvInt8<'_>, ch: &Channels<'_>, packed: &
 }
 
 /// Bytes per input row copy of [`pairs_direct`].
-const DIRECT_ROW: usize = 2048;
+const DIRECT_ROW: usize = 1024;
+/// Most filter rows of [`pairs_direct`].
+const DIRECT_ROWS: usize = 3;
 /// Most steps (`vpdpbusd` per pair) of [`pairs_direct`].
 const DIRECT_STEPS: usize = 12;
 
@@ -326,6 +339,8 @@ const DIRECT_STEPS: usize = 12;
 /// second pixel's (`step` bytes further on).
 #[derive(Clone, Copy)]
 struct DirectSteps {
+    /// Filter rows.
+    rows: usize,
     o0: isize,
     n: usize,
     /// Filter row bytes (`filter_w * in_c`).
@@ -335,14 +350,15 @@ struct DirectSteps {
 
 impl DirectSteps {
     /// `None` when the steps would not fit [`DIRECT_STEPS`] or the row copies [`DIRECT_ROW`].
-    fn new(w: &Window, rows: usize) -> Option<Self> {
+    fn new(w: &Window) -> Option<Self> {
+        let rows = w.filter_h as usize;
         let (row_len, step) = (w.filter_w as usize * w.in_c as usize, w.stride_w as usize * w.in_c as usize);
         // The first pixel's dwords cover `o0..o0 + 4 n`, the second's `o0 + 4 - step..`: both
         // must cover `0..row_len`.
         let o0 = (step as isize - 4).min(0);
         let n = (row_len + (-o0) as usize + step.saturating_sub(4)).div_ceil(4);
-        let s = DirectSteps { o0, n, row_len, step };
-        (rows * n <= DIRECT_STEPS && s.row_bytes(w) <= DIRECT_ROW).then_some(s)
+        let s = DirectSteps { rows, o0, n, row_len, step };
+        (rows <= DIRECT_ROWS && rows * n <= DIRECT_STEPS && s.row_bytes(w) <= DIRECT_ROW).then_some(s)
     }
 
     /// Bytes of a row copy: slack before the first pixel's reads, the padded input row, and
@@ -360,17 +376,19 @@ impl DirectSteps {
 /// a few more steps (VWW's first layer: 9 instead of 7).
 #[inline]
 #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
-fn pairs_direct<const R: usize>(a: &mut ConvInt8<'_>, ch: &Channels<'_>, packed: &PackedConv<'_>, s: DirectSteps) {
+fn pairs_direct<const STEPS: usize>(a: &mut ConvInt8<'_>, ch: &Channels<'_>, packed: &PackedConv<'_>, s: DirectSteps) {
     let w = *a.window;
     let (out_c, in_c) = (w.out_c as usize, w.in_c as usize);
     let (in_h, in_w) = (w.in_h as usize, w.in_w as usize);
     // Step `fy * n + j`: lane `2 c` takes channel `c`'s taps at row bytes `o0 + 4 j..`, lane
     // `2 c + 1` at `o0 + 4 j + 4 - step..` (zero outside the row), from the packed weights
-    // (`[k4][16][4]`).
-    let mut steps = [[0u8; 64]; DIRECT_STEPS];
-    for fy in 0..R {
+    // (`[k4][16][4]`); its operand is read `fy * DIRECT_ROW + 4 j` bytes from the pair's base.
+    let mut steps = [[0u8; 64]; STEPS];
+    let mut offsets = [0usize; STEPS];
+    for fy in 0..s.rows {
         for j in 0..s.n {
             let dst = &mut steps[fy * s.n + j];
+            offsets[fy * s.n + j] = fy * DIRECT_ROW + 4 * j;
             for c in 0..out_c {
                 for t in 0..4 {
                     for (lane, shift) in [(2 * c, 0), (2 * c + 1, 4 - s.step as isize)] {
@@ -384,12 +402,8 @@ fn pairs_direct<const R: usize>(a: &mut ConvInt8<'_>, ch: &Channels<'_>, packed:
             }
         }
     }
-    let total = R * s.n;
-    let mut weights = [_mm512_setzero_si512(); DIRECT_STEPS];
-    for (v, src) in weights.iter_mut().zip(&steps).take(total) {
-        // SAFETY: `src` is 64 bytes; unaligned load.
-        *v = unsafe { _mm512_loadu_si512(src.as_ptr().cast()) };
-    }
+    // SAFETY: each step is 64 bytes; unaligned loads.
+    let weights: [__m512i; STEPS] = core::array::from_fn(|i| unsafe { _mm512_loadu_si512(steps[i].as_ptr().cast()) });
     let twice = _mm512_set_epi32(7, 7, 6, 6, 5, 5, 4, 4, 3, 3, 2, 2, 1, 1, 0, 0);
     // SAFETY: the packed bias is at least 64 bytes (one block).
     let bias = _mm512_permutexvar_epi32(twice, unsafe { _mm512_loadu_si512(packed.bias[..64].as_ptr().cast()) });
@@ -402,12 +416,15 @@ fn pairs_direct<const R: usize>(a: &mut ConvInt8<'_>, ch: &Channels<'_>, packed:
     let fill = a.input_offset.wrapping_neg() as i8 ^ i8::MIN;
     let len = s.row_bytes(&w);
     let front = (-s.o0) as usize;
-    let mut copies = [[fill; DIRECT_ROW]; R];
+    // Row `fy`'s copy at `fy * DIRECT_ROW`.
+    let mut copies = [fill; DIRECT_ROWS * DIRECT_ROW];
     let out_w = w.out_w as usize;
+    // The last pair's reads: `(out_w - 1) * step + offsets + 8 <= len` within each copy.
+    let reads = (s.rows - 1) * DIRECT_ROW + len;
     for b in 0..w.batches as usize {
         for oy in 0..w.out_h as usize {
             // Row `fy`'s copy: the flipped zero point, the input row from byte `front + pad_w * in_c`.
-            for (fy, copy) in copies.iter_mut().enumerate() {
+            for (fy, copy) in copies.chunks_exact_mut(DIRECT_ROW).take(s.rows).enumerate() {
                 let iy = oy as i64 * w.stride_h as i64 - w.pad_h as i64 + fy as i64 * w.dil_h as i64;
                 let copy = &mut copy[..len];
                 copy.fill(fill);
@@ -425,13 +442,11 @@ fn pairs_direct<const R: usize>(a: &mut ConvInt8<'_>, ch: &Channels<'_>, packed:
                 for (i, acc) in acc.iter_mut().enumerate() {
                     // Pair `i`'s first pixel's first tap, less the slack (`o0 <= 0`).
                     let at = (ox + 2 * i).min(out_w - 1) * s.step;
-                    for (fy, copy) in copies.iter().enumerate() {
-                        let row = &copy[at..at + 4 * s.n + 4];
-                        for j in 0..s.n {
-                            // SAFETY: `row` holds `4 n + 4` bytes; unaligned 8-byte read.
-                            let x = unsafe { row.as_ptr().add(4 * j).cast::<i64>().read_unaligned() };
-                            *acc = _mm512_dpbusd_epi32(*acc, _mm512_set1_epi64(x), weights[fy * s.n + j]);
-                        }
+                    let base = copies[at..reads].as_ptr();
+                    for st in 0..STEPS {
+                        // SAFETY: `offsets[st] + 8 <= reads - at` (`row_bytes`); unaligned read.
+                        let x = unsafe { base.add(offsets[st]).cast::<i64>().read_unaligned() };
+                        *acc = _mm512_dpbusd_epi32(*acc, _mm512_set1_epi64(x), weights[st]);
                     }
                 }
                 output.store(a.output, &requant, &acc, valid, row_out + ox * out_c);
