@@ -180,8 +180,8 @@ fn chunk<const N: usize, const T: usize>(
     }
 }
 
-/// Pixel pairs per register tile of [`pairs`].
-const PAIRS: usize = 6;
+/// Pixel pairs per register tile of [`pairs`]: four pairs fill one 64-byte output store.
+const PAIRS: usize = 8;
 
 /// CONV_2D with at most 8 output channels and patches of at most 32 bytes (first layers): two
 /// pixels per vector, channel `c` of both in lanes `2c` and `2c + 1` (weights, biases and
@@ -191,6 +191,37 @@ const PAIRS: usize = 6;
 #[inline(never)]
 #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
 fn pairs(a: &mut ConvInt8<'_>, ch: &Channels<'_>, packed: &PackedConv<'_>) {
+    let w = a.window;
+    // The filter rows as a constant: the steps or patch loads unroll.
+    if let Some(s) = DirectSteps::new(w) {
+        // The step count as a constant: accumulators, weights and operands stay in registers.
+        return match s.rows * s.n {
+            1 => pairs_direct::<1>(a, ch, packed, s),
+            2 => pairs_direct::<2>(a, ch, packed, s),
+            3 => pairs_direct::<3>(a, ch, packed, s),
+            4 => pairs_direct::<4>(a, ch, packed, s),
+            5 => pairs_direct::<5>(a, ch, packed, s),
+            6 => pairs_direct::<6>(a, ch, packed, s),
+            7 => pairs_direct::<7>(a, ch, packed, s),
+            8 => pairs_direct::<8>(a, ch, packed, s),
+            9 => pairs_direct::<9>(a, ch, packed, s),
+            10 => pairs_direct::<10>(a, ch, packed, s),
+            11 => pairs_direct::<11>(a, ch, packed, s),
+            _ => pairs_direct::<12>(a, ch, packed, s),
+        };
+    }
+    match w.filter_h {
+        1 => pairs_rows::<1>(a, ch, packed),
+        2 => pairs_rows::<2>(a, ch, packed),
+        3 => pairs_rows::<3>(a, ch, packed),
+        _ => pairs_rows::<0>(a, ch, packed),
+    }
+}
+
+/// [`pairs`] for filters of `R` rows (`R = 0`: any number, patches through [`PatchRows`]).
+#[inline]
+#[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
+fn pairs_rows<const R: usize>(a: &mut ConvInt8<'_>, ch: &Channels<'_>, packed: &PackedConv<'_>) {
     let w = *a.window;
     let out_c = w.out_c as usize;
     let k4 = packed.k.div_ceil(4);
@@ -213,16 +244,10 @@ fn pairs(a: &mut ConvInt8<'_>, ch: &Channels<'_>, packed: &PackedConv<'_>) {
         _mm512_permutexvar_epi32(twice, params.requant_multiplier),
         _mm512_permutexvar_epi32(twice, params.requant_shift),
     );
-    let (lo, hi) = (_mm512_set1_epi32(ch.shifted_min), _mm512_set1_epi32(ch.shifted_max));
-    let out_offset = _mm512_set1_epi32(a.output_offset);
-    // The first pixel's `out_c` channels (even lanes), then the second's (odd lanes).
-    let mut order = [0i32; 16];
-    for (i, o) in order.iter_mut().enumerate() {
-        *o = if i < out_c { 2 * i } else { 2 * (i - out_c) + 1 } as i32 % 16;
-    }
-    // SAFETY: `order` is 64 bytes.
-    let order = unsafe { _mm512_loadu_si512(order.as_ptr().cast()) };
+    let output = PairOutput::new(a, ch);
     let rows = PatchRows::new(&w);
+    let row_patches = RowPatches::<R>::new(&w);
+    let mut row = RowRun::new(&w, a.input.len(), (0, 0));
     // Per pair of pixels, dword `q` of both patches as one qword (the unpacks' order: qwords
     // `q = 0, 1, 4, 5` in the first vector, `2, 3, 6, 7` in the second), which `vpbroadcastq`
     // reads without a shuffle.
@@ -230,24 +255,61 @@ fn pairs(a: &mut ConvInt8<'_>, ch: &Channels<'_>, packed: &PackedConv<'_>) {
     let (mut p, mut cur) = (0, (0, 0, 0));
     while p < pixels {
         let valid = (pixels - p).min(2 * PAIRS);
-        let mut last = _mm512_setzero_si512();
-        let mut first = last;
-        for m in 0..2 * PAIRS {
-            if m < valid {
-                last = match rows.inside(&w, a.input, cur) {
-                    Some(v) => v,
-                    None => patch_vector(&w, a.input, zero_point, cur),
-                };
-                cur = next_pixel(&w, cur);
+        let (b, oy, ox) = cur;
+        if (b, oy) != row.pixel_row {
+            row = RowRun::new(&w, a.input.len(), (b, oy));
+        }
+        let pair_patch = |i: usize, first: __m512i, last: __m512i, pair_patches: &mut [u64; 16 * PAIRS]| {
+            let dst = &mut pair_patches[i * 16..i * 16 + 16];
+            // SAFETY: `dst` is 128 bytes; unaligned stores.
+            unsafe {
+                _mm512_storeu_si512(dst.as_mut_ptr().cast(), _mm512_unpacklo_epi32(first, last));
+                _mm512_storeu_si512(dst.as_mut_ptr().add(8).cast(), _mm512_unpackhi_epi32(first, last));
             }
-            if m % 2 == 0 {
-                first = last;
+        };
+        if R > 0 && ox >= row.ox_lo && ox + valid <= w.out_w as usize {
+            // The tile lies in one row from an inside pixel on: straight-line patches, the
+            // row's last pixels (right padding) out of line.
+            let at = row.base + ox * row_patches.step;
+            let patch = |m: usize| {
+                if ox + m < row.ox_hi {
+                    row_patches.patch(a.input, at + m * row_patches.step)
+                } else {
+                    border_vector(&w, a.input, zero_point, (b, oy, ox + m))
+                }
+            };
+            for i in 0..PAIRS {
+                let (m0, m1) = ((2 * i).min(valid - 1), (2 * i + 1).min(valid - 1));
+                pair_patch(i, patch(m0), patch(m1), &mut pair_patches);
+            }
+            cur = if ox + valid < w.out_w as usize {
+                (b, oy, ox + valid)
             } else {
-                let dst = &mut pair_patches[m / 2 * 16..m / 2 * 16 + 16];
-                // SAFETY: `dst` is 128 bytes; unaligned stores.
-                unsafe {
-                    _mm512_storeu_si512(dst.as_mut_ptr().cast(), _mm512_unpacklo_epi32(first, last));
-                    _mm512_storeu_si512(dst.as_mut_ptr().add(8).cast(), _mm512_unpackhi_epi32(first, last));
+                next_pixel(&w, (b, oy, ox + valid - 1))
+            };
+        } else {
+            let mut last = _mm512_setzero_si512();
+            let mut first = last;
+            for m in 0..2 * PAIRS {
+                if m < valid {
+                    let (b, oy, ox) = cur;
+                    if (b, oy) != row.pixel_row {
+                        row = RowRun::new(&w, a.input.len(), (b, oy));
+                    }
+                    let inside = ox >= row.ox_lo && ox < row.ox_hi;
+                    last = if R > 0 && inside {
+                        row_patches.patch(a.input, row.base + ox * row_patches.step)
+                    } else if inside {
+                        rows.inside(&w, a.input, cur).unwrap_or_else(|| border_vector(&w, a.input, zero_point, cur))
+                    } else {
+                        border_vector(&w, a.input, zero_point, cur)
+                    };
+                    cur = next_pixel(&w, cur);
+                }
+                if m % 2 == 0 {
+                    first = last;
+                } else {
+                    pair_patch(m / 2, first, last, &mut pair_patches);
                 }
             }
         }
@@ -260,17 +322,325 @@ fn pairs(a: &mut ConvInt8<'_>, ch: &Channels<'_>, packed: &PackedConv<'_>) {
                 *acc = _mm512_dpbusd_epi32(*acc, xv, wv);
             }
         }
+        output.store(a.output, &requant, &acc, valid, p * out_c);
+        p += valid;
+    }
+}
+
+/// Bytes per input row copy of [`pairs_direct`].
+const DIRECT_ROW: usize = 1024;
+/// Most filter rows of [`pairs_direct`].
+const DIRECT_ROWS: usize = 3;
+/// Most steps (`vpdpbusd` per pair) of [`pairs_direct`].
+const DIRECT_STEPS: usize = 12;
+
+/// The step layout of [`pairs_direct`]: per filter row, `n` qwords read from `o0 + 4 j` bytes
+/// after the first pixel's first tap, whose low dword meets that pixel's taps and high dword the
+/// second pixel's (`step` bytes further on).
+#[derive(Clone, Copy)]
+struct DirectSteps {
+    /// Filter rows.
+    rows: usize,
+    o0: isize,
+    n: usize,
+    /// Filter row bytes (`filter_w * in_c`).
+    row_len: usize,
+    step: usize,
+}
+
+impl DirectSteps {
+    /// `None` when the steps would not fit [`DIRECT_STEPS`] or the row copies [`DIRECT_ROW`].
+    fn new(w: &Window) -> Option<Self> {
+        let rows = w.filter_h as usize;
+        let (row_len, step) = (w.filter_w as usize * w.in_c as usize, w.stride_w as usize * w.in_c as usize);
+        // The first pixel's dwords cover `o0..o0 + 4 n`, the second's `o0 + 4 - step..`: both
+        // must cover `0..row_len`.
+        let o0 = (step as isize - 4).min(0);
+        let n = (row_len + (-o0) as usize + step.saturating_sub(4)).div_ceil(4);
+        let s = DirectSteps { rows, o0, n, row_len, step };
+        (rows <= DIRECT_ROWS && rows * n <= DIRECT_STEPS && s.row_bytes(w) <= DIRECT_ROW).then_some(s)
+    }
+
+    /// Bytes of a row copy: slack before the first pixel's reads, the padded input row, and
+    /// every pixel's reads.
+    fn row_bytes(&self, w: &Window) -> usize {
+        let front = (-self.o0) as usize;
+        let image = front + (w.pad_w as usize + w.in_w as usize) * w.in_c as usize;
+        let reads = front + (w.out_w as usize - 1) * self.step + 4 * self.n + 4;
+        image.max(reads)
+    }
+}
+
+/// [`pairs`] reading each step's operand straight from flipped, padded copies of the filter rows'
+/// input rows (per output row), with weights laid out per step: no patches at all, at the cost of
+/// a few more steps (VWW's first layer: 9 instead of 7).
+#[inline]
+#[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
+fn pairs_direct<const STEPS: usize>(a: &mut ConvInt8<'_>, ch: &Channels<'_>, packed: &PackedConv<'_>, s: DirectSteps) {
+    let w = *a.window;
+    let (out_c, in_c) = (w.out_c as usize, w.in_c as usize);
+    let (in_h, in_w) = (w.in_h as usize, w.in_w as usize);
+    // Step `fy * n + j`: lane `2 c` takes channel `c`'s taps at row bytes `o0 + 4 j..`, lane
+    // `2 c + 1` at `o0 + 4 j + 4 - step..` (zero outside the row), from the packed weights
+    // (`[k4][16][4]`); its operand is read `fy * DIRECT_ROW + 4 j` bytes from the pair's base.
+    let mut steps = [[0u8; 64]; STEPS];
+    let mut offsets = [0usize; STEPS];
+    for fy in 0..s.rows {
+        for j in 0..s.n {
+            let dst = &mut steps[fy * s.n + j];
+            offsets[fy * s.n + j] = fy * DIRECT_ROW + 4 * j;
+            for c in 0..out_c {
+                for t in 0..4 {
+                    for (lane, shift) in [(2 * c, 0), (2 * c + 1, 4 - s.step as isize)] {
+                        let r = s.o0 + (4 * j + t) as isize + shift;
+                        if (0..s.row_len as isize).contains(&r) {
+                            let kk = fy * s.row_len + r as usize;
+                            dst[4 * lane + t] = packed.weights[kk / 4 * 64 + 4 * c + kk % 4];
+                        }
+                    }
+                }
+            }
+        }
+    }
+    // SAFETY: each step is 64 bytes; unaligned loads.
+    let weights: [__m512i; STEPS] = core::array::from_fn(|i| unsafe { _mm512_loadu_si512(steps[i].as_ptr().cast()) });
+    let twice = _mm512_set_epi32(7, 7, 6, 6, 5, 5, 4, 4, 3, 3, 2, 2, 1, 1, 0, 0);
+    // SAFETY: the packed bias is at least 64 bytes (one block).
+    let bias = _mm512_permutexvar_epi32(twice, unsafe { _mm512_loadu_si512(packed.bias[..64].as_ptr().cast()) });
+    let params = block_params(ch, 0, out_c);
+    let requant = Requant16::new(
+        _mm512_permutexvar_epi32(twice, params.requant_multiplier),
+        _mm512_permutexvar_epi32(twice, params.requant_shift),
+    );
+    let output = PairOutput::new(a, ch);
+    let fill = a.input_offset.wrapping_neg() as i8 ^ i8::MIN;
+    let len = s.row_bytes(&w);
+    let front = (-s.o0) as usize;
+    // Row `fy`'s copy at `fy * DIRECT_ROW`.
+    let mut copies = [fill; DIRECT_ROWS * DIRECT_ROW];
+    let out_w = w.out_w as usize;
+    // The last pair's reads: `(out_w - 1) * step + offsets + 8 <= len` within each copy.
+    let reads = (s.rows - 1) * DIRECT_ROW + len;
+    for b in 0..w.batches as usize {
+        for oy in 0..w.out_h as usize {
+            // Row `fy`'s copy: the flipped zero point, the input row from byte `front + pad_w * in_c`.
+            for (fy, copy) in copies.chunks_exact_mut(DIRECT_ROW).take(s.rows).enumerate() {
+                let iy = oy as i64 * w.stride_h as i64 - w.pad_h as i64 + fy as i64 * w.dil_h as i64;
+                let copy = &mut copy[..len];
+                copy.fill(fill);
+                if (0..in_h as i64).contains(&iy) {
+                    let at = ((b * in_h + iy as usize) * in_w) * in_c;
+                    let start = front + w.pad_w as usize * in_c;
+                    copy_flipped(&mut copy[start..start + in_w * in_c], &a.input[at..at + in_w * in_c]);
+                }
+            }
+            let row_out = ((b * w.out_h as usize + oy) * out_w) * out_c;
+            let mut ox = 0;
+            while ox < out_w {
+                let valid = (out_w - ox).min(2 * PAIRS);
+                let mut acc = [bias; PAIRS];
+                for (i, acc) in acc.iter_mut().enumerate() {
+                    // Pair `i`'s first pixel's first tap, less the slack (`o0 <= 0`).
+                    let at = (ox + 2 * i).min(out_w - 1) * s.step;
+                    let base = copies[at..reads].as_ptr();
+                    for st in 0..STEPS {
+                        // SAFETY: `offsets[st] + 8 <= reads - at` (`row_bytes`); unaligned read.
+                        let x = unsafe { base.add(offsets[st]).cast::<i64>().read_unaligned() };
+                        *acc = _mm512_dpbusd_epi32(*acc, _mm512_set1_epi64(x), weights[st]);
+                    }
+                }
+                output.store(a.output, &requant, &acc, valid, row_out + ox * out_c);
+                ox += valid;
+            }
+        }
+    }
+}
+
+/// The output row [`pairs_rows`] is on: its pixels `ox_lo..ox_hi` have every tap inside the
+/// image, their patches starting at input byte `base + ox * step`.
+#[derive(Clone, Copy)]
+struct RowRun {
+    /// `(batch, output row)`.
+    pixel_row: (usize, usize),
+    base: usize,
+    ox_lo: usize,
+    ox_hi: usize,
+}
+
+impl RowRun {
+    /// Row `oy` of batch `b`; no inside pixels unless all their patch bytes lie inside the input
+    /// (`input_len` bytes).
+    fn new(w: &Window, input_len: usize, (b, oy): (usize, usize)) -> Self {
+        let none = RowRun { pixel_row: (b, oy), base: 0, ox_lo: 0, ox_hi: 0 };
+        let (in_h, in_w, in_c) = (w.in_h as i64, w.in_w as i64, w.in_c as i64);
+        let (sw, pw) = (w.stride_w as i64, w.pad_w as i64);
+        let iy0 = oy as i64 * w.stride_h as i64 - w.pad_h as i64;
+        let fh = w.filter_h as i64 - 1;
+        if iy0 < 0 || iy0 + fh * w.dil_h as i64 >= in_h || pw < 0 || sw <= 0 {
+            return none;
+        }
+        // `ox * sw - pw >= 0` and `ox * sw - pw + filter_w <= in_w`.
+        let ox_lo = (pw + sw - 1) / sw;
+        let room = in_w + pw - w.filter_w as i64;
+        let ox_hi = if room < 0 { 0 } else { (room / sw + 1).min(w.out_w as i64) };
+        if ox_lo >= ox_hi {
+            return none;
+        }
+        let row_start = (b as i64 * in_h + iy0) * in_w * in_c;
+        // The last inside pixel's last patch byte, one past.
+        let end =
+            row_start + ((ox_hi - 1) * sw - pw) * in_c + fh * w.dil_h as i64 * in_w * in_c + w.filter_w as i64 * in_c;
+        if end > input_len as i64 {
+            return none;
+        }
+        RowRun {
+            pixel_row: (b, oy),
+            base: (row_start - pw * in_c) as usize,
+            ox_lo: ox_lo as usize,
+            ox_hi: ox_hi as usize,
+        }
+    }
+}
+
+/// [`PatchRows`] for filters of `R` rows (`k <= 64`, no dilation along x), the masks and
+/// offsets constant in the loop.
+struct RowPatches<const R: usize> {
+    masks: [__mmask64; R],
+    offsets: [isize; R],
+    /// Input bytes between neighbouring pixels' patches.
+    step: usize,
+}
+
+impl<const R: usize> RowPatches<R> {
+    fn new(w: &Window) -> Self {
+        let row_len = w.filter_w as usize * w.in_c as usize;
+        let pitch = (w.dil_h as usize * w.in_w as usize * w.in_c as usize) as isize;
+        RowPatches {
+            masks: core::array::from_fn(|fy| low_bytes(row_len) << (fy * row_len).min(63)),
+            offsets: core::array::from_fn(|fy| fy as isize * (pitch - row_len as isize)),
+            step: w.stride_w as usize * w.in_c as usize,
+        }
+    }
+
+    /// The flipped patch whose first tap is input byte `at`, every tap inside the image
+    /// ([`RowRun`] checked its bytes are inside `input`).
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw")]
+    fn patch(&self, input: &[i8], at: usize) -> __m512i {
+        let base = input.as_ptr().wrapping_add(at);
+        // SAFETY: each mask selects row `fy`'s patch bytes, whose input bytes lie inside `input`
+        // (checked by `RowRun::new`); the base is only formed (wrapping), never read outside them.
+        let row =
+            |fy: usize| unsafe { _mm512_maskz_loadu_epi8(self.masks[fy], base.wrapping_offset(self.offsets[fy])) };
+        let flip = _mm512_set1_epi8(i8::MIN);
+        // Zero-masked loads joined by OR (independent of each other), the last one with the flip.
+        let mut v = _mm512_setzero_si512();
+        for fy in 0..R - 1 {
+            v = _mm512_or_si512(v, row(fy));
+        }
+        // `(v | last) ^ flip`.
+        _mm512_ternarylogic_epi32::<0x56>(v, row(R - 1), flip)
+    }
+}
+
+/// The output stage of [`pairs`]: for 8 channels, four pairs' requantized sums (16 vectors of
+/// channel pairs) through [`ByteOutput`]'s packs into one 64-byte store, else pair by pair.
+struct PairOutput {
+    bytes: ByteOutput,
+    out_c: usize,
+    /// Within each dword, bytes `[c p0, c p1, c' p0, c' p1]` to `[c p0, c' p0, c p1, c' p1]`.
+    swap: __m512i,
+    /// Word `4 P + l` (pixel `P`, channels `2 l, 2 l + 1`) from word `8 l + P`.
+    words: __m512i,
+    /// Per pair, 32-bit values: requantization's clamp, output offset, and the byte order of
+    /// the pair's first pixel's channels, then the second's.
+    lo: __m512i,
+    hi: __m512i,
+    offset: __m512i,
+    order: __m512i,
+}
+
+impl PairOutput {
+    #[inline]
+    #[target_feature(enable = "avx2,avx512f,avx512bw")]
+    fn new(a: &ConvInt8<'_>, ch: &Channels<'_>) -> Self {
+        let out_c = a.window.out_c as usize;
+        let mut words = [0i16; 32];
+        for (i, v) in words.iter_mut().enumerate() {
+            let (pixel, l) = (i / 4, i % 4);
+            *v = (8 * l + pixel) as i16;
+        }
+        let mut order = [0i32; 16];
+        for (i, o) in order.iter_mut().enumerate() {
+            *o = if i < out_c { 2 * i } else { 2 * (i - out_c) + 1 } as i32 % 16;
+        }
+        // SAFETY: `words` and `order` are 64 bytes; unaligned loads.
+        let (words, order) =
+            unsafe { (_mm512_loadu_si512(words.as_ptr().cast()), _mm512_loadu_si512(order.as_ptr().cast())) };
+        // `vpshufb` indexes within 128-bit lanes.
+        let swap = _mm512_set_epi32(
+            0x0F0D_0E0C,
+            0x0B09_0A08,
+            0x0705_0604,
+            0x0301_0200,
+            0x0F0D_0E0C,
+            0x0B09_0A08,
+            0x0705_0604,
+            0x0301_0200,
+            0x0F0D_0E0C,
+            0x0B09_0A08,
+            0x0705_0604,
+            0x0301_0200,
+            0x0F0D_0E0C,
+            0x0B09_0A08,
+            0x0705_0604,
+            0x0301_0200,
+        );
+        PairOutput {
+            bytes: ByteOutput::new(a),
+            out_c,
+            swap,
+            words,
+            lo: _mm512_set1_epi32(ch.shifted_min),
+            hi: _mm512_set1_epi32(ch.shifted_max),
+            offset: _mm512_set1_epi32(a.output_offset),
+            order,
+        }
+    }
+
+    /// Requantizes and stores the first `valid` pixels of a tile from output byte `at`.
+    #[inline]
+    #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
+    fn store(&self, output: &mut [i8], requant: &Requant16, acc: &[__m512i; PAIRS], valid: usize, at: usize) {
+        let out_c = self.out_c;
+        if out_c == 8 {
+            for g in 0..PAIRS / 4 {
+                if 8 * g >= valid {
+                    break;
+                }
+                let r: [__m512i; 4] = core::array::from_fn(|i| requant.apply(acc[4 * g + i]));
+                let b = &self.bytes;
+                let low = _mm512_adds_epi16(_mm512_packs_epi32(r[0], r[1]), b.offset);
+                let high = _mm512_adds_epi16(_mm512_packs_epi32(r[2], r[3]), b.offset);
+                let v = _mm512_min_epi8(_mm512_max_epi8(_mm512_packs_epi16(low, high), b.lo), b.hi);
+                let v = _mm512_permutexvar_epi16(self.words, _mm512_shuffle_epi8(v, self.swap));
+                let n = (valid - 8 * g).min(8) * 8;
+                let dst = &mut output[at + 64 * g..][..n];
+                // SAFETY: the mask stores exactly `n <= 64` bytes, all inside `dst`.
+                unsafe { _mm512_mask_storeu_epi8(dst.as_mut_ptr(), low_bytes(n), v) };
+            }
+            return;
+        }
         for (i, &sums) in acc.iter().enumerate().take(valid.div_ceil(2)) {
-            let r = _mm512_min_epi32(_mm512_max_epi32(requant.apply(sums), lo), hi);
-            let r = _mm512_permutexvar_epi32(order, _mm512_add_epi32(r, out_offset));
+            let r = _mm512_min_epi32(_mm512_max_epi32(requant.apply(sums), self.lo), self.hi);
+            let r = _mm512_permutexvar_epi32(self.order, _mm512_add_epi32(r, self.offset));
             let n = (valid - 2 * i).min(2) * out_c;
-            let dst = &mut a.output[(p + 2 * i) * out_c..][..n];
+            let dst = &mut output[at + 2 * i * out_c..][..n];
             // SAFETY: the mask stores exactly `n` bytes, all inside `dst`.
             unsafe {
                 _mm_mask_storeu_epi8(dst.as_mut_ptr().cast(), low_bytes(n) as __mmask16, _mm512_cvtsepi32_epi8(r))
             };
         }
-        p += valid;
     }
 }
 
