@@ -12,6 +12,7 @@
 //! 128) * sum w`; padding taps hold the input zero point, whose `x + offset` is 0 as the
 //! reference's skipped taps.
 
+use crate::fixedpoint::multiply_by_quantized_multiplier as exact;
 use crate::kernels::conv_2d::Window;
 use crate::kernels::util::read_i32;
 use crate::kernels::PrepareContext;
@@ -404,10 +405,6 @@ pub(super) fn write_float_requant(
             let oc = block * BLOCK + lane;
             let Some(row) = filter.get(oc * k..(oc + 1) * k).filter(|_| oc < out_c) else { continue };
             let (m, s) = requant(oc);
-            let Some((offset, hi, lo, rem_pos, rem_neg)) = float_requant_lane(m, s) else {
-                ok = false;
-                break;
-            };
             // The sums the kernel can meet: folded bias plus flipped inputs `0..=255` times the
             // weights (as `write_packed_conv` folds it, without wrapping).
             let sum: i64 = row.iter().map(|&v| v as i64).sum();
@@ -415,7 +412,24 @@ pub(super) fn write_float_requant(
             let neg: i64 = row.iter().map(|&v| (v as i64).min(0)).sum();
             let pos: i64 = row.iter().map(|&v| (v as i64).max(0)).sum();
             let (low, high) = (folded + 255 * neg, folded + 255 * pos);
-            let fits = |v: i64| i32::try_from(v).is_ok() && i32::try_from(v + offset as i64).is_ok();
+            let (Ok(low32), Ok(high32)) = (i32::try_from(low), i32::try_from(high)) else {
+                ok = false;
+                break;
+            };
+            // A channel whose (monotonic) result is constant over its sums (tiny scales): that
+            // constant, as `floor(rem)`.
+            let monotonic = m >= 0 && (-31..=0).contains(&s);
+            let (first, last) = (exact(low32, m, s), exact(high32, m, s));
+            let lane_params = if monotonic && first == last {
+                Some((0, 0.0, 0.0, first as f32, first as f32))
+            } else {
+                float_requant_lane(m, s)
+            };
+            let Some((offset, hi, lo, rem_pos, rem_neg)) = lane_params else {
+                ok = false;
+                break;
+            };
+            let fits = |v: i64| i32::try_from(v + offset as i64).is_ok();
             if !fits(low) || !fits(high) {
                 ok = false;
                 break;
