@@ -12,6 +12,7 @@
 //! 128) * sum w`; padding taps hold the input zero point, whose `x + offset` is 0 as the
 //! reference's skipped taps.
 
+use crate::fixedpoint::multiply_by_quantized_multiplier as exact;
 use crate::kernels::conv_2d::Window;
 use crate::kernels::util::read_i32;
 use crate::kernels::PrepareContext;
@@ -40,6 +41,8 @@ pub(super) struct PackedConv<'a> {
     pub bias: &'a [u8],
     /// `blocks * k4 * 64` bytes, `k4 = ceil(k / 4)`.
     pub weights: &'a [u8],
+    /// `blocks` [`FloatRequantBlock`]s, when the blob has them.
+    pub float: Option<&'a [u8]>,
 }
 
 impl<'a> PackedConv<'a> {
@@ -54,11 +57,13 @@ impl<'a> PackedConv<'a> {
         let bias_len = blocks * BLOCK * 4;
         let weights_len = blocks * k.div_ceil(4) * BLOCK * 4;
         let rest = blob.get(head_len..)?;
+        let float_len = blocks * core::mem::size_of::<FloatRequantBlock>();
         Some(PackedConv {
             k,
             blocks,
             bias: rest.get(..bias_len)?,
             weights: rest.get(bias_len..bias_len + weights_len)?,
+            float: rest.get(bias_len + weights_len..bias_len + weights_len + float_len),
         })
     }
 }
@@ -91,6 +96,7 @@ pub(super) fn pack_conv(
     }
     let Some((filter, bias)) = packable(filter, bias, out_c * k, out_c, requant) else { return };
     write_packed_conv(filter, k, out_c, bias, input_offset, &mut |b| ctx.params.push_bytes(b));
+    write_float_requant(filter, k, out_c, bias, input_offset, requant, &mut |b| ctx.params.push_bytes(b));
 }
 
 /// The constant filter (`filter_len` values) and bias (`channels` values, or none) of an op the
@@ -331,5 +337,112 @@ pub(super) fn write_packed_depthwise(
                 push(&v);
             }
         }
+    }
+}
+
+/// Per block of a packed CONV_2D blob, after the weights (optional: without it, or for blocks it
+/// marks unverified, the kernel requantizes exactly in 64-bit lanes): the parameters of the
+/// floating-point requantization `floor(x * scale_hi + (x * scale_lo + rem))` with
+/// `x = acc + offset` and `rem` picked by the sign of `acc`, checked at pack time to equal
+/// TFLM's for every reachable sum (see `x86_packed::FloatRequant`).
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+pub(super) struct FloatRequantBlock {
+    /// The multipliers and shifts it was verified for (the kernel compares them with the op's);
+    /// shifts of `i32::MIN` mark a block that did not pass.
+    pub multiplier: [i32; BLOCK],
+    pub shift: [i32; BLOCK],
+    pub offset: [i32; BLOCK],
+    pub scale_hi: [f32; BLOCK],
+    pub scale_lo: [f32; BLOCK],
+    /// `rem` for sums `>= 0` and `< 0`.
+    pub rem_pos: [f32; BLOCK],
+    pub rem_neg: [f32; BLOCK],
+}
+
+/// One channel's [`FloatRequantBlock`] lane: offset, scale halves, `rem` for sums `>= 0` and
+/// `< 0`; `None` for requantizations it does not model (left shifts, multipliers `<= 0`).
+///
+/// TFLM's result `r` (for `R = -shift > 0`) is at least `u` exactly when `acc * m + 2^30 >=
+/// 2^(31+R) (u - 1/2) + [u <= 0] 2^31`, that is `acc * scale + c >= u` with `scale = m /
+/// 2^(31+R)` and `c = 1/2 + 2^(-1-R)` for sums `>= 0`, `1/2 - 2^(-1-R)` for negative ones (the
+/// rounding of negative halves away from zero); `R = 0` has `c = 1/2`. So `r = floor(acc * scale
+/// + c)`, which the kernel evaluates as `floor(x * hi + (x * lo + rem))` with `x = acc + offset`
+/// (an integer near `c / scale`, so `rem` is small and `x * lo + rem` rounds little).
+pub(super) fn float_requant_lane(multiplier: i32, shift: i32) -> Option<(i32, f32, f32, f32, f32)> {
+    if multiplier <= 0 || !(-31..=0).contains(&shift) {
+        return None;
+    }
+    let r = -shift;
+    let scale = multiplier as f64 / (1u64 << (31 + r)) as f64;
+    let d = if r == 0 { 0.0 } else { 1.0 / (1u64 << (1 + r)) as f64 };
+    let offset = libm::round((0.5 + d) / scale);
+    if offset.abs() > i32::MAX as f64 {
+        return None;
+    }
+    let hi = scale as f32;
+    let lo = (scale - hi as f64) as f32;
+    let rem = |c: f64| (c - offset * scale) as f32;
+    Some((offset as i32, hi, lo, rem(0.5 + d), rem(0.5 - d)))
+}
+
+/// Appends the [`FloatRequantBlock`]s of a CONV_2D packed by [`write_packed_conv`] (same
+/// filter, bias and input offset); `requant(channel)` is a channel's multiplier and shift.
+pub(super) fn write_float_requant(
+    filter: &[i8],
+    k: usize,
+    out_c: usize,
+    bias: Option<&[u8]>,
+    input_offset: i32,
+    requant: &dyn Fn(usize) -> (i32, i32),
+    push: &mut dyn FnMut(&[u8]),
+) {
+    for block in 0..out_c.div_ceil(BLOCK) {
+        let mut q = FloatRequantBlock::zeroed();
+        let mut range = [(0i32, 0i32); BLOCK];
+        let mut ok = true;
+        for (lane, range) in range.iter_mut().enumerate() {
+            let oc = block * BLOCK + lane;
+            let Some(row) = filter.get(oc * k..(oc + 1) * k).filter(|_| oc < out_c) else { continue };
+            let (m, s) = requant(oc);
+            // The sums the kernel can meet: folded bias plus flipped inputs `0..=255` times the
+            // weights (as `write_packed_conv` folds it, without wrapping).
+            let sum: i64 = row.iter().map(|&v| v as i64).sum();
+            let folded = bias.map_or(0, |b| read_i32(b, oc) as i64) + (input_offset as i64 - 128) * sum;
+            let neg: i64 = row.iter().map(|&v| (v as i64).min(0)).sum();
+            let pos: i64 = row.iter().map(|&v| (v as i64).max(0)).sum();
+            let (low, high) = (folded + 255 * neg, folded + 255 * pos);
+            let (Ok(low32), Ok(high32)) = (i32::try_from(low), i32::try_from(high)) else {
+                ok = false;
+                break;
+            };
+            // A channel whose (monotonic) result is constant over its sums (tiny scales): that
+            // constant, as `floor(rem)`.
+            let monotonic = m >= 0 && (-31..=0).contains(&s);
+            let (first, last) = (exact(low32, m, s), exact(high32, m, s));
+            let lane_params = if monotonic && first == last {
+                Some((0, 0.0, 0.0, first as f32, first as f32))
+            } else {
+                float_requant_lane(m, s)
+            };
+            let Some((offset, hi, lo, rem_pos, rem_neg)) = lane_params else {
+                ok = false;
+                break;
+            };
+            let fits = |v: i64| i32::try_from(v + offset as i64).is_ok();
+            if !fits(low) || !fits(high) {
+                ok = false;
+                break;
+            }
+            *range = (low as i32, high as i32);
+            (q.multiplier[lane], q.shift[lane], q.offset[lane]) = (m, s, offset);
+            (q.scale_hi[lane], q.scale_lo[lane], q.rem_pos[lane], q.rem_neg[lane]) = (hi, lo, rem_pos, rem_neg);
+        }
+        let lanes = out_c.saturating_sub(block * BLOCK).min(BLOCK);
+        if !ok || !super::x86_packed::float_requant_exact(&q, &range, lanes) {
+            q = FloatRequantBlock::zeroed();
+            q.shift = [i32::MIN; BLOCK];
+        }
+        push(bytemuck::bytes_of(&q));
     }
 }

@@ -226,6 +226,8 @@ fn packed_conv_matches_the_reference() {
     }
     let mut rng = Rng(0x51ed_270b);
     let mut cases = 0;
+    // Blocks without and with verified floating-point requantization parameters.
+    let mut float_blocks = [0; 2];
     while cases < 400 {
         let Some(mut w) = random_window(&mut rng, false) else { continue };
         // Several channel chunks with a partial last block; 1x1 unpadded filters read in place.
@@ -260,6 +262,19 @@ fn packed_conv_matches_the_reference() {
         packing::write_packed_conv(&data.filter, k, w.out_c as usize, bias, data.input_offset, &mut |b| {
             blob.extend_from_slice(b)
         });
+        // Mostly with the floating-point requantization's parameters (blocks verified for it
+        // take it), sometimes without (every block exact).
+        if rng.chance(80) {
+            let start = blob.len();
+            let requant = |c: usize| (read_i32(&data.multipliers, c), read_i32(&data.shifts, c));
+            let push = &mut |b: &[u8]| blob.extend_from_slice(b);
+            packing::write_float_requant(&data.filter, k, w.out_c as usize, bias, data.input_offset, &requant, push);
+            let size = core::mem::size_of::<packing::FloatRequantBlock>();
+            for q in blob[start..].chunks_exact(size) {
+                let q: packing::FloatRequantBlock = bytemuck::pod_read_unaligned(q);
+                float_blocks[usize::from(q.shift[0] != i32::MIN)] += 1;
+            }
+        }
         let mut got = vec![0i8; w.output_elements()];
         assert!(conv_int8_packed(&mut data.args(&w, &mut got), &blob), "declined {w:?}");
         assert_eq!(got, want, "case {cases}: {w:?}");
@@ -269,6 +284,65 @@ fn packed_conv_matches_the_reference() {
         wide.act = (-128, 128);
         assert!(!conv_int8_packed(&mut wide.args(&w, &mut got), &blob), "took {:?}", wide.act);
     }
+    // Both requantizations ran.
+    assert!(float_blocks.iter().all(|&n| n >= 50), "{float_blocks:?}");
+}
+
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn float_requant_matches_tflm_where_verified() {
+    use crate::fixedpoint::multiply_by_quantized_multiplier as exact;
+    if level() != Level::Avx512Vnni {
+        return;
+    }
+    let mut rng = Rng(0x7c3a_99e1);
+    let mut verified = 0;
+    for case in 0..300 {
+        let mut q: packing::FloatRequantBlock = bytemuck::Zeroable::zeroed();
+        let mut range = [(0, 0); packing::BLOCK];
+        // Sometimes a partial last block (lanes past `lanes` zero, as packed).
+        let mut lanes = if case % 3 == 0 { rng.usize(4, 16) } else { packing::BLOCK };
+        for (lane, range) in range.iter_mut().enumerate().take(lanes) {
+            let m = if case % 10 == 0 { rng.multiplier() } else { rng.range(1 << 30, i32::MAX as i64) as i32 };
+            let s = if case % 10 == 1 { rng.shift() } else { -(rng.range(0, 24) as i32) };
+            let Some((offset, hi, lo, rem_pos, rem_neg)) = packing::float_requant_lane(m, s) else {
+                lanes = 0;
+                break;
+            };
+            (q.multiplier[lane], q.shift[lane], q.offset[lane]) = (m, s, offset);
+            (q.scale_hi[lane], q.scale_lo[lane], q.rem_pos[lane], q.rem_neg[lane]) = (hi, lo, rem_pos, rem_neg);
+            // Sums up to a realistic size, around zero or one-sided.
+            let span = 1i64 << rng.range(4, 24);
+            let low = rng.range(-span, 0).max(i32::MIN as i64 / 2);
+            *range = (low as i32, (low + rng.range(0, 2 * span)).min(i32::MAX as i64 / 2) as i32);
+        }
+        if lanes == 0 {
+            continue;
+        }
+        if !x86_packed::float_requant_exact(&q, &range, lanes) {
+            continue;
+        }
+        verified += 1;
+        // Every step one sum later on a lane that has steps in range: no longer exact.
+        let mut off = q;
+        off.rem_pos[3] -= off.scale_hi[3];
+        off.rem_neg[3] -= off.scale_hi[3];
+        let (e_lo, e_hi) =
+            (exact(range[3].0, q.multiplier[3], q.shift[3]), exact(range[3].1, q.multiplier[3], q.shift[3]));
+        let steps = (e_lo + 1).max(-255) <= e_hi.min(255);
+        assert_eq!(x86_packed::float_requant_exact(&off, &range, lanes), !steps, "case {case}");
+        // Random sums in range agree, up to the clamp of any output zero point.
+        for _ in 0..2000 {
+            let acc: [i32; packing::BLOCK] =
+                core::array::from_fn(|l| rng.range(range[l].0 as i64, range[l].1 as i64) as i32);
+            let got = x86_packed::float_requant_values(&q, &acc);
+            for l in 0..lanes {
+                let want = exact(acc[l], q.multiplier[l], q.shift[l]).clamp(-256, 256);
+                assert_eq!(got[l].clamp(-256, 256), want, "case {case} lane {l}: {}", acc[l]);
+            }
+        }
+    }
+    assert!(verified >= 200, "{verified}");
 }
 
 #[cfg(target_arch = "x86_64")]

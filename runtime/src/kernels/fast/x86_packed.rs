@@ -5,14 +5,15 @@
 //! tile of [`TILE`] output pixels by up to four blocks of sixteen output channels (up to 24
 //! accumulators; [`WIDE_TILE`] pixels with one or two blocks), filled by `vpdpbusd` with four
 //! patch bytes broadcast against four taps of sixteen channels. The sums need no horizontal
-//! reduction; requantization is [`Requant16`]. Up to 8 output channels with small patches take
+//! reduction; requantization is [`FloatRequant`] where packing verified it exact, else
+//! [`Requant16`]. Up to 8 output channels with small patches take
 //! [`pairs`] instead (two pixels per vector).
 //!
 //! Output channels are the outer loop, in chunks of up to 64, so a chunk's weights stay in cache
 //! while every pixel passes; each pixel's patch is copied flipped (padding taps set to the input
 //! zero point), patches of at most 64 bytes built in a register.
 
-use super::packing::{PackedConv, PackedDepthwise, BLOCK, DEPTHWISE_BLOCK};
+use super::packing::{FloatRequantBlock, PackedConv, PackedDepthwise, BLOCK, DEPTHWISE_BLOCK};
 use super::x86::build_patch_i8;
 use super::{next_pixel, taps_inside, AddInt8, Channels, ConvInt8, MAX_PATCH, MAX_TAPS};
 use crate::kernels::conv_2d::Window;
@@ -123,6 +124,8 @@ fn chunk<const N: usize, const T: usize>(
     let small = k <= 64;
     let zero_point = a.input_offset.wrapping_neg() as i8;
     let params: [BlockParams; N] = core::array::from_fn(|j| block_params(ch, (block + j) * BLOCK, out_c));
+    let float: [Option<FloatRequant>; N] = core::array::from_fn(|j| FloatRequant::load(packed, block + j, &params[j]));
+    let float = float.iter().all(Option::is_some).then(|| float.map(|f| f.unwrap_or_else(|| FloatRequant::zero())));
     let weights = &packed.weights[block * k4 * 64..(block + N) * k4 * 64];
     let bias = &packed.bias[block * 64..(block + N) * 64];
     let bytes = ByteOutput::new(a);
@@ -175,7 +178,22 @@ fn chunk<const N: usize, const T: usize>(
         // SAFETY: every `x[m]` points at a patch of `stride = 4 * k4` bytes, which the tile
         // reads; `weights` holds `N * k4 * 64` bytes and `bias` `N * 64`.
         let acc = unsafe { tile::<N, T>(&x, weights, bias, k4) };
-        store_tile::<N, T>(a.output, &bytes, &params, &acc, valid, p * out_c + block * BLOCK, out_c);
+        let at = p * out_c + block * BLOCK;
+        match &float {
+            Some(float) => {
+                store_tile::<N, T, _>(a.output, &bytes, &params, |j, v| float[j].apply(v), &acc, valid, at, out_c)
+            }
+            None => store_tile::<N, T, _>(
+                a.output,
+                &bytes,
+                &params,
+                |j, v| params[j].requant.apply(v),
+                &acc,
+                valid,
+                at,
+                out_c,
+            ),
+        }
         p += valid;
     }
 }
@@ -943,10 +961,12 @@ impl ByteOutput {
 /// (`N = 1`); `at` is the tile's first output byte.
 #[inline]
 #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl")]
-fn store_tile<const N: usize, const T: usize>(
+#[allow(clippy::too_many_arguments)]
+fn store_tile<const N: usize, const T: usize, R: Fn(usize, __m512i) -> __m512i>(
     output: &mut [i8],
     bytes: &ByteOutput,
     params: &[BlockParams; N],
+    requant: R,
     acc: &[[__m512i; N]; T],
     valid: usize,
     at: usize,
@@ -963,7 +983,7 @@ fn store_tile<const N: usize, const T: usize>(
         let r: [__m512i; 4] = core::array::from_fn(|i| {
             let (pm, j) = (m + i / N, i % N);
             if i < per * N && pm < T {
-                params[j].requant.apply(acc[pm][j])
+                requant(j, acc[pm][j])
             } else {
                 _mm512_setzero_si512()
             }
@@ -993,6 +1013,183 @@ fn store_tile<const N: usize, const T: usize>(
             }
         }
     }
+}
+
+/// [`Requant16`] in 32-bit floating point, for blocks [`packing`](super::packing) verified it on:
+/// `floor(x * hi + (x * lo + rem))` with `x = acc + offset` (exact in `f32` for the sums checked),
+/// `hi + lo` the scale to 48 bits and `rem` picked by the sign of `acc` (see
+/// `packing::float_requant_lane`). The outer `vfmadd` rounds down and the conversion floors:
+/// integers are representable, so `floor(round_down(v)) = floor(v)` and the only rounding error is
+/// the inner product's, of `rem`'s size times `2^-24`. Both this and TFLM's requantization are
+/// monotonic in `acc`, so agreeing at each of the 511 steps that can matter (`-255..=255`, any
+/// output zero point) over the reachable sums makes them equal there, which
+/// [`float_requant_exact`] checks at pack time with this code. 7 instructions per 16 sums
+/// instead of 12.
+#[derive(Clone, Copy)]
+struct FloatRequant {
+    offset: __m512i,
+    hi: __m512,
+    lo: __m512,
+    rem_pos: __m512,
+    rem_neg: __m512,
+}
+
+/// Rounding down, exceptions suppressed.
+const DOWN: i32 = _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC;
+/// Rounding to nearest, exceptions suppressed (whatever MXCSR says).
+const NEAREST: i32 = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
+
+impl FloatRequant {
+    /// Never used: stands in for the `None`s of a chunk whose blocks all have parameters.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn zero() -> Self {
+        let zero = _mm512_setzero_ps();
+        FloatRequant { offset: _mm512_setzero_si512(), hi: zero, lo: zero, rem_pos: zero, rem_neg: zero }
+    }
+
+    /// The vectors of `q`.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn of(q: &FloatRequantBlock) -> Self {
+        let ps = |v: &[f32; BLOCK]| {
+            // SAFETY: reads sixteen `f32`s.
+            unsafe { _mm512_loadu_ps(v.as_ptr()) }
+        };
+        FloatRequant {
+            // SAFETY: reads sixteen `i32`s.
+            offset: unsafe { _mm512_loadu_si512(q.offset.as_ptr().cast()) },
+            hi: ps(&q.scale_hi),
+            lo: ps(&q.scale_lo),
+            rem_pos: ps(&q.rem_pos),
+            rem_neg: ps(&q.rem_neg),
+        }
+    }
+
+    /// Block `block`'s parameters from `packed`, when it has them, verified for exactly the
+    /// multipliers and shifts of `params`.
+    #[inline]
+    #[target_feature(enable = "avx2,avx512f,avx512bw")]
+    fn load(packed: &PackedConv<'_>, block: usize, params: &BlockParams) -> Option<Self> {
+        let size = core::mem::size_of::<FloatRequantBlock>();
+        let q = packed.float?.get(block * size..(block + 1) * size)?;
+        // SAFETY: `q` holds a whole `FloatRequantBlock`: seven vectors of 64 bytes.
+        let v = |i: usize| unsafe { _mm512_loadu_si512(q.as_ptr().add(64 * i).cast()) };
+        let same = _mm512_cmpneq_epi32_mask(v(0), params.requant_multiplier) == 0
+            && _mm512_cmpneq_epi32_mask(v(1), params.requant_shift) == 0;
+        same.then(|| FloatRequant {
+            offset: v(2),
+            hi: _mm512_castsi512_ps(v(3)),
+            lo: _mm512_castsi512_ps(v(4)),
+            rem_pos: _mm512_castsi512_ps(v(5)),
+            rem_neg: _mm512_castsi512_ps(v(6)),
+        })
+    }
+
+    /// The requantized (not yet offset or clamped) values of sixteen sums.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn apply(&self, acc: __m512i) -> __m512i {
+        let negative = _mm512_cmplt_epi32_mask(acc, _mm512_setzero_si512());
+        let x = _mm512_cvt_roundepi32_ps::<NEAREST>(_mm512_add_epi32(acc, self.offset));
+        let rem = _mm512_mask_blend_ps(negative, self.rem_pos, self.rem_neg);
+        let low = _mm512_fmadd_round_ps::<NEAREST>(x, self.lo, rem);
+        _mm512_cvt_roundps_epi32::<DOWN>(_mm512_fmadd_round_ps::<DOWN>(x, self.hi, low))
+    }
+}
+
+/// Whether [`FloatRequant`] of `q` equals TFLM's requantization on lanes `..lanes` for every sum
+/// in `range[lane]` (inclusive), for every result in `-255..=255` (beyond, the output clamps);
+/// `false` below the AVX-512 VNNI level.
+pub(super) fn float_requant_exact(q: &FloatRequantBlock, range: &[(i32, i32); BLOCK], lanes: usize) -> bool {
+    if super::level() != super::Level::Avx512Vnni {
+        return false;
+    }
+    // SAFETY: the features were detected (or compiled in).
+    unsafe { float_requant_exact_impl(q, range, lanes) }
+}
+
+/// [`FloatRequant`] of `q` on sixteen sums (tests).
+#[cfg(test)]
+pub(super) fn float_requant_values(q: &FloatRequantBlock, acc: &[i32; BLOCK]) -> [i32; BLOCK] {
+    assert!(super::level() == super::Level::Avx512Vnni);
+    let mut out = [0i32; BLOCK];
+    // SAFETY: the features were detected; reads and writes sixteen `i32`s.
+    unsafe {
+        let v = _mm512_loadu_si512(acc.as_ptr().cast());
+        _mm512_storeu_si512(out.as_mut_ptr().cast(), FloatRequant::of(q).apply(v));
+    }
+    out
+}
+
+#[target_feature(enable = "avx2,avx512f,avx512bw")]
+fn float_requant_exact_impl(q: &FloatRequantBlock, range: &[(i32, i32); BLOCK], lanes: usize) -> bool {
+    use crate::fixedpoint::multiply_by_quantized_multiplier as exact;
+    let f = FloatRequant::of(q);
+    // SAFETY: reads sixteen `i32`s each.
+    let (m, s) =
+        unsafe { (_mm512_loadu_si512(q.multiplier.as_ptr().cast()), _mm512_loadu_si512(q.shift.as_ptr().cast())) };
+    // The reference on sixteen lanes (the kernels' exact path, itself tested against TFLM).
+    let requant = Requant16::new(m, s);
+    let both = |acc: &[i32; BLOCK]| {
+        // SAFETY: reads sixteen `i32`s.
+        let v = unsafe { _mm512_loadu_si512(acc.as_ptr().cast()) };
+        let (mut want, mut got) = ([0i32; BLOCK], [0i32; BLOCK]);
+        // SAFETY: writes sixteen `i32`s each.
+        unsafe {
+            _mm512_storeu_si512(want.as_mut_ptr().cast(), requant.apply(v));
+            _mm512_storeu_si512(got.as_mut_ptr().cast(), f.apply(v));
+        }
+        (want, got)
+    };
+    let inverse: [f64; BLOCK] = core::array::from_fn(|l| 1.0 / (q.scale_hi[l] as f64 + q.scale_lo[l] as f64));
+    // `c` of `packing::float_requant_lane` for sums `>= 0` and `< 0`.
+    let c = |l: usize, negative: bool| {
+        let d = if q.shift[l] == 0 { 0.0 } else { 0.5 / (1u64 << -q.shift[l]) as f64 };
+        if negative {
+            0.5 - d
+        } else {
+            0.5 + d
+        }
+    };
+    for u in -255..=255 {
+        // Per lane the first sum reaching `u` (`hi + 1` if none), estimated from the scale, and
+        // the sums either side of it within range.
+        let mut t = [0i64; BLOCK];
+        let (mut below, mut at) = ([0i32; BLOCK], [0i32; BLOCK]);
+        for lane in 0..lanes {
+            let (lo, hi) = (range[lane].0 as i64, range[lane].1 as i64);
+            t[lane] = (libm::ceil((u as f64 - c(lane, u <= 0)) * inverse[lane]) as i64).clamp(lo, hi + 1);
+            below[lane] = (t[lane] - 1).clamp(lo, hi) as i32;
+            at[lane] = t[lane].clamp(lo, hi) as i32;
+        }
+        let ((want_below, got_below), (want_at, got_at)) = (both(&below), both(&at));
+        for lane in 0..lanes {
+            let (lo, hi) = (range[lane].0 as i64, range[lane].1 as i64);
+            let (mut want_below, mut want_at) = (want_below[lane], want_at[lane]);
+            let (mut got_below, mut got_at) = (got_below[lane], got_at[lane]);
+            let found = (t[lane] == lo || want_below < u) && (t[lane] > hi || want_at >= u);
+            if !found {
+                // A poor estimate: search from it with the scalar reference.
+                let (mq, sq) = (q.multiplier[lane], q.shift[lane]);
+                let reaches = |a: i64| exact(a as i32, mq, sq) >= u;
+                let mut t = t[lane];
+                while t > lo && reaches(t - 1) {
+                    t -= 1;
+                }
+                while t <= hi && !reaches(t) {
+                    t += 1;
+                }
+                let ((wb, gb), (wa, ga)) =
+                    (both(&[(t - 1).clamp(lo, hi) as i32; BLOCK]), both(&[t.clamp(lo, hi) as i32; BLOCK]));
+                (want_below, want_at, got_below, got_at) = (wb[lane], wa[lane], gb[lane], ga[lane]);
+            }
+            if (got_below >= u) != (want_below >= u) || (got_at >= u) != (want_at >= u) {
+                return false;
+            }
+        }
+    }
+    true
 }
 
 /// TFLM's `MultiplyByQuantizedMultiplier(x, m, shift)` on sixteen lanes, with both roundings in
