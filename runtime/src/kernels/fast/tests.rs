@@ -106,6 +106,19 @@ fn le_bytes(v: &[i32]) -> Vec<u8> {
 }
 
 /// A random window, or `None` when the parameters give no output.
+/// Recomputes `w`'s output size and padding after its input, filter or strides changed; `false`
+/// when the filter does not fit.
+fn refit_output(w: &mut Window, padding: Padding) -> bool {
+    let (Some((out_h, pad_h)), Some((out_w, pad_w))) = (
+        window_dim(padding, w.in_h as usize, w.filter_h as usize, w.stride_h, w.dil_h),
+        window_dim(padding, w.in_w as usize, w.filter_w as usize, w.stride_w, w.dil_w),
+    ) else {
+        return false;
+    };
+    (w.out_h, w.pad_h, w.out_w, w.pad_w) = (out_h as u32, pad_h, out_w as u32, pad_w);
+    true
+}
+
 fn random_window(rng: &mut Rng, channels_equal: bool) -> Option<Window> {
     let padding = if rng.chance(50) { Padding::Same } else { Padding::Valid };
     let (in_h, in_w) = (rng.usize(1, 9), rng.usize(1, 9));
@@ -365,13 +378,9 @@ fn packed_depthwise_matches_the_reference() {
                 (w.stride_w, w.dil_w) = (1, 1);
             }
             w.in_w = rng.usize(1, 20) as u32;
-            let (Some((out_h, pad_h)), Some((out_w, pad_w))) = (
-                window_dim(padding, w.in_h as usize, w.filter_h as usize, w.stride_h, w.dil_h),
-                window_dim(padding, w.in_w as usize, w.filter_w as usize, w.stride_w, w.dil_w),
-            ) else {
+            if !refit_output(&mut w, padding) {
                 continue;
-            };
-            (w.out_h, w.pad_h, w.out_w, w.pad_w) = (out_h as u32, pad_h, out_w as u32, pad_w);
+            }
         }
         // One-column filters at stride 1 along y (rows shared down a column).
         if rng.chance(20) {
@@ -379,13 +388,9 @@ fn packed_depthwise_matches_the_reference() {
             (w.filter_h, w.filter_w, w.stride_h, w.dil_h) = (rng.usize(1, 17) as u32, 1, 1, 1);
             w.in_h = rng.usize(1, 30) as u32;
             w.in_w = rng.usize(1, 3) as u32;
-            let (Some((out_h, pad_h)), Some((out_w, pad_w))) = (
-                window_dim(padding, w.in_h as usize, w.filter_h as usize, w.stride_h, w.dil_h),
-                window_dim(padding, w.in_w as usize, w.filter_w as usize, w.stride_w, w.dil_w),
-            ) else {
+            if !refit_output(&mut w, padding) {
                 continue;
-            };
-            (w.out_h, w.pad_h, w.out_w, w.pad_w) = (out_h as u32, pad_h, out_w as u32, pad_w);
+            }
         }
         // Several blocks of 64 channels, with a partial last one; or channels replicated over
         // the lanes, on rows wide enough for groups of pixels.
