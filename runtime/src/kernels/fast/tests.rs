@@ -105,7 +105,6 @@ fn le_bytes(v: &[i32]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()
 }
 
-/// A random window, or `None` when the parameters give no output.
 /// Recomputes `w`'s output size and padding after its input, filter or strides changed; `false`
 /// when the filter does not fit.
 fn refit_output(w: &mut Window, padding: Padding) -> bool {
@@ -119,6 +118,7 @@ fn refit_output(w: &mut Window, padding: Padding) -> bool {
     true
 }
 
+/// A random window, or `None` when the parameters give no output.
 fn random_window(rng: &mut Rng, channels_equal: bool) -> Option<Window> {
     let padding = if rng.chance(50) { Padding::Same } else { Padding::Valid };
     let (in_h, in_w) = (rng.usize(1, 9), rng.usize(1, 9));
@@ -135,15 +135,13 @@ fn random_window(rng: &mut Rng, channels_equal: bool) -> Option<Window> {
     let (stride_h, stride_w) = (rng.range(1, 3) as i32, rng.range(1, 3) as i32);
     let dil = |rng: &mut Rng| if rng.chance(70) { 1 } else { rng.range(2, 3) as i32 };
     let (dil_h, dil_w) = (dil(rng), dil(rng));
-    let (out_h, pad_h) = window_dim(padding, in_h, filter_h, stride_h, dil_h)?;
-    let (out_w, pad_w) = window_dim(padding, in_w, filter_w, stride_w, dil_w)?;
-    Some(Window {
+    let mut w = Window {
         batches: rng.usize(1, 2) as u32,
         in_h: in_h as u32,
         in_w: in_w as u32,
         in_c: in_c as u32,
-        out_h: out_h as u32,
-        out_w: out_w as u32,
+        out_h: 0,
+        out_w: 0,
         out_c: out_c as u32,
         filter_h: filter_h as u32,
         filter_w: filter_w as u32,
@@ -151,9 +149,10 @@ fn random_window(rng: &mut Rng, channels_equal: bool) -> Option<Window> {
         stride_w,
         dil_h,
         dil_w,
-        pad_h,
-        pad_w,
-    })
+        pad_h: 0,
+        pad_w: 0,
+    };
+    refit_output(&mut w, padding).then_some(w)
 }
 
 /// Random per-channel parameters of a convolution: (bias bytes or none, multipliers, shifts).
