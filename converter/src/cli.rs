@@ -120,6 +120,10 @@ pub struct BenchArgs {
     /// Print one JSON object (`median_us`, `min_us`, ...) instead of a sentence.
     #[arg(long)]
     pub json: bool,
+    /// Also time each operator on its own (median µs per op, slowest first); with `--json`, an `ops`
+    /// array.
+    #[arg(long)]
+    pub profile: bool,
     /// Requantization rounding: TensorFlow Lite Micro (default) or LiteRT reference kernels.
     #[arg(long, value_enum, default_value_t = RoundingArg::Tflm)]
     pub rounding: RoundingArg,

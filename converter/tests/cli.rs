@@ -98,6 +98,29 @@ fn bench_json_has_median_and_min() {
 }
 
 #[test]
+fn bench_profile_times_every_operator() {
+    let model = examples().join("hello_world_int8.tflite");
+    let out = ferrolite(&[&"bench", &model, &"--iterations", &"5", &"--json", &"--profile"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("valid JSON");
+    let ops = json["ops"].as_array().expect("an ops array");
+    // hello_world: three FULLY_CONNECTED layers, in graph order, the last one [1, 1].
+    assert_eq!(ops.len(), 3, "{json}");
+    for (i, op) in ops.iter().enumerate() {
+        assert_eq!(op["index"], i, "{json}");
+        assert_eq!(op["op"], "FULLY_CONNECTED", "{json}");
+        assert!(op["median_us"].as_f64().unwrap() > 0.0, "{json}");
+    }
+    assert_eq!(ops[2]["output_shape"], serde_json::json!([1, 1]), "{json}");
+    let text = ferrolite(&[&"bench", &model, &"--iterations", &"3", &"--profile"]);
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains("FULLY_CONNECTED") && text.contains("sum of medians"), "{text}");
+    let plain = ferrolite(&[&"bench", &model, &"--iterations", &"3", &"--json"]);
+    let plain: serde_json::Value = serde_json::from_slice(&plain.stdout).expect("valid JSON");
+    assert!(plain.get("ops").is_none(), "no profile unless asked: {plain}");
+}
+
+#[test]
 fn inspect_table_works_on_the_bundled_example() {
     let out = ferrolite(&[&"inspect", &examples().join("hello_world_int8.tflite")]);
     assert!(out.status.success(), "{}", stderr(&out));

@@ -392,79 +392,87 @@ impl<'a> Interpreter<'a> {
 
     /// Runs every op once, in order.
     pub fn invoke(&mut self) -> Result<()> {
-        let model = self.model;
-        let model_bytes = model.bytes();
-        for o in 0..model.num_ops() {
-            let slot = self.op_slot(o);
-            if slot.skip != 0 {
-                continue;
-            }
-            // `new` or `from_prepared` checked every op's kernel is there.
-            let Some(reg) = self.kernels.kernel(slot.registration as usize) else {
-                return Err(Error::invalid_op(o as u32, -1, reason!("kernel missing")));
-            };
-            // Only the tensor lists: the rest of the op was verified when the interpreter was built.
-            let (inputs, outputs) = model.op_io(o)?;
-            let invalid = |reason| Error::invalid_op(o as u32, reg.code, reason);
-            if inputs.len() > MAX_INPUTS {
-                return Err(Error::TooMany { what: Limited::OpInputs, limit: MAX_INPUTS as u32 });
-            }
-            // Mutable buffers: outputs, variable inputs, scratch.
-            let mut ranges = [(0usize, 0usize); MAX_MUTABLES];
-            let mut n = 0;
-            let mut push = |range: (usize, usize)| -> Result<()> {
-                *ranges.get_mut(n).ok_or(Error::TooMany { what: Limited::OpOutputs, limit: MAX_MUTABLES as u32 })? =
-                    range;
-                n += 1;
-                Ok(())
-            };
-            for t in outputs.iter() {
-                push(self.arena_range(t as usize).ok_or(invalid(reason!("output is not an activation")))?)?;
-            }
-            // Immutable views: where each input lives (variable inputs are mutable, read as empty).
-            let mut input_ranges = [None; MAX_INPUTS];
-            for (range, t) in input_ranges.iter_mut().zip(inputs.iter()) {
-                if t < 0 {
-                    continue;
-                }
-                let s = self.tensor_slot(t as usize);
-                *range = match s.place {
-                    p if p == Place::Model as u16 => Some((true, s.offset as usize, s.len as usize)),
-                    p if p == Place::Activation as u16 => self.arena_range(t as usize).map(|(a, l)| (false, a, l)),
-                    p if p == Place::Persistent as u16 => {
-                        push((s.offset as usize, s.len as usize))?;
-                        None
-                    }
-                    _ => None,
-                };
-            }
-            if slot.scratch_len > 0 {
-                push((self.activations + slot.scratch_offset as usize, slot.scratch_len as usize))?;
-            }
-            // Built in place and filled below: the context is large.
-            let mut ctx =
-                EvalContext { params: &[], inputs: [&[]; MAX_INPUTS], mutables: Default::default(), num_mutables: n };
-            let mut gaps: [(usize, &[u8]); MAX_MUTABLES + 1] = [(0, &[]); MAX_MUTABLES + 1];
-            // `push` keeps `n` within `ranges` and `split_disjoint` the gap count within `gaps`.
-            let num_gaps = split_disjoint(self.arena, ranges.get(..n).unwrap_or(&[]), &mut ctx.mutables, &mut gaps)
-                .map_err(|_| invalid(reason!("tensors overlap")))?;
-            let gaps = gaps.get(..num_gaps).unwrap_or(&[]);
-            for (input, r) in ctx.inputs.iter_mut().zip(&input_ranges).take(inputs.len()) {
-                *input = match *r {
-                    None => &[],
-                    Some((true, start, len)) => {
-                        model_bytes.get(start..start + len).ok_or(invalid(reason!("constant out of range")))?
-                    }
-                    Some((false, start, len)) => {
-                        find_in_gaps(gaps, start, len).ok_or(invalid(reason!("input overlaps an output")))?
-                    }
-                };
-            }
-            ctx.params = find_in_gaps(gaps, slot.params_offset as usize, slot.params_len as usize)
-                .ok_or(invalid(reason!("parameters overlap an output")))?;
-            (reg.eval)(&mut ctx)?;
+        for o in 0..self.model.num_ops() {
+            self.invoke_op(o)?;
         }
         Ok(())
+    }
+
+    /// Runs op `o` alone, for profilers and step-by-step debugging: running every op in order is
+    /// `invoke`. An op past the last is refused.
+    pub fn invoke_op(&mut self, o: usize) -> Result<()> {
+        let model = self.model;
+        let model_bytes = model.bytes();
+        if o >= model.num_ops() {
+            return Err(Error::invalid_op(o as u32, -1, reason!("no such op")));
+        }
+        let slot = self.op_slot(o);
+        if slot.skip != 0 {
+            return Ok(());
+        }
+        // `new` or `from_prepared` checked every op's kernel is there.
+        let Some(reg) = self.kernels.kernel(slot.registration as usize) else {
+            return Err(Error::invalid_op(o as u32, -1, reason!("kernel missing")));
+        };
+        // Only the tensor lists: the rest of the op was verified when the interpreter was built.
+        let (inputs, outputs) = model.op_io(o)?;
+        let invalid = |reason| Error::invalid_op(o as u32, reg.code, reason);
+        if inputs.len() > MAX_INPUTS {
+            return Err(Error::TooMany { what: Limited::OpInputs, limit: MAX_INPUTS as u32 });
+        }
+        // Mutable buffers: outputs, variable inputs, scratch.
+        let mut ranges = [(0usize, 0usize); MAX_MUTABLES];
+        let mut n = 0;
+        let mut push = |range: (usize, usize)| -> Result<()> {
+            *ranges.get_mut(n).ok_or(Error::TooMany { what: Limited::OpOutputs, limit: MAX_MUTABLES as u32 })? = range;
+            n += 1;
+            Ok(())
+        };
+        for t in outputs.iter() {
+            push(self.arena_range(t as usize).ok_or(invalid(reason!("output is not an activation")))?)?;
+        }
+        // Immutable views: where each input lives (variable inputs are mutable, read as empty).
+        let mut input_ranges = [None; MAX_INPUTS];
+        for (range, t) in input_ranges.iter_mut().zip(inputs.iter()) {
+            if t < 0 {
+                continue;
+            }
+            let s = self.tensor_slot(t as usize);
+            *range = match s.place {
+                p if p == Place::Model as u16 => Some((true, s.offset as usize, s.len as usize)),
+                p if p == Place::Activation as u16 => self.arena_range(t as usize).map(|(a, l)| (false, a, l)),
+                p if p == Place::Persistent as u16 => {
+                    push((s.offset as usize, s.len as usize))?;
+                    None
+                }
+                _ => None,
+            };
+        }
+        if slot.scratch_len > 0 {
+            push((self.activations + slot.scratch_offset as usize, slot.scratch_len as usize))?;
+        }
+        // Built in place and filled below: the context is large.
+        let mut ctx =
+            EvalContext { params: &[], inputs: [&[]; MAX_INPUTS], mutables: Default::default(), num_mutables: n };
+        let mut gaps: [(usize, &[u8]); MAX_MUTABLES + 1] = [(0, &[]); MAX_MUTABLES + 1];
+        // `push` keeps `n` within `ranges` and `split_disjoint` the gap count within `gaps`.
+        let num_gaps = split_disjoint(self.arena, ranges.get(..n).unwrap_or(&[]), &mut ctx.mutables, &mut gaps)
+            .map_err(|_| invalid(reason!("tensors overlap")))?;
+        let gaps = gaps.get(..num_gaps).unwrap_or(&[]);
+        for (input, r) in ctx.inputs.iter_mut().zip(&input_ranges).take(inputs.len()) {
+            *input = match *r {
+                None => &[],
+                Some((true, start, len)) => {
+                    model_bytes.get(start..start + len).ok_or(invalid(reason!("constant out of range")))?
+                }
+                Some((false, start, len)) => {
+                    find_in_gaps(gaps, start, len).ok_or(invalid(reason!("input overlaps an output")))?
+                }
+            };
+        }
+        ctx.params = find_in_gaps(gaps, slot.params_offset as usize, slot.params_len as usize)
+            .ok_or(invalid(reason!("parameters overlap an output")))?;
+        (reg.eval)(&mut ctx)
     }
 
     /// Sets every variable (state) tensor to its zero point (int8) or zero, as TFLite does.
