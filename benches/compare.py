@@ -68,7 +68,8 @@ def time_calls(invoke, budget, max_iterations=1000, warmup=3):
     return min(samples), statistics.median(samples)
 
 
-def litert(name, resolver, budget):
+def litert_interpreter(path, resolver):
+    """A LiteRT interpreter for the model at `path`, one thread, tensors allocated."""
     from ai_edge_litert import interpreter as lite
 
     kind = {
@@ -76,8 +77,13 @@ def litert(name, resolver, budget):
         "litert-builtin": lite.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
         "litert-ref": lite.OpResolverType.BUILTIN_REF,
     }[resolver]
-    it = lite.Interpreter(model_path=model_path(name), num_threads=1, experimental_op_resolver_type=kind)
+    it = lite.Interpreter(model_path=path, num_threads=1, experimental_op_resolver_type=kind)
     it.allocate_tensors()
+    return it
+
+
+def litert(name, resolver, budget):
+    it = litert_interpreter(model_path(name), resolver)
     details = it.get_input_details()
     for d, x in zip(details, golden_inputs(name, len(details))):
         it.set_tensor(d["index"], x if x is not None else np.zeros(d["shape"], d["dtype"]))
@@ -94,14 +100,16 @@ def tflm(name, budget):
     return time_calls(it.invoke, budget)
 
 
-def ferrolite(binary, name, budget):
-    # About `budget` seconds of iterations, from a quick first measurement.
-    probe = json.loads(subprocess.check_output([binary, "bench", model_path(name), "--json", "--iterations", "3"]))
-    iterations = int(max(10, min(5000, budget * 1e6 / max(probe["min_us"], 1.0))))
-    out = json.loads(
-        subprocess.check_output([binary, "bench", model_path(name), "--json", "--iterations", str(iterations)])
-    )
+def ferrolite_bench(binary, path, budget, max_iterations=5000):
+    """`ferrolite bench --json` on the model at `path` for about `budget` seconds: (min_us, median_us)."""
+    probe = json.loads(subprocess.check_output([binary, "bench", path, "--json", "--iterations", "3"]))
+    iterations = int(max(10, min(max_iterations, budget * 1e6 / max(probe["min_us"], 1.0))))
+    out = json.loads(subprocess.check_output([binary, "bench", path, "--json", "--iterations", str(iterations)]))
     return out["min_us"], out["median_us"]
+
+
+def ferrolite(binary, name, budget):
+    return ferrolite_bench(binary, model_path(name), budget)
 
 
 def measure(runtime, binary, name, budget):
