@@ -235,6 +235,50 @@ pub fn multiply_by_quantized_multiplier(x: i32, quantized_multiplier: i32, shift
     )
 }
 
+/// [`multiply_by_quantized_multiplier`] for one fixed `(multiplier, shift)`, both roundings folded
+/// into one 64-bit add and shift, for kernels that requantize many values with the same pair.
+///
+/// With `x` shifted left by `L = max(shift, 0)` (wrapping) and `R = max(-shift, 0)`, the doubling
+/// high multiply is `h = floor((x * m + 2^30) / 2^31)` and the rounding divide takes `h / 2^R` half
+/// away from zero; since `floor((floor(y / 2^31) + n) / 2^R) = floor((y + n * 2^31) / 2^(31+R))`,
+/// both are `(x * m + c - [x * m < -2^30] * b) >> s` with `c = 2^30 + 2^(30+R)`, `b = 2^31`, `s =
+/// 31 + R` (`c = 2^30`, `b = 0`, `s = 31` when `R = 0`). `|x * m| <= 2^62`, so nothing overflows.
+#[derive(Clone, Copy, Debug)]
+pub struct FixedMultiplier {
+    multiplier: i64,
+    left: i32,
+    c: i64,
+    b: i64,
+    s: u32,
+}
+
+impl FixedMultiplier {
+    /// `None` for the pairs the folded form does not cover: `multiplier == i32::MIN` (where the
+    /// doubling multiply saturates) and shifts outside `-31..=31`.
+    pub const fn new(multiplier: i32, shift: i32) -> Option<Self> {
+        if multiplier == i32::MIN || shift < -31 || shift > 31 {
+            return None;
+        }
+        let right = if shift < 0 { -shift } else { 0 };
+        let (c, b) = if right > 0 { ((1 << 30) + (1i64 << (30 + right)), 1 << 31) } else { (1 << 30, 0) };
+        Some(FixedMultiplier {
+            multiplier: multiplier as i64,
+            left: if shift > 0 { shift } else { 0 },
+            c,
+            b,
+            s: 31 + right as u32,
+        })
+    }
+
+    /// `multiply_by_quantized_multiplier(x, multiplier, shift)`.
+    #[inline(always)]
+    pub fn apply(&self, x: i32) -> i32 {
+        let p = shl_wrapping(x, self.left) as i64 * self.multiplier;
+        let b = if p < -(1 << 30) { self.b } else { 0 };
+        ((p + self.c - b) >> self.s) as i32
+    }
+}
+
 /// TFLite `MultiplyByQuantizedMultiplier(int32 x, int32 M, int shift)` of a
 /// `TFLITE_SINGLE_ROUNDING=1` build (LiteRT's `common.cc`): with `total_shift = 31 - shift`,
 /// `(x * M + 2^(total_shift - 1)) >> total_shift` in 64 bits, i.e. `x * M * 2^(shift - 31)`
@@ -1352,6 +1396,26 @@ mod tests {
         for x in i16::MIN..=i16::MAX {
             for e in 0..=15 {
                 assert_eq!(rounding_divide_by_pot_i16(x, e) as i128, round_half_away(x as i128, e as u32));
+            }
+        }
+    }
+
+    #[test]
+    fn fixed_multiplier_is_multiply_by_quantized_multiplier() {
+        let mut rng = Lcg(7);
+        assert!(FixedMultiplier::new(i32::MIN, 0).is_none());
+        assert!(FixedMultiplier::new(1 << 30, -32).is_none() && FixedMultiplier::new(1 << 30, 32).is_none());
+        for _ in 0..2_000 {
+            let m = if rng.range(0, 9) == 0 { rng.range(i32::MIN + 1, i32::MAX) } else { rng.range(1 << 30, i32::MAX) };
+            let shift = rng.range(-31, 31);
+            let fixed = FixedMultiplier::new(m, shift).unwrap();
+            for _ in 0..200 {
+                // Small sums (ties at every rounding) as well as the full range.
+                let x = if rng.range(0, 1) == 0 { rng.range(-70_000, 70_000) } else { rng.wide_i32() };
+                assert_eq!(fixed.apply(x), multiply_by_quantized_multiplier(x, m, shift), "{x} {m} {shift}");
+            }
+            for x in [0, 1, -1, i32::MAX, i32::MIN, i32::MIN + 1] {
+                assert_eq!(fixed.apply(x), multiply_by_quantized_multiplier(x, m, shift), "{x} {m} {shift}");
             }
         }
     }

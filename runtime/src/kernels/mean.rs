@@ -17,7 +17,7 @@
 //! visited in row-major order, so the float rounding sequence is TFLite's.
 
 use crate::error::Result;
-use crate::fixedpoint::{multiply_by_quantized_multiplier, quantize_multiplier};
+use crate::fixedpoint::{multiply_by_quantized_multiplier, quantize_multiplier, FixedMultiplier};
 use crate::kernels::concatenation::resolve_axis;
 use crate::kernels::transpose::{for_each_offset, row_major_strides};
 use crate::kernels::util::{as_i8, read_f32, read_i16, read_i32, write_f32, write_i16};
@@ -204,6 +204,8 @@ struct Requant {
     output_zero_point: i32,
     multiplier: i32,
     shift: i32,
+    /// The same multiply in one step, where it applies (it does for every shift prepare makes).
+    fixed: Option<FixedMultiplier>,
 }
 
 impl From<&Params> for Requant {
@@ -214,6 +216,7 @@ impl From<&Params> for Requant {
             output_zero_point: p.output_zero_point,
             multiplier: p.multiplier,
             shift: p.shift,
+            fixed: FixedMultiplier::new(p.multiplier, p.shift),
         }
     }
 }
@@ -224,9 +227,11 @@ impl Requant {
     #[inline]
     fn apply(&self, sum: i32, min: i32, max: i32) -> i32 {
         let shifted = sum.wrapping_sub(self.input_zero_point.wrapping_mul(self.count));
-        multiply_by_quantized_multiplier(shifted, self.multiplier, self.shift)
-            .wrapping_add(self.output_zero_point)
-            .clamp(min, max)
+        let scaled = match self.fixed {
+            Some(fixed) => fixed.apply(shifted),
+            None => multiply_by_quantized_multiplier(shifted, self.multiplier, self.shift),
+        };
+        scaled.wrapping_add(self.output_zero_point).clamp(min, max)
     }
 }
 
@@ -257,13 +262,18 @@ fn reduce_i32(split: &Split, len: usize, read: impl Fn(usize) -> i32, mut emit: 
     });
 }
 
-/// Channels [`sums_i8`] adds up at once: a 256-byte accumulator on the stack.
+/// Channels [`sums_i8`] adds up at once: 128 bytes of sixteen-bit partial sums on the stack.
 const SUM_ROW: usize = 64;
+
+/// Rows [`sums_i8`] adds in sixteen bits before widening: `256 * -128` is still an `i16`.
+const ROWS_PER_I16: usize = 256;
 
 /// [`reduce_i32`] for int8 inputs. When the innermost kept dimension is the input's last (channels
 /// last, as in a mean over height and width), each reduced position adds a contiguous row of up
 /// to [`SUM_ROW`] channels to as many sums, a loop the compiler vectorizes, instead of walking
-/// the input once per output with a stride. Integer sums do not depend on the order.
+/// the input once per output with a stride. Rows are added in `i16` (sign extension and adds of
+/// twice the lanes) and widened every [`ROWS_PER_I16`] rows; integer sums do not depend on the
+/// order, so the result is the reference's wrapping `i32` sum.
 fn sums_i8(split: &Split, input: &[i8], mut emit: impl FnMut(i32)) {
     let (kd, ks, kr, rd, rs, rr) = unpack(split);
     let Some(inner) = kr.checked_sub(1).filter(|&i| ks[i] == 1) else {
@@ -275,25 +285,41 @@ fn sums_i8(split: &Split, input: &[i8], mut emit: impl FnMut(i32)) {
         while start < channels {
             let n = SUM_ROW.min(channels - start);
             let mut sums = [0i32; SUM_ROW];
-            let sums = &mut sums[..n];
+            let mut narrow = [0i16; SUM_ROW];
+            let mut rows = 0;
             for_each_offset(&rd[..rr], &rs[..rr], |o| {
                 let at = base.wrapping_add(o).wrapping_add(start);
-                match input.get(at..).and_then(|rest| rest.get(..n)) {
-                    Some(row) => sums.iter_mut().zip(row).for_each(|(sum, &x)| *sum = sum.wrapping_add(i32::from(x))),
-                    // Past the end (prepare rules it out): skip what is missing, as `reduce_i32`.
+                match input.get(at..).and_then(|rest| rest.get(..SUM_ROW)) {
+                    Some(row) => narrow.iter_mut().zip(row).for_each(|(sum, &x)| *sum = sum.wrapping_add(i16::from(x))),
+                    // The last rows of the input, or past its end (prepare rules that out):
+                    // skip what is missing, as `reduce_i32`.
                     None => {
-                        for (c, sum) in sums.iter_mut().enumerate() {
+                        for (c, sum) in narrow.iter_mut().enumerate().take(n) {
                             if let Some(&x) = input.get(at.wrapping_add(c)) {
-                                *sum = sum.wrapping_add(i32::from(x));
+                                *sum = sum.wrapping_add(i16::from(x));
                             }
                         }
                     }
                 }
+                rows += 1;
+                if rows == ROWS_PER_I16 {
+                    widen_into(&mut sums, &mut narrow);
+                    rows = 0;
+                }
             });
-            sums.iter().for_each(|&sum| emit(sum));
+            widen_into(&mut sums, &mut narrow);
+            sums[..n].iter().for_each(|&sum| emit(sum));
             start += n;
         }
     });
+}
+
+/// Adds the sixteen-bit partial sums into `sums` and clears them.
+fn widen_into(sums: &mut [i32; SUM_ROW], narrow: &mut [i16; SUM_ROW]) {
+    for (sum, part) in sums.iter_mut().zip(narrow.iter_mut()) {
+        *sum = sum.wrapping_add(i32::from(*part));
+        *part = 0;
+    }
 }
 
 /// float32 mean: f32 sum in row-major input order, divided by the count as f32. Outputs of a
@@ -416,6 +442,7 @@ mod tests {
             output_zero_point: outq.1,
             multiplier: m,
             shift: s,
+            fixed: FixedMultiplier::new(m, s),
         };
         let mut out = Vec::new();
         sums_i8(&split, x, |sum| out.push(q.apply(sum, -128, 127) as i8));
@@ -471,6 +498,26 @@ mod tests {
                 reference_mean_i8(&x, &dims, axes, inq, outq),
                 "axes {axes:?}"
             );
+        }
+    }
+
+    #[test]
+    fn int8_more_rows_than_one_sixteen_bit_pass() {
+        // 1,200 rows per output: the i16 partial sums are widened several times, at the extremes
+        // (all -128, all 127) and on random data, with channel counts around SUM_ROW.
+        let mut rng = Rng(4242);
+        for channels in [1, 63, 64, 65, 130] {
+            let dims = [1, 40, 30, channels];
+            let n = dims.iter().product::<usize>();
+            for fill in [Some(-128i8), Some(127), None] {
+                let x: Vec<i8> = (0..n).map(|_| fill.unwrap_or(rng.next() as i8)).collect();
+                let (inq, outq) = ((0.02, 0), (0.03, -3));
+                assert_eq!(
+                    kernel_mean_i8(&x, &dims, &[1, 2], inq, outq),
+                    reference_mean_i8(&x, &dims, &[1, 2], inq, outq),
+                    "channels {channels} fill {fill:?}"
+                );
+            }
         }
     }
 
