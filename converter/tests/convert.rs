@@ -643,3 +643,64 @@ fn outputs_option_keeps_only_the_named_outputs() {
     assert!(stderr(&run).contains("no output named \"label\""), "{}", stderr(&run));
     assert!(!out.exists() && std::fs::read_dir(&dir).unwrap().count() == keep.len());
 }
+
+/// x -> PAD -> CONV_2D (3x3, stride 2, VALID) -> PAD -> DEPTHWISE_CONV_2D (3x3, VALID), with
+/// uneven paddings; the PAD outputs are graph outputs too when `pads_are_outputs`.
+fn pad_then_convolve_graph(pads_are_outputs: bool) -> Graph {
+    let mut g = Graph::default();
+    let act = |g: &mut Graph, name: &str, shape: &[usize]| g.add_tensor(Tensor::activation(name, shape.to_vec()));
+    let konst = |g: &mut Graph, name: &str, shape: &[usize], seed: u32| {
+        let n = shape.iter().product();
+        g.add_tensor(Tensor::constant(name, shape.to_vec(), Data::F32(noise(n, seed, 0.5))))
+    };
+    let window = |stride| Window { stride: [stride, stride], dilation: [1, 1], padding: Padding::Valid };
+    let x = act(&mut g, "x", &[1, 9, 10, 3]);
+    let paddings = g.add_tensor(Tensor::constant("pad1/p", vec![4, 2], Data::I32(vec![0, 0, 1, 2, 2, 1, 0, 0])));
+    let p1 = act(&mut g, "pad1", &[1, 12, 13, 3]);
+    g.add_node("pad1", Op::Pad, vec![Some(x), Some(paddings)], vec![p1]);
+    let (w, b) = (konst(&mut g, "conv/w", &[4, 3, 3, 3], 1), konst(&mut g, "conv/b", &[4], 2));
+    let c = act(&mut g, "conv", &[1, 5, 6, 4]);
+    let op = Op::Conv2d { window: window(2), activation: Activation::Relu };
+    g.add_node("conv", op, vec![Some(p1), Some(w), Some(b)], vec![c]);
+    let paddings = g.add_tensor(Tensor::constant("pad2/p", vec![4, 2], Data::I32(vec![0, 0, 1, 1, 0, 2, 0, 0])));
+    let p2 = act(&mut g, "pad2", &[1, 7, 8, 4]);
+    g.add_node("pad2", Op::Pad, vec![Some(c), Some(paddings)], vec![p2]);
+    let (w, b) = (konst(&mut g, "dw/w", &[1, 3, 3, 4], 3), konst(&mut g, "dw/b", &[4], 4));
+    let d = act(&mut g, "dw", &[1, 5, 6, 4]);
+    let op = Op::DepthwiseConv2d { window: window(1), depth_multiplier: 1, activation: Activation::None };
+    g.add_node("dw", op, vec![Some(p2), Some(w), Some(b)], vec![d]);
+    g.inputs = vec![x];
+    g.outputs = if pads_are_outputs { vec![d, p1, p2] } else { vec![d] };
+    g
+}
+
+/// The runtime folds a PAD into the VALID convolution reading it (skipping the PAD, planning no
+/// memory for its output) only when nothing else reads the padded tensor; folded or not, the
+/// convolution's bytes are the same, with and without packed weights.
+#[test]
+fn a_pad_folded_into_its_convolution_gives_the_same_bytes() {
+    let (_, folded) = convert_and_compare("pad-folded", &pad_then_convolve_graph(false), &[0.3]);
+    let (_, kept) = convert_and_compare("pad-kept", &pad_then_convolve_graph(true), &[0.3, 0.3, 0.3]);
+    let (folded, kept) = (Model::from_bytes(&folded).unwrap(), Model::from_bytes(&kept).unwrap());
+    let named = |model: &Model<'_>, name: &str| (0..model.num_tensors()).find(|&t| model.tensor_name(t) == Ok(name));
+    for pack_weights in [false, true] {
+        let options = InterpreterOptions { pack_weights, ..InterpreterOptions::default() };
+        let (mut arena_a, mut arena_b) = (vec![0u8; 1 << 20], vec![0u8; 1 << 20]);
+        let mut a = Interpreter::new(&folded, &AllOpsResolver, &mut arena_a, options).unwrap();
+        let mut b = Interpreter::new(&kept, &AllOpsResolver, &mut arena_b, options).unwrap();
+        assert_eq!(a.input_meta(0).unwrap().scale_zero_point(), b.input_meta(0).unwrap().scale_zero_point());
+        assert_eq!(a.output_meta(0).unwrap().scale_zero_point(), b.output_meta(0).unwrap().scale_zero_point());
+        for name in ["pad1", "pad2"] {
+            assert_eq!(a.tensor_bytes(named(&folded, name).unwrap()), None, "{name} is folded: never written");
+            assert!(b.tensor_bytes(named(&kept, name).unwrap()).is_some(), "{name} is a graph output");
+        }
+        for sample in 0..8u32 {
+            let x: Vec<i8> = noise(270, 300 + sample, 200.0).iter().map(|v| v.clamp(-128.0, 127.0) as i8).collect();
+            a.input_mut::<i8>(0).unwrap().copy_from_slice(&x);
+            b.input_mut::<i8>(0).unwrap().copy_from_slice(&x);
+            a.invoke().unwrap();
+            b.invoke().unwrap();
+            assert_eq!(a.output_bytes(0).unwrap(), b.output_bytes(0).unwrap(), "sample {sample}");
+        }
+    }
+}

@@ -13,6 +13,7 @@ use crate::resolver::{Kernels, OpResolver};
 use crate::tensor::{DataType, Element, TensorMeta};
 use bytemuck::{Pod, Zeroable};
 
+mod fusion;
 mod prepared;
 
 /// Alignment of the arena start and of every buffer in it.
@@ -83,8 +84,11 @@ struct OpSlot {
     params_len: u32,
     scratch_offset: u32,
     scratch_len: u32,
-    /// 1 when the op's output aliases its input and eval is skipped.
+    /// 1 when eval is skipped: the op's output aliases its input, or the op is a PAD folded into
+    /// the next op.
     skip: u32,
+    /// Tensor read as input 0 instead of the model's (a folded PAD's input), or `NOT_SET`.
+    input0: u32,
 }
 
 const TENSOR_SLOT: usize = core::mem::size_of::<TensorSlot>();
@@ -221,10 +225,12 @@ impl<'a> Interpreter<'a> {
             return Err(Error::arena_too_small(needed));
         };
         let mut tables = Tables { bytes: table_bytes, num_tensors, num_ops };
+        Self::count_readers(&model, &mut tables)?;
         let mut cursor = 0; // within `rest`
         for o in 0..num_ops {
+            let fold = fusion::pad_into_conv(&model, o, |t| tables.tensor(t).last);
             let free = rest.get_mut(cursor..).unwrap_or(&mut []);
-            let prepared = prepare_op(&model, resolver, &options, o, free)?;
+            let prepared = prepare_op(&model, resolver, &options, o, free, fold)?;
             let slot = OpSlot {
                 registration: to_u32(prepared.registration, Limited::Kernels)?,
                 params_offset: to_u32(tables_len + cursor, Limited::ArenaBytes)?,
@@ -232,8 +238,14 @@ impl<'a> Interpreter<'a> {
                 scratch_offset: NOT_SET,
                 scratch_len: to_u32(align_up(prepared.scratch_bytes, ARENA_ALIGN), Limited::ArenaBytes)?,
                 skip: 0,
+                input0: fold.map_or(NOT_SET, |f| f.source as u32),
             };
             tables.set_op(o, slot);
+            if fold.is_some() {
+                let mut pad = tables.op(o - 1);
+                pad.skip = 1;
+                tables.set_op(o - 1, pad);
+            }
             cursor = align_up(cursor + prepared.params_len, ARENA_ALIGN);
         }
         // Variable tensors persist across invokes.
@@ -291,7 +303,7 @@ impl<'a> Interpreter<'a> {
     ) -> Result<usize> {
         let mut total = 0;
         for o in 0..model.num_ops() {
-            total += align_up(prepare_op(model, resolver, options, o, &mut [])?.params_len, ARENA_ALIGN);
+            total += align_up(prepare_op(model, resolver, options, o, &mut [], None)?.params_len, ARENA_ALIGN);
         }
         for t in 0..model.num_tensors() {
             let meta = model.tensor(t)?;
@@ -300,6 +312,29 @@ impl<'a> Interpreter<'a> {
             }
         }
         Ok(total)
+    }
+
+    /// Counts in each tensor slot's `last` how many times ops read the tensor, plus one for a
+    /// graph output (saturating), for [`fusion::pad_into_conv`]; the slots are rewritten after.
+    fn count_readers(model: &Model<'a>, tables: &mut Tables<'_>) -> Result<()> {
+        let unread = TensorSlot { offset: 0, len: 0, place: 0, alias: UNSET, first: UNSET, last: 0 };
+        for t in 0..model.num_tensors() {
+            tables.set_tensor(t, unread);
+        }
+        let read = |tables: &mut Tables<'_>, t: usize| {
+            let mut slot = tables.tensor(t);
+            slot.last = slot.last.saturating_add(1);
+            tables.set_tensor(t, slot);
+        };
+        for o in 0..model.num_ops() {
+            for t in model.op(o)?.inputs.iter().filter(|&t| t >= 0) {
+                read(tables, t as usize);
+            }
+        }
+        for i in 0..model.num_outputs() {
+            read(tables, model.output_tensor(i)?);
+        }
+        Ok(())
     }
 
     /// Fills first/last use of every activation, checks the data flow, and sets up aliases.
@@ -319,8 +354,18 @@ impl<'a> Interpreter<'a> {
         }
         for o in 0..num_ops {
             let op = model.op(o)?;
-            for t in op.inputs.iter().filter(|&t| t >= 0) {
-                let t = t as usize;
+            let slot = tables.op(o);
+            if slot.skip != 0 {
+                // A PAD folded into the next op: its output is never written or planned.
+                for t in op.outputs.iter() {
+                    let mut s = tables.tensor(t as usize);
+                    s.place = Place::None as u16;
+                    tables.set_tensor(t as usize, s);
+                }
+                continue;
+            }
+            for (k, t) in op.inputs.iter().enumerate().filter(|&(_, t)| t >= 0) {
+                let t = if k == 0 && slot.input0 != NOT_SET { slot.input0 as usize } else { t as usize };
                 let s = tables.tensor(t);
                 if s.place == Place::Activation as u16 && s.first == UNSET {
                     return Err(Error::BadGraph { tensor: t as u32, fault: GraphFault::ReadBeforeWritten });
@@ -433,7 +478,8 @@ impl<'a> Interpreter<'a> {
         }
         // Immutable views: where each input lives (variable inputs are mutable, read as empty).
         let mut input_ranges = [None; MAX_INPUTS];
-        for (range, t) in input_ranges.iter_mut().zip(inputs.iter()) {
+        for (k, (range, t)) in input_ranges.iter_mut().zip(inputs.iter()).enumerate() {
+            let t = if k == 0 && slot.input0 != NOT_SET { slot.input0 as i32 } else { t };
             if t < 0 {
                 continue;
             }
@@ -583,12 +629,17 @@ fn prepare_op(
     options: &InterpreterOptions,
     o: usize,
     params: &mut [u8],
+    fold: Option<fusion::PadFold>,
 ) -> Result<PreparedOp> {
     let op = model.op(o)?;
     let (registration, reg) = resolve(resolver, op.code, op.version)?;
-    let tensors = OpTensors::read(model, &op)?;
+    let mut tensors = OpTensors::read(model, &op)?;
+    if let Some(fold) = fold {
+        tensors.fold_input0(&model.tensor(fold.source)?);
+    }
     let params = ParamWriter::new(params);
-    let mut ctx = PrepareContext { model, op, options, tensors: &tensors, params, scratch_bytes: 0 };
+    let fused_padding = fold.map(|f| f.padding);
+    let mut ctx = PrepareContext { model, op, options, fused_padding, tensors: &tensors, params, scratch_bytes: 0 };
     (reg.prepare)(&mut ctx)?;
     Ok(PreparedOp { registration, params_len: ctx.params.len(), scratch_bytes: ctx.scratch_bytes })
 }

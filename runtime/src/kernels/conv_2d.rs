@@ -161,8 +161,25 @@ pub(crate) fn build_window(
     ctx.ensure(input.shape.rank() == 4 && output.shape.rank() == 4, reason!("input and output must be 4-D"))?;
     let (batches, in_h, in_w, in_c) = (input.shape.dim(0), input.shape.dim(1), input.shape.dim(2), input.shape.dim(3));
     let bad = || ctx.invalid(reason!("window parameters out of range or empty output"));
-    let (out_h, pad_h) = window_dim(o.padding, in_h, filter_h, o.stride_h, o.dil_h).ok_or_else(bad)?;
-    let (out_w, pad_w) = window_dim(o.padding, in_w, filter_w, o.stride_w, o.dil_w).ok_or_else(bad)?;
+    let (out_h, pad_h, out_w, pad_w) = match ctx.fused_padding {
+        None => {
+            let (out_h, pad_h) = window_dim(o.padding, in_h, filter_h, o.stride_h, o.dil_h).ok_or_else(bad)?;
+            let (out_w, pad_w) = window_dim(o.padding, in_w, filter_w, o.stride_w, o.dil_w).ok_or_else(bad)?;
+            (out_h, pad_h, out_w, pad_w)
+        }
+        // A folded PAD: VALID over the padded image, whose first rows and columns are padding.
+        Some(p) => {
+            ctx.ensure(o.padding == Padding::Valid, reason!("a folded PAD needs VALID padding"))?;
+            let padded = |size: usize, before: u32, after: u32| {
+                size.checked_add(before as usize)?.checked_add(after as usize).filter(|_| i32::try_from(before).is_ok())
+            };
+            let padded_h = padded(in_h, p.top, p.bottom).ok_or_else(bad)?;
+            let padded_w = padded(in_w, p.left, p.right).ok_or_else(bad)?;
+            let (out_h, _) = window_dim(Padding::Valid, padded_h, filter_h, o.stride_h, o.dil_h).ok_or_else(bad)?;
+            let (out_w, _) = window_dim(Padding::Valid, padded_w, filter_w, o.stride_w, o.dil_w).ok_or_else(bad)?;
+            (out_h, p.top as i32, out_w, p.left as i32)
+        }
+    };
     ctx.ensure(
         output.shape.dims() == [batches, out_h, out_w, out_c],
         reason!("output shape differs from the computed one"),

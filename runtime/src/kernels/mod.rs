@@ -197,6 +197,26 @@ impl<'a> OpTensors<'a> {
         }
         Ok(OpTensors { metas })
     }
+
+    /// Input 0 as a convolution with a folded PAD sees it: the PAD output's metadata (its
+    /// quantization is what the padding means) with the PAD input's shape (what is read).
+    pub(crate) fn fold_input0(&mut self, source: &TensorMeta<'a>) {
+        if let Some(meta) = self.metas[0].as_mut() {
+            meta.shape = source.shape;
+        }
+    }
+}
+
+/// Rows and columns of an int8 PAD the interpreter folded into the CONV_2D or DEPTHWISE_CONV_2D
+/// (VALID padding) that reads its output, as XNNPACK does: the convolution then reads the PAD's
+/// input and takes these as padding. Padding taps would read the zero point, and `(zero point +
+/// input offset) * w = 0` is exactly what skipping them adds, so the bytes are the same.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FusedPadding {
+    pub top: u32,
+    pub bottom: u32,
+    pub left: u32,
+    pub right: u32,
 }
 
 /// What a kernel's prepare step sees: the op, its tensors' metadata, and where to put parameters.
@@ -204,6 +224,9 @@ pub struct PrepareContext<'a, 'p> {
     pub model: &'p Model<'a>,
     pub op: OpView<'a>,
     pub options: &'p InterpreterOptions,
+    /// Set for a convolution whose input 0 is the input of a PAD folded into it (input 0's
+    /// metadata is then the PAD's output's, with the PAD's input shape).
+    pub fused_padding: Option<FusedPadding>,
     pub(crate) tensors: &'p OpTensors<'a>,
     pub(crate) params: ParamWriter<'p>,
     pub(crate) scratch_bytes: usize,

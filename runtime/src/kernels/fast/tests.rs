@@ -118,6 +118,25 @@ fn refit_output(w: &mut Window, padding: Padding) -> bool {
     true
 }
 
+/// Gives `w` random explicit padding, as a PAD folded into the convolution leaves it (any rows
+/// and columns before and after, each fewer than the dilated filter's extent); `false` when the
+/// filter does not fit the padded image.
+fn refit_explicit_padding(rng: &mut Rng, w: &mut Window) -> bool {
+    let mut side = |size: u32, filter: u32, stride: i32, dilation: i32| {
+        let extent = (filter as usize - 1) * dilation as usize + 1;
+        let (before, after) = (rng.usize(0, extent - 1), rng.usize(0, extent - 1));
+        let (out, _) = window_dim(Padding::Valid, size as usize + before + after, filter as usize, stride, dilation)?;
+        Some((out as u32, before as i32))
+    };
+    let (Some((out_h, pad_h)), Some((out_w, pad_w))) =
+        (side(w.in_h, w.filter_h, w.stride_h, w.dil_h), side(w.in_w, w.filter_w, w.stride_w, w.dil_w))
+    else {
+        return false;
+    };
+    (w.out_h, w.pad_h, w.out_w, w.pad_w) = (out_h, pad_h, out_w, pad_w);
+    true
+}
+
 /// A random window, or `None` when the parameters give no output.
 fn random_window(rng: &mut Rng, channels_equal: bool) -> Option<Window> {
     let padding = if rng.chance(50) { Padding::Same } else { Padding::Valid };
@@ -152,7 +171,8 @@ fn random_window(rng: &mut Rng, channels_equal: bool) -> Option<Window> {
         pad_h: 0,
         pad_w: 0,
     };
-    refit_output(&mut w, padding).then_some(w)
+    let fits = if rng.chance(25) { refit_explicit_padding(rng, &mut w) } else { refit_output(&mut w, padding) };
+    fits.then_some(w)
 }
 
 /// Random per-channel parameters of a convolution: (bias bytes or none, multipliers, shifts).
@@ -377,7 +397,9 @@ fn packed_depthwise_matches_the_reference() {
                 (w.stride_w, w.dil_w) = (1, 1);
             }
             w.in_w = rng.usize(1, 20) as u32;
-            if !refit_output(&mut w, padding) {
+            let fits =
+                if rng.chance(25) { refit_explicit_padding(&mut rng, &mut w) } else { refit_output(&mut w, padding) };
+            if !fits {
                 continue;
             }
         }
