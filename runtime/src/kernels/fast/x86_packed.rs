@@ -1,6 +1,6 @@
 //! AVX-512 kernels with the one-step requantization [`Requant16`] (or [`FloatRequant`] where packing
-//! proved it exact): CONV_2D and DEPTHWISE_CONV_2D on
-//! weights packed in prepare, and element-wise ADD/SUB.
+//! proved it exact): CONV_2D and DEPTHWISE_CONV_2D on weights packed in prepare, and element-wise
+//! ADD/SUB.
 //!
 //! CONV_2D on weights packed in prepare ([`packing`](super::packing)), AVX-512 VNNI: a register
 //! tile of [`TILE`] output pixels by up to four blocks of sixteen output channels (up to 24
@@ -1179,15 +1179,18 @@ fn float_requant_exact_impl(q: &FloatRequantBlock, range: &[(i32, i32); BLOCK], 
             let (mut got_below, mut got_at) = (got_below[lane], got_at[lane]);
             let found = (t[lane] == lo || want_below < u) && (t[lane] > hi || want_at >= u);
             if !found {
-                // A poor estimate: search from it with the scalar reference.
+                // A poor estimate (tiny scales: the step can be far from it): bisect for the
+                // first sum reaching `u` with the scalar reference, monotonic in the sum.
                 let (mq, sq) = (q.multiplier[lane], q.shift[lane]);
                 let reaches = |a: i64| exact(a as i32, mq, sq) >= u;
-                let mut t = t[lane];
-                while t > lo && reaches(t - 1) {
-                    t -= 1;
-                }
-                while t <= hi && !reaches(t) {
-                    t += 1;
+                let (mut t, mut end) = (lo, hi + 1);
+                while t < end {
+                    let mid = t + (end - t) / 2;
+                    if reaches(mid) {
+                        end = mid;
+                    } else {
+                        t = mid + 1;
+                    }
                 }
                 let ((wb, gb), (wa, ga)) =
                     (both(&[(t - 1).clamp(lo, hi) as i32; BLOCK]), both(&[t.clamp(lo, hi) as i32; BLOCK]));
@@ -1397,7 +1400,9 @@ impl Taps<'_> {
 }
 
 /// A depthwise block's requantization: [`FloatRequant`] when packing verified it on all four
-/// vectors of sums, else [`Requant16`].
+/// vectors of sums, else [`Requant16`]. One lives on the stack per block being run (no heap to
+/// box a variant in).
+#[allow(clippy::large_enum_variant)]
 enum DepthwiseRequant {
     Float([FloatRequant; 4]),
     Exact([Requant16; 4]),
