@@ -161,9 +161,14 @@ pub(super) fn write_packed_conv(
 /// Channels per DEPTHWISE_CONV_2D block: one 512-bit vector of bytes per tap.
 pub(super) const DEPTHWISE_BLOCK: usize = 64;
 
+/// Offset of the weights in a packed DEPTHWISE_CONV_2D block: after the biases, multipliers and
+/// shifts (`3 * 64` `i32`) and four [`FloatRequantBlock`]s.
+pub(super) const DEPTHWISE_WEIGHTS: usize = 3 * 4 * DEPTHWISE_BLOCK + 4 * core::mem::size_of::<FloatRequantBlock>();
+
 /// Head of a packed DEPTHWISE_CONV_2D blob. Per block of 64 channels follow the folded biases,
-/// multipliers and shifts (64 `i32` each, in the kernel's lane order) and the weights (`groups *
-/// 4` vectors of 64 bytes).
+/// multipliers and shifts (64 `i32` each, in the kernel's lane order), four [`FloatRequantBlock`]s
+/// (one per vector of sixteen sums, same lane order; the kernel takes them when all four passed)
+/// and the weights (`groups * 4` vectors of 64 bytes).
 ///
 /// Lane order: the kernel gathers four taps of each channel into one 32-bit lane by unpacking
 /// four tap vectors bytes-then-words, which works within 128-bit lanes; vector `j` then holds, in
@@ -201,15 +206,15 @@ pub(super) struct PackedDepthwise<'a> {
     pub filter_w: usize,
     pub taps: usize,
     pub blocks: usize,
-    /// Per block: folded biases, multipliers, shifts (`3 * 64` `i32`), then `groups * 256` bytes
-    /// of weights, `groups = ceil(taps / 4)`.
+    /// Per block: folded biases, multipliers, shifts (`3 * 64` `i32`), four
+    /// [`FloatRequantBlock`]s, then `groups * 256` bytes of weights, `groups = ceil(taps / 4)`.
     pub data: &'a [u8],
 }
 
 impl<'a> PackedDepthwise<'a> {
     /// Bytes per block.
     pub fn block_len(&self) -> usize {
-        3 * 4 * DEPTHWISE_BLOCK + self.taps.div_ceil(4) * 4 * DEPTHWISE_BLOCK
+        DEPTHWISE_WEIGHTS + self.taps.div_ceil(4) * 4 * DEPTHWISE_BLOCK
     }
 
     /// Splits a blob written by [`pack_depthwise`]; `None` unless it matches the filter and
@@ -324,6 +329,14 @@ pub(super) fn write_packed_depthwise(
         }));
         push(&per_channel(&|ch| requant(ch).0));
         push(&per_channel(&|ch| requant(ch).1));
+        for j in 0..4 {
+            let q = float_requant_block(&|lane| {
+                let ch = channel(block, j, lane / 4, lane % 4);
+                let weights = (0..taps).map(|t| tap_weight(t, ch));
+                (ch < c).then(|| LaneSums::new(weights, bias.map_or(0, |b| read_i32(b, ch)), input_offset, requant(ch)))
+            });
+            push(bytemuck::bytes_of(&q));
+        }
         for group in 0..taps.div_ceil(4) {
             for j in 0..4 {
                 let mut v = [0u8; DEPTHWISE_BLOCK];
@@ -398,51 +411,75 @@ pub(super) fn write_float_requant(
     push: &mut dyn FnMut(&[u8]),
 ) {
     for block in 0..out_c.div_ceil(BLOCK) {
-        let mut q = FloatRequantBlock::zeroed();
-        let mut range = [(0i32, 0i32); BLOCK];
-        let mut ok = true;
-        for (lane, range) in range.iter_mut().enumerate() {
+        let q = float_requant_block(&|lane| {
             let oc = block * BLOCK + lane;
-            let Some(row) = filter.get(oc * k..(oc + 1) * k).filter(|_| oc < out_c) else { continue };
-            let (m, s) = requant(oc);
-            // The sums the kernel can meet: folded bias plus flipped inputs `0..=255` times the
-            // weights (as `write_packed_conv` folds it, without wrapping).
-            let sum: i64 = row.iter().map(|&v| v as i64).sum();
-            let folded = bias.map_or(0, |b| read_i32(b, oc) as i64) + (input_offset as i64 - 128) * sum;
-            let neg: i64 = row.iter().map(|&v| (v as i64).min(0)).sum();
-            let pos: i64 = row.iter().map(|&v| (v as i64).max(0)).sum();
-            let (low, high) = (folded + 255 * neg, folded + 255 * pos);
-            let (Ok(low32), Ok(high32)) = (i32::try_from(low), i32::try_from(high)) else {
-                ok = false;
-                break;
-            };
-            // A channel whose (monotonic) result is constant over its sums (tiny scales): that
-            // constant, as `floor(rem)`.
-            let monotonic = m >= 0 && (-31..=0).contains(&s);
-            let (first, last) = (exact(low32, m, s), exact(high32, m, s));
-            let lane_params = if monotonic && first == last {
-                Some((0, 0.0, 0.0, first as f32, first as f32))
-            } else {
-                float_requant_lane(m, s)
-            };
-            let Some((offset, hi, lo, rem_pos, rem_neg)) = lane_params else {
-                ok = false;
-                break;
-            };
-            let fits = |v: i64| i32::try_from(v + offset as i64).is_ok();
-            if !fits(low) || !fits(high) {
-                ok = false;
-                break;
-            }
-            *range = (low as i32, high as i32);
-            (q.multiplier[lane], q.shift[lane], q.offset[lane]) = (m, s, offset);
-            (q.scale_hi[lane], q.scale_lo[lane], q.rem_pos[lane], q.rem_neg[lane]) = (hi, lo, rem_pos, rem_neg);
-        }
-        let lanes = out_c.saturating_sub(block * BLOCK).min(BLOCK);
-        if !ok || !super::x86_packed::float_requant_exact(&q, &range, lanes) {
-            q = FloatRequantBlock::zeroed();
-            q.shift = [i32::MIN; BLOCK];
-        }
+            let row = filter.get(oc * k..(oc + 1) * k).filter(|_| oc < out_c)?;
+            Some(LaneSums::new(row.iter().copied(), bias.map_or(0, |b| read_i32(b, oc)), input_offset, requant(oc)))
+        });
         push(bytemuck::bytes_of(&q));
     }
+}
+
+/// What one lane of a [`FloatRequantBlock`] is verified over: the range of sums the kernel can
+/// meet and the requantization they go through.
+pub(super) struct LaneSums {
+    /// Least and greatest sum: the folded bias plus flipped inputs `0..=255` times the weights
+    /// (as the packed kernels fold it, without wrapping).
+    low: i64,
+    high: i64,
+    multiplier: i32,
+    shift: i32,
+}
+
+impl LaneSums {
+    /// The sums of a channel with `weights`, `bias` and `(multiplier, shift)`.
+    pub fn new(weights: impl Iterator<Item = i8> + Clone, bias: i32, input_offset: i32, (m, s): (i32, i32)) -> Self {
+        let sum: i64 = weights.clone().map(|v| v as i64).sum();
+        let folded = bias as i64 + (input_offset as i64 - 128) * sum;
+        let neg: i64 = weights.clone().map(|v| (v as i64).min(0)).sum();
+        let pos: i64 = weights.map(|v| (v as i64).max(0)).sum();
+        LaneSums { low: folded + 255 * neg, high: folded + 255 * pos, multiplier: m, shift: s }
+    }
+}
+
+/// A [`FloatRequantBlock`] for the sixteen lanes `lane(0..16)` describes (`None`: a lane without
+/// a channel, which is left zero: sums 0, result 0), verified against TFLM's requantization with
+/// the kernel's own code; shifts of `i32::MIN` (and zeros elsewhere) when it does not pass.
+pub(super) fn float_requant_block(lane: &dyn Fn(usize) -> Option<LaneSums>) -> FloatRequantBlock {
+    let mut q = FloatRequantBlock::zeroed();
+    let mut range = [(0i32, 0i32); BLOCK];
+    let mut ok = true;
+    for (l, range) in range.iter_mut().enumerate() {
+        let Some(LaneSums { low, high, multiplier: m, shift: s }) = lane(l) else { continue };
+        let (Ok(low32), Ok(high32)) = (i32::try_from(low), i32::try_from(high)) else {
+            ok = false;
+            break;
+        };
+        // A channel whose (monotonic) result is constant over its sums (tiny scales): that
+        // constant, as `floor(rem)`.
+        let monotonic = m >= 0 && (-31..=0).contains(&s);
+        let (first, last) = (exact(low32, m, s), exact(high32, m, s));
+        let lane_params = if monotonic && first == last {
+            Some((0, 0.0, 0.0, first as f32, first as f32))
+        } else {
+            float_requant_lane(m, s)
+        };
+        let Some((offset, hi, lo, rem_pos, rem_neg)) = lane_params else {
+            ok = false;
+            break;
+        };
+        let fits = |v: i64| i32::try_from(v + offset as i64).is_ok();
+        if !fits(low) || !fits(high) {
+            ok = false;
+            break;
+        }
+        *range = (low32, high32);
+        (q.multiplier[l], q.shift[l], q.offset[l]) = (m, s, offset);
+        (q.scale_hi[l], q.scale_lo[l], q.rem_pos[l], q.rem_neg[l]) = (hi, lo, rem_pos, rem_neg);
+    }
+    if !ok || !super::x86_packed::float_requant_exact(&q, &range, BLOCK) {
+        q = FloatRequantBlock::zeroed();
+        q.shift = [i32::MIN; BLOCK];
+    }
+    q
 }

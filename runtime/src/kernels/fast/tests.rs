@@ -387,6 +387,8 @@ fn packed_depthwise_matches_the_reference() {
     }
     let mut rng = Rng(0x2f6b_1c3d);
     let mut cases = 0;
+    // Blocks of 64 channels with the exact and with the floating-point requantization.
+    let mut float_blocks = [0; 2];
     while cases < 600 {
         let Some(mut w) = random_window(&mut rng, true) else { continue };
         // Filters packed by columns (3x3 shares columns along rows at stride 1 along x).
@@ -443,10 +445,21 @@ fn packed_depthwise_matches_the_reference() {
         packing::write_packed_depthwise(&data.filter, filter, c, bias, data.input_offset, &requant, &mut |b| {
             blob.extend_from_slice(b)
         });
+        let packed = packing::PackedDepthwise::parse(&blob, filter.0, filter.1, c).expect("parses");
+        for block in packed.data.chunks_exact(packed.block_len()) {
+            let size = core::mem::size_of::<packing::FloatRequantBlock>();
+            let float = block[12 * 64..packing::DEPTHWISE_WEIGHTS].chunks_exact(size).all(|q| {
+                let q: packing::FloatRequantBlock = bytemuck::pod_read_unaligned(q);
+                q.shift[0] != i32::MIN
+            });
+            float_blocks[usize::from(float)] += 1;
+        }
         let mut got = vec![0i8; w.output_elements()];
         assert!(depthwise_int8_packed(&mut data.args(&w, &mut got), &blob), "declined {w:?}");
         assert_eq!(got, want, "case {cases}: {w:?}");
     }
+    // Both requantizations ran.
+    assert!(float_blocks.iter().all(|&n| n >= 50), "{float_blocks:?}");
 }
 
 #[test]

@@ -1,5 +1,6 @@
-//! AVX-512 kernels with the one-step requantization [`Requant16`]: CONV_2D and DEPTHWISE_CONV_2D on
-//! weights packed in prepare, and element-wise ADD/SUB.
+//! AVX-512 kernels with the one-step requantization [`Requant16`] (or [`FloatRequant`] where packing
+//! proved it exact): CONV_2D and DEPTHWISE_CONV_2D on weights packed in prepare, and element-wise
+//! ADD/SUB.
 //!
 //! CONV_2D on weights packed in prepare ([`packing`](super::packing)), AVX-512 VNNI: a register
 //! tile of [`TILE`] output pixels by up to four blocks of sixteen output channels (up to 24
@@ -13,7 +14,7 @@
 //! while every pixel passes; each pixel's patch is copied flipped (padding taps set to the input
 //! zero point), patches of at most 64 bytes built in a register.
 
-use super::packing::{FloatRequantBlock, PackedConv, PackedDepthwise, BLOCK, DEPTHWISE_BLOCK};
+use super::packing::{FloatRequantBlock, PackedConv, PackedDepthwise, BLOCK, DEPTHWISE_BLOCK, DEPTHWISE_WEIGHTS};
 use super::x86::build_patch_i8;
 use super::{next_pixel, taps_inside, AddInt8, Channels, ConvInt8, MAX_PATCH, MAX_TAPS};
 use crate::kernels::conv_2d::Window;
@@ -1073,10 +1074,18 @@ impl FloatRequant {
     fn load(packed: &PackedConv<'_>, block: usize, params: &BlockParams) -> Option<Self> {
         let size = core::mem::size_of::<FloatRequantBlock>();
         let q = packed.float?.get(block * size..(block + 1) * size)?;
+        Self::verified(q, params.requant_multiplier, params.requant_shift)
+    }
+
+    /// The parameters of the [`FloatRequantBlock`] in `q` if it was verified for exactly
+    /// `multiplier` and `shift` (blocks that failed the check carry shifts no op has).
+    #[inline]
+    #[target_feature(enable = "avx2,avx512f,avx512bw")]
+    fn verified(q: &[u8], multiplier: __m512i, shift: __m512i) -> Option<Self> {
+        let q = q.get(..core::mem::size_of::<FloatRequantBlock>())?;
         // SAFETY: `q` holds a whole `FloatRequantBlock`: seven vectors of 64 bytes.
         let v = |i: usize| unsafe { _mm512_loadu_si512(q.as_ptr().add(64 * i).cast()) };
-        let same = _mm512_cmpneq_epi32_mask(v(0), params.requant_multiplier) == 0
-            && _mm512_cmpneq_epi32_mask(v(1), params.requant_shift) == 0;
+        let same = _mm512_cmpneq_epi32_mask(v(0), multiplier) == 0 && _mm512_cmpneq_epi32_mask(v(1), shift) == 0;
         same.then(|| FloatRequant {
             offset: v(2),
             hi: _mm512_castsi512_ps(v(3)),
@@ -1170,15 +1179,18 @@ fn float_requant_exact_impl(q: &FloatRequantBlock, range: &[(i32, i32); BLOCK], 
             let (mut got_below, mut got_at) = (got_below[lane], got_at[lane]);
             let found = (t[lane] == lo || want_below < u) && (t[lane] > hi || want_at >= u);
             if !found {
-                // A poor estimate: search from it with the scalar reference.
+                // A poor estimate (tiny scales: the step can be far from it): bisect for the
+                // first sum reaching `u` with the scalar reference, monotonic in the sum.
                 let (mq, sq) = (q.multiplier[lane], q.shift[lane]);
                 let reaches = |a: i64| exact(a as i32, mq, sq) >= u;
-                let mut t = t[lane];
-                while t > lo && reaches(t - 1) {
-                    t -= 1;
-                }
-                while t <= hi && !reaches(t) {
-                    t += 1;
+                let (mut t, mut end) = (lo, hi + 1);
+                while t < end {
+                    let mid = t + (end - t) / 2;
+                    if reaches(mid) {
+                        end = mid;
+                    } else {
+                        t = mid + 1;
+                    }
                 }
                 let ((wb, gb), (wa, ga)) =
                     (both(&[(t - 1).clamp(lo, hi) as i32; BLOCK]), both(&[t.clamp(lo, hi) as i32; BLOCK]));
@@ -1387,10 +1399,19 @@ impl Taps<'_> {
     }
 }
 
+/// A depthwise block's requantization: [`FloatRequant`] when packing verified it on all four
+/// vectors of sums, else [`Requant16`]. One lives on the stack per block being run (no heap to
+/// box a variant in).
+#[allow(clippy::large_enum_variant)]
+enum DepthwiseRequant {
+    Float([FloatRequant; 4]),
+    Exact([Requant16; 4]),
+}
+
 /// One block of 64 channels of a packed depthwise filter, ready to run.
 struct DepthwiseBlock<'d> {
     bias: [__m512i; 4],
-    requant: [Requant16; 4],
+    requant: DepthwiseRequant,
     weights: &'d [u8],
     groups: usize,
     /// The activation range as bytes.
@@ -1410,10 +1431,18 @@ impl<'d> DepthwiseBlock<'d> {
             // SAFETY: `v` is exactly 64 bytes; unaligned load.
             unsafe { _mm512_loadu_si512(v.as_ptr().cast()) }
         };
+        let float: [Option<FloatRequant>; 4] = core::array::from_fn(|j| {
+            let at = 12 * 64 + j * core::mem::size_of::<FloatRequantBlock>();
+            FloatRequant::verified(&data[at..DEPTHWISE_WEIGHTS], vector(4 + j), vector(8 + j))
+        });
+        let requant = match float {
+            [Some(a), Some(b), Some(c), Some(d)] => DepthwiseRequant::Float([a, b, c, d]),
+            _ => DepthwiseRequant::Exact(core::array::from_fn(|j| Requant16::new(vector(4 + j), vector(8 + j)))),
+        };
         DepthwiseBlock {
             bias: core::array::from_fn(vector),
-            requant: core::array::from_fn(|j| Requant16::new(vector(4 + j), vector(8 + j))),
-            weights: &data[12 * 64..],
+            requant,
+            weights: &data[DEPTHWISE_WEIGHTS..],
             groups: taps.div_ceil(4),
             lo: _mm512_set1_epi8(a.act_min as i8),
             hi: _mm512_set1_epi8(a.act_max as i8),
@@ -1450,7 +1479,10 @@ impl<'d> DepthwiseBlock<'d> {
     #[inline]
     #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl")]
     fn finish(&self, acc: [__m512i; 4]) -> __m512i {
-        let scaled: [__m512i; 4] = core::array::from_fn(|j| self.requant[j].apply(acc[j]));
+        let scaled: [__m512i; 4] = match &self.requant {
+            DepthwiseRequant::Float(f) => core::array::from_fn(|j| f[j].apply(acc[j])),
+            DepthwiseRequant::Exact(r) => core::array::from_fn(|j| r[j].apply(acc[j])),
+        };
         // Back to channel order with the packs, which (like the unpacks) work within 128-bit
         // lanes: lane `l` of `scaled[j]` is channels `16 l + 4 j..`, so packing 0 with 1 and 2
         // with 3 to 16 bits, then the two to 8 bits, puts channels `16 l..16 l + 16` in lane `l`.
