@@ -556,6 +556,19 @@ pub(crate) fn fully_connected(
     fully_connected_at(level(), input, filter, depth, input_offset, finish)
 }
 
+/// `out[C x + c] = planes[c][x]` for every pixel `x < out.len() / C` (TRANSPOSE moving a small
+/// byte dimension last, NCHW to NHWC) with this machine's vector shuffles; `false` (nothing
+/// written) when there are none or a plane is shorter than `out.len() / C`.
+pub(crate) fn interleave_bytes<const C: usize>(planes: &[&[u8]; C], out: &mut [u8]) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    if matches!(level(), Level::Avx2 | Level::Avx512Vnni) && planes.iter().all(|p| p.len() >= out.len() / C) {
+        x86::interleave(planes, out);
+        return true;
+    }
+    let _ = (planes, out);
+    false
+}
+
 /// TFLite's general int8 ADD (or SUB) on equally shaped inputs.
 #[derive(Clone, Copy)]
 #[cfg_attr(not(any(target_arch = "x86_64", target_arch = "aarch64")), allow(dead_code))]
