@@ -6,7 +6,7 @@
 use crate::error::Result;
 use crate::fixedpoint::{multiply_by_quantized_multiplier, multiply_by_quantized_multiplier_single_round};
 use crate::kernels::conv_2d::push_channel_multipliers;
-use crate::kernels::fast;
+use crate::kernels::fast::{self, ConvInt8};
 use crate::kernels::util::{self, as_i8, as_i8_mut, read_f32, read_i32, write_f32, I32s};
 use crate::kernels::{EvalContext, PrepareContext};
 use crate::tensor::DataType;
@@ -117,13 +117,26 @@ fn prepare<const INT8_ONLY: bool>(ctx: &mut PrepareContext<'_, '_>) -> Result<()
                 reason!("filter scales must be per-tensor or per output channel"),
             )?;
             params.kind = KIND_INT8;
-            params.per_channel = (channels > 1) as u32;
             params.input_offset = input_zp.wrapping_neg();
             params.filter_offset = filter_q.zero_point(0).wrapping_neg();
             params.output_offset = output_zp;
             (params.act_min, params.act_max) = util::quantized_activation_range(ctx, act, output)?;
+            // Packed weights (a 1x1 convolution's) take TFLM's double rounding only, and the
+            // packed kernels read one multiplier per output channel.
+            let requant = |c: usize| {
+                util::conv_multiplier(input_scale, filter_q.scale(if channels > 1 { c } else { 0 }), output_scale)
+            };
+            let packed = params.single_rounding == 0
+                && params.filter_offset == 0
+                && fast::packs_fully_connected(ctx, accum_depth, output_depth, filter, bias, &requant);
+            let multipliers = if packed { output_depth } else { channels };
+            params.per_channel = (multipliers > 1) as u32;
             ctx.push(&params);
-            push_channel_multipliers(ctx, input_scale, &filter_q, output_scale, channels);
+            push_channel_multipliers(ctx, input_scale, &filter_q, output_scale, multipliers);
+            if packed {
+                let window = fast::fully_connected_window(batches, accum_depth, output_depth);
+                fast::pack_conv(ctx, &window, 1, filter, bias, params.input_offset, &requant);
+            }
         }
         _ => return Err(ctx.invalid(reason!("unsupported input type"))),
     }
@@ -195,6 +208,26 @@ fn eval_kinds<const INT8_ONLY: bool>(ctx: &mut EvalContext<'_>) -> Result<()> {
     let shifts = reader.i32s(channels);
     let (input, filter) = (as_i8(input), as_i8(filter));
     let output = as_i8_mut(ctx.output(0));
+    let packed = reader.rest();
+    if !packed.is_empty() {
+        let window = fast::fully_connected_window(batches, depth, outputs);
+        let mut args = ConvInt8 {
+            window: &window,
+            input,
+            filter,
+            bias: (p.has_bias != 0).then(|| I32s::new(bias)),
+            multipliers,
+            shifts,
+            input_offset: p.input_offset,
+            output_offset: p.output_offset,
+            act_min: p.act_min,
+            act_max: p.act_max,
+            output: &mut *output,
+        };
+        if fast::conv_int8_packed(&mut args, packed) {
+            return Ok(());
+        }
+    }
     let requantization = Requantization { p: &p, bias, multipliers, shifts };
     let finish = |index: usize, acc: i32| requantization.finish(index.checked_rem(outputs).unwrap_or(0), acc);
     // Prepare sized every buffer and the interpreter passes exactly those; were one short, the

@@ -290,6 +290,56 @@ pub(crate) fn pack_conv(
     let _ = (ctx, window, groups, filter, bias, input_offset, requant);
 }
 
+/// The 1x1 convolution a FULLY_CONNECTED is: `batches` one-pixel images of `depth` channels into
+/// `outputs` channels, its `[outputs, depth]` filter read as OHWI rows. The packed CONV_2D
+/// kernels run it (weights packed once, requantization vectorized).
+pub(crate) fn fully_connected_window(batches: usize, depth: usize, outputs: usize) -> Window {
+    Window {
+        batches: batches as u32,
+        in_h: 1,
+        in_w: 1,
+        in_c: depth as u32,
+        out_h: 1,
+        out_w: 1,
+        out_c: outputs as u32,
+        filter_h: 1,
+        filter_w: 1,
+        stride_h: 1,
+        stride_w: 1,
+        dil_h: 1,
+        dil_w: 1,
+        pad_h: 0,
+        pad_w: 0,
+    }
+}
+
+/// Whether [`pack_conv`] packs FULLY_CONNECTED's [`fully_connected_window`] (filter zero point 0,
+/// which the caller checks): the options ask for it, this machine's kernels read packed weights,
+/// and the layer has enough outputs for them to win over the unpacked dot products.
+pub(crate) fn packs_fully_connected(
+    ctx: &crate::kernels::PrepareContext<'_, '_>,
+    depth: usize,
+    outputs: usize,
+    filter: &crate::tensor::TensorMeta<'_>,
+    bias: Option<&crate::tensor::TensorMeta<'_>>,
+    requant: &dyn Fn(usize) -> (i32, i32),
+) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        outputs >= PACKED_FC_MIN_OUTPUTS && packing::conv_packable(ctx, depth, outputs, filter, bias, requant).is_some()
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (ctx, depth, outputs, filter, bias, requant);
+        false
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+/// Fewest outputs a FULLY_CONNECTED needs for packed weights: below, the unpacked dot products
+/// win (the per-call setup of the packed kernel outweighs a few dot products).
+const PACKED_FC_MIN_OUTPUTS: usize = 16;
+
 /// Appends DEPTHWISE_CONV_2D's packed weights to the parameter blob when this machine's kernels
 /// read them and the options ask for it; `requant(channel)` is a channel's multiplier and shift.
 pub(crate) fn pack_depthwise(
@@ -504,6 +554,19 @@ pub(crate) fn fully_connected(
     finish: impl FnMut(usize, i32),
 ) -> bool {
     fully_connected_at(level(), input, filter, depth, input_offset, finish)
+}
+
+/// `out[C x + c] = planes[c][x]` for every pixel `x < out.len() / C` (TRANSPOSE moving a small
+/// byte dimension last, NCHW to NHWC) with this machine's vector shuffles; `false` (nothing
+/// written) when there are none or a plane is shorter than `out.len() / C`.
+pub(crate) fn interleave_bytes<const C: usize>(planes: &[&[u8]; C], out: &mut [u8]) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    if matches!(level(), Level::Avx2 | Level::Avx512Vnni) && planes.iter().all(|p| p.len() >= out.len() / C) {
+        x86::interleave(planes, out);
+        return true;
+    }
+    let _ = (planes, out);
+    false
 }
 
 /// TFLite's general int8 ADD (or SUB) on equally shaped inputs.

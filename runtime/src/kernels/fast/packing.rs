@@ -91,12 +91,28 @@ pub(super) fn pack_conv(
 ) {
     let k = w.filter_h as usize * w.filter_w as usize * w.in_c as usize;
     let out_c = w.out_c as usize;
-    if !ctx.options.pack_weights || groups != 1 || k == 0 || k > super::MAX_PATCH {
+    if groups != 1 {
         return;
     }
-    let Some((filter, bias)) = packable(filter, bias, out_c * k, out_c, requant) else { return };
+    let Some((filter, bias)) = conv_packable(ctx, k, out_c, filter, bias, requant) else { return };
     write_packed_conv(filter, k, out_c, bias, input_offset, &mut |b| ctx.params.push_bytes(b));
     write_float_requant(filter, k, out_c, bias, input_offset, requant, &mut |b| ctx.params.push_bytes(b));
+}
+
+/// The filter and bias [`pack_conv`] packs for a one-group CONV_2D of `out_c` filter rows of `k`
+/// when the options ask for packed weights and [`packable`] agrees; `None` otherwise.
+pub(super) fn conv_packable<'a>(
+    ctx: &PrepareContext<'_, '_>,
+    k: usize,
+    out_c: usize,
+    filter: &TensorMeta<'a>,
+    bias: Option<&TensorMeta<'a>>,
+    requant: &dyn Fn(usize) -> (i32, i32),
+) -> Option<(&'a [i8], Option<&'a [u8]>)> {
+    if !ctx.options.pack_weights || k == 0 || k > super::MAX_PATCH {
+        return None;
+    }
+    packable(filter, bias, out_c * k, out_c, requant)
 }
 
 /// The constant filter (`filter_len` values) and bias (`channels` values, or none) of an op the

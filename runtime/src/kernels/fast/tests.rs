@@ -643,3 +643,45 @@ fn depthwise_with_8_or_16_channels_matches_the_reference() {
         }
     }
 }
+
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn packed_fully_connected_matches_the_reference() {
+    if level() != Level::Avx512Vnni {
+        std::eprintln!("the kernels do not run at the AVX-512 VNNI level here: packed weights are not used");
+        return;
+    }
+    let mut rng = Rng(0x0fc0_0fc0);
+    for case in 0..300 {
+        // Rows of any length (MobileNetV2: 1280), partial last blocks, a few batches.
+        let depth = if rng.chance(20) { rng.usize(600, MAX_PATCH) } else { rng.usize(1, 300) };
+        let outputs = if rng.chance(20) { rng.usize(100, 1100) } else { rng.usize(16, 70) };
+        let batches = if rng.chance(70) { 1 } else { rng.usize(2, 9) };
+        let w = fully_connected_window(batches, depth, outputs);
+        // Per-tensor parameters arrive repeated per output (prepare pushes them so).
+        let data = RandomConv::new(&mut rng, &w, outputs * depth);
+        let bias = data.bias.as_deref();
+        let requant = |c: usize| (read_i32(&data.multipliers, c), read_i32(&data.shifts, c));
+        let mut want = vec![0i8; batches * outputs];
+        for (i, out) in want.iter_mut().enumerate() {
+            let (b, o) = (i / outputs, i % outputs);
+            let x = &data.input[b * depth..][..depth];
+            let k = &data.filter[o * depth..][..depth];
+            let sum = x.iter().zip(k).fold(bias.map_or(0, |b| read_i32(b, o)), |s, (&x, &k)| {
+                s.wrapping_add((x as i32 + data.input_offset) * k as i32)
+            });
+            let (m, s) = requant(o);
+            *out = requantize(sum, m, s, data.output_offset, data.act.0, data.act.1) as i8;
+        }
+        let mut blob = Vec::new();
+        packing::write_packed_conv(&data.filter, depth, outputs, bias, data.input_offset, &mut |b| {
+            blob.extend_from_slice(b)
+        });
+        packing::write_float_requant(&data.filter, depth, outputs, bias, data.input_offset, &requant, &mut |b| {
+            blob.extend_from_slice(b)
+        });
+        let mut got = vec![0i8; batches * outputs];
+        assert!(conv_int8_packed(&mut data.args(&w, &mut got), &blob), "declined case {case}");
+        assert_eq!(got, want, "case {case}: batches {batches}, depth {depth}, outputs {outputs}");
+    }
+}

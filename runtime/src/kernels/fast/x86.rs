@@ -843,3 +843,59 @@ fn depthwise_small_c(a: &mut ConvInt8<'_>, ch: &Channels<'_>) {
         }
     }
 }
+
+/// `out[C x + c] = planes[c][x]` for every `x < out.len() / C` (TRANSPOSE moving a dimension of
+/// `C` bytes last), at most as far as every plane reaches; the caller checked AVX2. Sixteen pixels
+/// per step: output vector `k` is the OR of one byte shuffle per plane, each placing the plane's
+/// bytes that land in it (masks made once per call); the tail the scalar way.
+pub(super) fn interleave<const C: usize>(planes: &[&[u8]; C], out: &mut [u8]) {
+    let n = planes.iter().fold(out.len() / C, |n, p| n.min(p.len()));
+    // SAFETY: AVX2 (which has SSSE3) is present (the caller checked `level()`); every plane holds
+    // `n` bytes and `out` `C * n`.
+    unsafe { interleave_impl::<C>(planes, &mut out[..C * n], n) }
+}
+
+/// [`interleave`] on `n` pixels.
+///
+/// # Safety
+/// AVX2 must be present; each plane must hold `n` bytes and `out` `C * n`.
+#[target_feature(enable = "avx2")]
+unsafe fn interleave_impl<const C: usize>(planes: &[&[u8]; C], out: &mut [u8], n: usize) {
+    // masks[k][c]: for byte `i` of output vector `k` (pixel `(16 k + i) / C`, plane `(16 k + i) % C`),
+    // that pixel's index within the step when the plane is `c`, else -1 (shuffles in a zero).
+    let masks: [[__m128i; C]; C] = core::array::from_fn(|k| {
+        core::array::from_fn(|c| {
+            let bytes: [i8; 16] = core::array::from_fn(|i| {
+                let j = 16 * k + i;
+                if j % C == c {
+                    (j / C) as i8
+                } else {
+                    -1
+                }
+            });
+            // SAFETY: reads the 16 bytes of `bytes`.
+            unsafe { _mm_loadu_si128(bytes.as_ptr().cast()) }
+        })
+    });
+    let mut x = 0;
+    while x + 16 <= n {
+        // SAFETY: pixels `x..x + 16` are inside every plane and their `16 C` output bytes inside
+        // `out`.
+        unsafe {
+            let v: [__m128i; C] = core::array::from_fn(|c| _mm_loadu_si128(planes[c].as_ptr().add(x).cast()));
+            for (k, masks) in masks.iter().enumerate() {
+                let mut o = _mm_shuffle_epi8(v[0], masks[0]);
+                for c in 1..C {
+                    o = _mm_or_si128(o, _mm_shuffle_epi8(v[c], masks[c]));
+                }
+                _mm_storeu_si128(out.as_mut_ptr().add(C * x + 16 * k).cast(), o);
+            }
+        }
+        x += 16;
+    }
+    for x in x..n {
+        for (c, plane) in planes.iter().enumerate() {
+            out[C * x + c] = plane[x];
+        }
+    }
+}
