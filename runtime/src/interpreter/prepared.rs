@@ -15,7 +15,7 @@ use crate::resolver::Kernels;
 const MAGIC: u32 = u32::from_le_bytes(*b"FLPS");
 /// Changes with the runtime's version and with this number, bumped whenever the arena tables or
 /// a kernel's parameter layout change: a state from another runtime is refused.
-const RUNTIME_TAG: u32 = fingerprint(concat!(env!("CARGO_PKG_VERSION"), "/prepared-state-1").as_bytes());
+const RUNTIME_TAG: u32 = fingerprint(concat!(env!("CARGO_PKG_VERSION"), "/prepared-state-2").as_bytes());
 const HEADER_WORDS: usize = 8;
 
 /// FNV-1a (32-bit): cheap on a Cortex-M0 and enough to catch a state restored against other bytes.
