@@ -298,19 +298,39 @@ pub(crate) fn add_sub_quant(
     })
 }
 
+impl AddSubQuant {
+    /// Input 1's `x` shifted left and rescaled to the common scale.
+    #[inline(always)]
+    pub(crate) fn scaled1(&self, x: i32) -> i32 {
+        self.scaled(self.input1_offset.wrapping_add(x), self.input1_multiplier, self.input1_shift)
+    }
+
+    /// Input 2's `y` shifted left and rescaled to the common scale.
+    #[inline(always)]
+    pub(crate) fn scaled2(&self, y: i32) -> i32 {
+        self.scaled(self.input2_offset.wrapping_add(y), self.input2_multiplier, self.input2_shift)
+    }
+
+    #[inline(always)]
+    fn scaled(&self, v: i32, multiplier: i32, shift: i32) -> i32 {
+        let pot = 1i32.wrapping_shl(self.left_shift as u32);
+        multiply_by_quantized_multiplier_smaller_than_one_exp(v.wrapping_mul(pot), multiplier, shift)
+    }
+
+    /// The output of the combined rescaled inputs `raw`: rescaled, offset, clamped.
+    #[inline(always)]
+    pub(crate) fn finish(&self, raw: i32) -> i32 {
+        let out = multiply_by_quantized_multiplier_smaller_than_one_exp(raw, self.output_multiplier, self.output_shift);
+        clamp_i32(out.wrapping_add(self.output_offset), self.act_min, self.act_max)
+    }
+}
+
 /// One element of TFLite's general quantized ADD (or SUB when `SUBTRACT`): both inputs
 /// shifted left and rescaled to the common scale, combined, rescaled to the output, clamped.
 #[inline(always)]
 pub(crate) fn add_sub_element<const SUBTRACT: bool>(q: &AddSubQuant, x: i32, y: i32) -> i32 {
-    let mul = multiply_by_quantized_multiplier_smaller_than_one_exp;
-    let pot = 1i32.wrapping_shl(q.left_shift as u32);
-    let shifted1 = q.input1_offset.wrapping_add(x).wrapping_mul(pot);
-    let shifted2 = q.input2_offset.wrapping_add(y).wrapping_mul(pot);
-    let scaled1 = mul(shifted1, q.input1_multiplier, q.input1_shift);
-    let scaled2 = mul(shifted2, q.input2_multiplier, q.input2_shift);
-    let raw = if SUBTRACT { scaled1.wrapping_sub(scaled2) } else { scaled1.wrapping_add(scaled2) };
-    let out = mul(raw, q.output_multiplier, q.output_shift).wrapping_add(q.output_offset);
-    clamp_i32(out, q.act_min, q.act_max)
+    let (scaled1, scaled2) = (q.scaled1(x), q.scaled2(y));
+    q.finish(if SUBTRACT { scaled1.wrapping_sub(scaled2) } else { scaled1.wrapping_add(scaled2) })
 }
 
 /// Runs `f` over every broadcast element pair of a quantized binary op.
@@ -397,6 +417,8 @@ struct Params {
     kind: u32,
     broadcast: Broadcast,
     quant: AddSubQuant,
+    /// int8: the op as one multiply-add per input, where prepare found one on this machine.
+    linear: fast::LinearAdd,
     pot: PotQuant,
     float_min: f32,
     float_max: f32,
@@ -423,6 +445,7 @@ pub(crate) fn prepare_add_sub<const SUBTRACT: bool>(ctx: &mut PrepareContext<'_,
         kind: KIND_FLOAT,
         broadcast: b.broadcast,
         quant: AddSubQuant::zeroed(),
+        linear: fast::LinearAdd::NONE,
         pot: PotQuant::zeroed(),
         float_min: 0.0,
         float_max: 0.0,
@@ -457,6 +480,9 @@ pub(crate) fn prepare_add_sub<const SUBTRACT: bool>(ctx: &mut PrepareContext<'_,
                 let real = real_multipliers_f64(s1, s2, so, left_shift);
                 params.quant = add_sub_quant(ctx, real, left_shift, (z1, z2, zo), range)?;
                 params.kind = if int16 { KIND_INT16 } else { KIND_INT8 };
+                if !int16 {
+                    params.linear = fast::linear_add(&params.quant, SUBTRACT);
+                }
             }
         }
         _ => {
@@ -482,7 +508,7 @@ pub(crate) fn eval_add_sub<const SUBTRACT: bool>(ctx: &mut EvalContext<'_>) -> R
     match p.kind {
         KIND_FLOAT => eval_float(&p.broadcast, in1, in2, out, float_op),
         KIND_INT8 => {
-            let fast_args = fast::AddInt8 { subtract: SUBTRACT, quant: *q };
+            let fast_args = fast::AddInt8 { subtract: SUBTRACT, quant: *q, linear: p.linear };
             let n = p.broadcast.elements as usize;
             let flat = p.broadcast.flat != 0 && in1.len() >= n && in2.len() >= n && out.len() >= n;
             if !(flat && fast::add_int8(&fast_args, as_i8(&in1[..n]), as_i8(&in2[..n]), as_i8_mut(&mut out[..n]))) {

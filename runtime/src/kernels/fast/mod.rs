@@ -27,10 +27,12 @@ use crate::kernels::conv_2d::{requantize, tap_range};
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 use crate::kernels::util::read_i32;
 use crate::kernels::util::I32s;
+pub(crate) use linear_add::LinearAdd;
 
 #[cfg(ferrolite_arm_dsp)]
 #[allow(unsafe_code)]
 pub mod arm_dsp;
+mod linear_add;
 #[cfg(target_arch = "aarch64")]
 #[allow(unsafe_code)]
 mod neon;
@@ -575,6 +577,8 @@ pub(crate) fn interleave_bytes<const C: usize>(planes: &[&[u8]; C], out: &mut [u
 pub(crate) struct AddInt8 {
     pub subtract: bool,
     pub quant: AddSubQuant,
+    /// The op as one multiply-add per input where prepare found it exact ([`linear_add`]).
+    pub linear: LinearAdd,
 }
 
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
@@ -588,13 +592,37 @@ pub(crate) fn add_element(q: &AddInt8, x: i32, y: i32) -> i32 {
     }
 }
 
+/// The [`LinearAdd`] form of an int8 ADD (or SUB) for [`AddInt8::linear`], searched only where a
+/// kernel uses it (it costs 0.2 to 2 ms of prepare).
+pub(crate) fn linear_add(quant: &AddSubQuant, subtract: bool) -> LinearAdd {
+    match level() {
+        Level::Avx2 | Level::Avx512Vnni | Level::Neon | Level::NeonDotprod => linear_add::fit(quant, subtract),
+        _ => LinearAdd::NONE,
+    }
+}
+
 /// Element-wise int8 ADD/SUB (no broadcasting) with the kernels of `level`; `false` when not
 /// handled.
 pub(crate) fn add_int8_at(level: Level, q: &AddInt8, in1: &[i8], in2: &[i8], out: &mut [i8]) -> bool {
+    if level == Level::Scalar || in1.len() != out.len() || in2.len() != out.len() {
+        return false;
+    }
+    if let Some(f) = q.linear.get() {
+        let act = (q.quant.act_min, q.quant.act_max);
+        match level {
+            #[cfg(target_arch = "x86_64")]
+            Level::Avx2 => return x86::add_linear(f, act, in1, in2, out),
+            #[cfg(target_arch = "x86_64")]
+            Level::Avx512Vnni => return x86_packed::add_linear(f, act, in1, in2, out),
+            #[cfg(target_arch = "aarch64")]
+            Level::Neon | Level::NeonDotprod => return neon::add_linear(f, act, in1, in2, out),
+            _ => {}
+        }
+    }
     let shifts = [q.quant.input1_shift, q.quant.input2_shift, q.quant.output_shift];
     let multipliers = [q.quant.input1_multiplier, q.quant.input2_multiplier, q.quant.output_multiplier];
     let shifts_ok = shifts.iter().all(|s| (-31..=31).contains(s)) && !multipliers.contains(&i32::MIN);
-    if level == Level::Scalar || !shifts_ok || in1.len() != out.len() || in2.len() != out.len() {
+    if !shifts_ok {
         return false;
     }
     match level {

@@ -9,7 +9,8 @@
 //!   `e <= 31` this rounds ties away from zero like the scalar mask/threshold formula.
 
 use super::{
-    add_element, build_patch, next_pixel, scalar_channel, taps_inside, AddInt8, Channels, ConvInt8, MAX_PATCH,
+    add_element, build_patch, next_pixel, scalar_channel, taps_inside, AddInt8, Channels, ConvInt8, LinearAdd,
+    MAX_PATCH,
 };
 use crate::kernels::conv_2d::requantize;
 use core::arch::aarch64::*;
@@ -282,6 +283,43 @@ fn add_neon(q: &AddInt8, in1: &[i8], in2: &[i8], out: &mut [i8]) -> bool {
         out[j] = add_element(q, in1[j] as i32, in2[j] as i32) as i8;
     }
     true
+}
+
+/// Element-wise int8 ADD/SUB in the [`LinearAdd`] form, sixteen elements at a time; `act` is the
+/// activation range (within int8, which the form guarantees).
+pub(super) fn add_linear(f: &LinearAdd, act: (i32, i32), in1: &[i8], in2: &[i8], out: &mut [i8]) -> bool {
+    // SAFETY: NEON is mandatory on aarch64.
+    unsafe { add_linear_neon(f, act, in1, in2, out) };
+    true
+}
+
+#[target_feature(enable = "neon")]
+fn add_linear_neon(f: &LinearAdd, act: (i32, i32), in1: &[i8], in2: &[i8], out: &mut [i8]) {
+    let (p1, p2, k) = (vdupq_n_s32(f.multiplier1), vdupq_n_s32(f.multiplier2), vdupq_n_s32(f.offset));
+    // `vshlq_s32` by a negative count is an arithmetic right shift.
+    let shift = vdupq_n_s32(f.shift.wrapping_neg());
+    let (lo, hi) = (vdupq_n_s8(act.0 as i8), vdupq_n_s8(act.1 as i8));
+    let quarter = |x: int32x4_t, y: int32x4_t| vshlq_s32(vmlaq_s32(vmlaq_s32(k, x, p1), y, p2), shift);
+    let half = |x: int16x8_t, y: int16x8_t| {
+        let low = quarter(vmovl_s16(vget_low_s16(x)), vmovl_s16(vget_low_s16(y)));
+        vqmovn_high_s32(vqmovn_s32(low), quarter(vmovl_high_s16(x), vmovl_high_s16(y)))
+    };
+    let n = out.len().min(in1.len()).min(in2.len());
+    let mut i = 0;
+    while i + 16 <= n {
+        let (x, y) = (&in1[i..i + 16], &in2[i..i + 16]);
+        // SAFETY: `x` and `y` are sixteen bytes each.
+        let (x, y) = unsafe { (vld1q_s8(x.as_ptr()), vld1q_s8(y.as_ptr())) };
+        let low = half(vmovl_s8(vget_low_s8(x)), vmovl_s8(vget_low_s8(y)));
+        let bytes = vqmovn_high_s16(vqmovn_s16(low), half(vmovl_high_s8(x), vmovl_high_s8(y)));
+        let dst = &mut out[i..i + 16];
+        // SAFETY: `dst` is exactly sixteen bytes.
+        unsafe { vst1q_s8(dst.as_mut_ptr(), vminq_s8(vmaxq_s8(bytes, lo), hi)) };
+        i += 16;
+    }
+    for j in i..n {
+        out[j] = f.element(in1[j] as i32, in2[j] as i32, act) as i8;
+    }
 }
 
 /// The `sdot` forms (dot-product extension). `sdot` multiplies int8 by int8, and a patch value

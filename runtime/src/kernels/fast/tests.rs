@@ -544,16 +544,29 @@ fn fully_connected_sums_match_the_reference() {
     }
 }
 
+/// Per-tensor scale `10^-4` to `10^-1`: equal to `other` or a power of two from it a third of the
+/// time each when given.
+fn scale(rng: &mut Rng, other: Option<f32>) -> f32 {
+    match (other, rng.next() % 3) {
+        (Some(s), 0) => s,
+        (Some(s), 1) => s * (1 << rng.range(0, 3)) as f32 / (1 << rng.range(0, 3)) as f32,
+        _ => 10f32.powf(-1.0 - 3.0 * rng.range(0, 1000) as f32 / 1000.0),
+    }
+}
+
 #[test]
 fn add_and_sub_match_the_reference() {
+    use crate::fixedpoint::quantize_multiplier;
+    use crate::kernels::add::real_multipliers_f64;
     let levels = levels();
     let mut rng = Rng(0x0bad_cafe);
-    for case in 0..300 {
-        let n = rng.usize(0, 100);
+    let mut linear = 0;
+    for case in 0..600 {
+        let n = rng.usize(0, 200);
         let (in1, in2) = (rng.i8s(n), rng.i8s(n));
         let (act_min, act_max) = rng.act_range();
         let small_shift = |rng: &mut Rng| if rng.chance(90) { rng.range(-31, 0) as i32 } else { rng.shift() };
-        let quant = AddSubQuant {
+        let mut quant = AddSubQuant {
             left_shift: if rng.chance(90) { 20 } else { rng.range(0, 31) as i32 },
             input1_offset: -(rng.range(-128, 127) as i32),
             input1_multiplier: rng.multiplier(),
@@ -567,14 +580,34 @@ fn add_and_sub_match_the_reference() {
             act_min,
             act_max,
         };
-        let q = AddInt8 { subtract: rng.chance(50), quant };
-        let want: Vec<i8> = in1.iter().zip(&in2).map(|(&x, &y)| add_element(&q, x as i32, y as i32) as i8).collect();
+        if rng.chance(50) {
+            // Multipliers as prepare derives them from scales (what the linear form is for).
+            let s1 = scale(&mut rng, None);
+            let s2 = scale(&mut rng, Some(s1));
+            let so = scale(&mut rng, Some(s1.max(s2)));
+            let real = real_multipliers_f64(s1, s2, so, 20);
+            let ((m1, e1), (m2, e2), (mo, eo)) =
+                (quantize_multiplier(real.0), quantize_multiplier(real.1), quantize_multiplier(real.2));
+            quant.left_shift = 20;
+            (quant.input1_multiplier, quant.input1_shift, quant.input2_multiplier, quant.input2_shift) =
+                (m1, e1, m2, e2);
+            (quant.output_multiplier, quant.output_shift) = (mo, eo);
+        }
+        let subtract = rng.chance(50);
+        let exact = AddInt8 { subtract, quant, linear: LinearAdd::NONE };
+        let fitted = AddInt8 { linear: linear_add::fit(&quant, subtract), ..exact };
+        linear += fitted.linear.get().is_some() as u32;
+        let want: Vec<i8> =
+            in1.iter().zip(&in2).map(|(&x, &y)| add_element(&exact, x as i32, y as i32) as i8).collect();
         for &level in &levels {
-            let mut got = vec![0i8; n];
-            assert!(add_int8_at(level, &q, &in1, &in2, &mut got), "{level:?} declined case {case}");
-            assert_eq!(got, want, "{level:?} case {case}");
+            for q in [&exact, &fitted] {
+                let mut got = vec![0i8; n];
+                assert!(add_int8_at(level, q, &in1, &in2, &mut got), "{level:?} declined case {case}");
+                assert_eq!(got, want, "{level:?} case {case} {:?}", q.linear);
+            }
         }
     }
+    assert!(linear >= 200, "only {linear} cases took the linear form");
 }
 
 #[test]

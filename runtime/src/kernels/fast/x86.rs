@@ -11,8 +11,8 @@
 //!   scalar code, per lane (`e = 0` gives a zero mask and leaves `x` unchanged).
 
 use super::{
-    add_element, build_patch, next_pixel, scalar_channel, taps_inside, AddInt8, Channels, ConvInt8, MAX_CHANNELS,
-    MAX_PATCH,
+    add_element, build_patch, next_pixel, scalar_channel, taps_inside, AddInt8, Channels, ConvInt8, LinearAdd,
+    MAX_CHANNELS, MAX_PATCH,
 };
 use crate::kernels::conv_2d::requantize;
 use crate::kernels::conv_2d::Window;
@@ -351,9 +351,8 @@ fn load8_i32(v: &[i8]) -> __m256i {
 }
 
 #[target_feature(enable = "avx2")]
-fn add_avx2(q: &AddInt8, in1: &[i8], in2: &[i8], out: &mut [i8]) {
-    let subtract = q.subtract;
-    let q = &q.quant;
+fn add_avx2(a: &AddInt8, in1: &[i8], in2: &[i8], out: &mut [i8]) {
+    let q = &a.quant;
     let set = _mm256_set1_epi32;
     let pot = set(1i32.wrapping_shl(q.left_shift as u32));
     let (off1, m1, s1) = (set(q.input1_offset), set(q.input1_multiplier), set(q.input1_shift));
@@ -367,14 +366,49 @@ fn add_avx2(q: &AddInt8, in1: &[i8], in2: &[i8], out: &mut [i8]) {
         let y = _mm256_mullo_epi32(_mm256_add_epi32(load8_i32(&in2[i..]), off2), pot);
         let x = multiply_by_quantized_multiplier(x, m1, s1);
         let y = multiply_by_quantized_multiplier(y, m2, s2);
-        let raw = if subtract { _mm256_sub_epi32(x, y) } else { _mm256_add_epi32(x, y) };
+        let raw = if a.subtract { _mm256_sub_epi32(x, y) } else { _mm256_add_epi32(x, y) };
         let r = _mm256_add_epi32(multiply_by_quantized_multiplier(raw, m_out, s_out), off_out);
         store8(out, i, _mm256_min_epi32(_mm256_max_epi32(r, lo), hi));
         i += 8;
     }
-    let q = AddInt8 { subtract, quant: *q };
     for j in i..n {
-        out[j] = add_element(&q, in1[j] as i32, in2[j] as i32) as i8;
+        out[j] = add_element(a, in1[j] as i32, in2[j] as i32) as i8;
+    }
+}
+
+/// Element-wise int8 ADD/SUB in the [`LinearAdd`] form, 32 elements at a time; `act` is the
+/// activation range (within int8, which the form guarantees).
+pub(super) fn add_linear(f: &LinearAdd, act: (i32, i32), in1: &[i8], in2: &[i8], out: &mut [i8]) -> bool {
+    // SAFETY: only reached at `Level::Avx2` or above, whose features were detected (or compiled in).
+    unsafe { add_linear_avx2(f, act, in1, in2, out) }
+    true
+}
+
+#[target_feature(enable = "avx2")]
+fn add_linear_avx2(f: &LinearAdd, act: (i32, i32), in1: &[i8], in2: &[i8], out: &mut [i8]) {
+    let set = _mm256_set1_epi32;
+    let (p1, p2, k) = (set(f.multiplier1), set(f.multiplier2), set(f.offset));
+    let shift = _mm_cvtsi32_si128(f.shift);
+    let (lo, hi) = (_mm256_set1_epi8(act.0 as i8), _mm256_set1_epi8(act.1 as i8));
+    // Dword `2 j + h` from dword `4 h + j`: the packs interleave the four vectors by 128-bit lane.
+    let order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    let n = out.len().min(in1.len()).min(in2.len());
+    let mut i = 0;
+    while i + 32 <= n {
+        let r: [__m256i; 4] = core::array::from_fn(|j| {
+            let (x, y) = (load8_i32(&in1[i + 8 * j..]), load8_i32(&in2[i + 8 * j..]));
+            let t = _mm256_add_epi32(_mm256_mullo_epi32(x, p1), _mm256_mullo_epi32(y, p2));
+            _mm256_sra_epi32(_mm256_add_epi32(t, k), shift)
+        });
+        let bytes = _mm256_packs_epi16(_mm256_packs_epi32(r[0], r[1]), _mm256_packs_epi32(r[2], r[3]));
+        let bytes = _mm256_min_epi8(_mm256_max_epi8(_mm256_permutevar8x32_epi32(bytes, order), lo), hi);
+        let dst = &mut out[i..i + 32];
+        // SAFETY: `dst` is exactly 32 bytes.
+        unsafe { _mm256_storeu_si256(dst.as_mut_ptr().cast(), bytes) };
+        i += 32;
+    }
+    for j in i..n {
+        out[j] = f.element(in1[j] as i32, in2[j] as i32, act) as i8;
     }
 }
 

@@ -16,7 +16,7 @@
 
 use super::packing::{FloatRequantBlock, PackedConv, PackedDepthwise, BLOCK, DEPTHWISE_BLOCK, DEPTHWISE_WEIGHTS};
 use super::x86::build_patch_i8;
-use super::{next_pixel, taps_inside, AddInt8, Channels, ConvInt8, MAX_PATCH, MAX_TAPS};
+use super::{next_pixel, taps_inside, AddInt8, Channels, ConvInt8, LinearAdd, MAX_PATCH, MAX_TAPS};
 use crate::kernels::conv_2d::Window;
 use core::arch::x86_64::*;
 
@@ -938,10 +938,17 @@ impl ByteOutput {
     #[target_feature(enable = "avx2,avx512f,avx512bw")]
     /// For int8 activation ranges and an output zero point within `i16` ([`conv`] checks).
     fn new(a: &ConvInt8<'_>) -> Self {
+        Self::of(a.output_offset, (a.act_min, a.act_max))
+    }
+
+    /// For the output zero point `offset` and the activation range `act`, within int8.
+    #[inline]
+    #[target_feature(enable = "avx2,avx512f,avx512bw")]
+    fn of(offset: i32, act: (i32, i32)) -> Self {
         ByteOutput {
-            offset: _mm512_set1_epi16(a.output_offset as i16),
-            lo: _mm512_set1_epi8(a.act_min as i8),
-            hi: _mm512_set1_epi8(a.act_max as i8),
+            offset: _mm512_set1_epi16(offset as i16),
+            lo: _mm512_set1_epi8(act.0 as i8),
+            hi: _mm512_set1_epi8(act.1 as i8),
             order: _mm512_set_epi32(15, 11, 7, 3, 14, 10, 6, 2, 13, 9, 5, 1, 12, 8, 4, 0),
         }
     }
@@ -2015,5 +2022,60 @@ fn add_impl(q: &AddInt8, in1: &[i8], in2: &[i8], out: &mut [i8]) {
         // SAFETY: as for the loads.
         unsafe { _mm_mask_storeu_epi8(out.as_mut_ptr().add(i).cast(), mask, bytes) };
         i += 16;
+    }
+}
+
+/// Element-wise int8 ADD/SUB in the [`LinearAdd`] form: per 16 elements two sign extensions, two
+/// `vpmulld`, two adds and a shift, then [`ByteOutput`] on 64 at a time; `act` is the activation
+/// range (within int8, which the form guarantees).
+pub(super) fn add_linear(f: &LinearAdd, act: (i32, i32), in1: &[i8], in2: &[i8], out: &mut [i8]) -> bool {
+    // SAFETY: only reached at `Level::Avx512Vnni`, whose features were detected (or compiled in).
+    unsafe { add_linear_impl(f, act, in1, in2, out) };
+    true
+}
+
+#[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl")]
+fn add_linear_impl(f: &LinearAdd, act: (i32, i32), in1: &[i8], in2: &[i8], out: &mut [i8]) {
+    let set = _mm512_set1_epi32;
+    let (p1, p2, k) = (set(f.multiplier1), set(f.multiplier2), set(f.offset));
+    let shift = _mm_cvtsi32_si128(f.shift);
+    // The form's sums are already offset.
+    let bytes = ByteOutput::of(0, act);
+    let sums = |x: [__m128i; 4], y: [__m128i; 4]| -> __m512i {
+        bytes.pack(core::array::from_fn(|j| {
+            let (x, y) = (_mm512_cvtepi8_epi32(x[j]), _mm512_cvtepi8_epi32(y[j]));
+            let t = _mm512_add_epi32(_mm512_mullo_epi32(x, p1), _mm512_mullo_epi32(y, p2));
+            _mm512_sra_epi32(_mm512_add_epi32(t, k), shift)
+        }))
+    };
+    let n = out.len().min(in1.len()).min(in2.len());
+    let mut i = 0;
+    while i + 64 <= n {
+        let load = |v: &[i8]| -> [__m128i; 4] {
+            let v = &v[i..i + 64];
+            // SAFETY: each load reads 16 of the 64 bytes of `v`.
+            core::array::from_fn(|j| unsafe { _mm_loadu_si128(v.as_ptr().add(16 * j).cast()) })
+        };
+        let r = sums(load(in1), load(in2));
+        let dst = &mut out[i..i + 64];
+        // SAFETY: `dst` is exactly 64 bytes.
+        unsafe { _mm512_storeu_si512(dst.as_mut_ptr().cast(), r) };
+        i += 64;
+    }
+    if i < n {
+        let mask = low_bytes(n - i);
+        let load = |v: &[i8]| -> [__m128i; 4] {
+            // SAFETY: the mask covers the `n - i < 64` bytes left from `i`, inside `v`.
+            let v = unsafe { _mm512_maskz_loadu_epi8(mask, v.as_ptr().add(i)) };
+            [
+                _mm512_castsi512_si128(v),
+                _mm512_extracti32x4_epi32::<1>(v),
+                _mm512_extracti32x4_epi32::<2>(v),
+                _mm512_extracti32x4_epi32::<3>(v),
+            ]
+        };
+        let r = sums(load(in1), load(in2));
+        // SAFETY: as for the loads.
+        unsafe { _mm512_mask_storeu_epi8(out.as_mut_ptr().add(i), mask, r) };
     }
 }
