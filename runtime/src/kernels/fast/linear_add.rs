@@ -34,6 +34,7 @@ impl LinearAdd {
     pub(crate) const NONE: LinearAdd = LinearAdd { multiplier1: 0, multiplier2: 0, offset: 0, shift: -1 };
 
     /// The form, when there is one.
+    #[cfg_attr(not(any(target_arch = "x86_64", target_arch = "aarch64")), allow(dead_code))]
     pub(crate) fn get(&self) -> Option<&LinearAdd> {
         (0..=31).contains(&self.shift).then_some(self)
     }

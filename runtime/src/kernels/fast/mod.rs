@@ -607,6 +607,8 @@ pub(crate) fn add_int8_at(level: Level, q: &AddInt8, in1: &[i8], in2: &[i8], out
     if level == Level::Scalar || in1.len() != out.len() || in2.len() != out.len() {
         return false;
     }
+    // The fitted form has SIMD kernels on x86-64 and aarch64 only.
+    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
     if let Some(f) = q.linear.get() {
         let act = (q.quant.act_min, q.quant.act_max);
         match level {
