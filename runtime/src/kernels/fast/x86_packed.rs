@@ -119,22 +119,43 @@ fn chunks_of<const DIRECT: bool>(
         // One pixel (a 1x1 conv after pooling): a full tile would compute it `T` times.
         let one = w.batches * w.out_h * w.out_w == 1;
         match n {
-            1 if one => chunk::<1, 1, DIRECT>(a, ch, packed, block, patches, stride),
-            2 if one => chunk::<2, 1, DIRECT>(a, ch, packed, block, patches, stride),
-            3 if one => chunk::<3, 1, DIRECT>(a, ch, packed, block, patches, stride),
-            _ if one => chunk::<4, 1, DIRECT>(a, ch, packed, block, patches, stride),
-            1 if wide => chunk::<1, WIDE_TILE, DIRECT>(a, ch, packed, block, patches, stride),
-            2 if wide => chunk::<2, WIDE_TILE, DIRECT>(a, ch, packed, block, patches, stride),
-            1 => chunk::<1, TILE, DIRECT>(a, ch, packed, block, patches, stride),
-            2 => chunk::<2, TILE, DIRECT>(a, ch, packed, block, patches, stride),
-            3 => chunk::<3, TILE, DIRECT>(a, ch, packed, block, patches, stride),
-            _ => chunk::<4, TILE, DIRECT>(a, ch, packed, block, patches, stride),
+            1 if one => chunk::<1, 1, DIRECT>(a, ch, packed, block, patches, stride, 0..1),
+            2 if one => chunk::<2, 1, DIRECT>(a, ch, packed, block, patches, stride, 0..1),
+            3 if one => chunk::<3, 1, DIRECT>(a, ch, packed, block, patches, stride, 0..1),
+            _ if one => chunk::<4, 1, DIRECT>(a, ch, packed, block, patches, stride, 0..1),
+            1 if wide => tiles::<1, WIDE_TILE, DIRECT>(a, ch, packed, block, patches, stride),
+            2 if wide => tiles::<2, WIDE_TILE, DIRECT>(a, ch, packed, block, patches, stride),
+            1 => tiles::<1, TILE, DIRECT>(a, ch, packed, block, patches, stride),
+            2 => tiles::<2, TILE, DIRECT>(a, ch, packed, block, patches, stride),
+            3 => tiles::<3, TILE, DIRECT>(a, ch, packed, block, patches, stride),
+            _ => tiles::<4, TILE, DIRECT>(a, ch, packed, block, patches, stride),
         }
         block += n;
     }
 }
 
-/// Output channel blocks `block..block + N` for every pixel; with `DIRECT` (which the caller
+/// [`chunk`] over every pixel, `T` at a time, but a last tile of one or two pixels one pixel at a
+/// time: a full tile would compute them 3 to 12 times (MobileNetV2's 7x7 layers: 49 pixels).
+#[inline]
+#[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
+fn tiles<const N: usize, const T: usize, const DIRECT: bool>(
+    a: &mut ConvInt8<'_>,
+    ch: &Channels<'_>,
+    packed: &PackedConv<'_>,
+    block: usize,
+    patches: &mut [i8],
+    stride: usize,
+) {
+    let w = a.window;
+    let pixels = w.batches as usize * w.out_h as usize * w.out_w as usize;
+    let rest = if pixels % T <= 2 && pixels > T { pixels % T } else { 0 };
+    chunk::<N, T, DIRECT>(a, ch, packed, block, patches, stride, 0..pixels - rest);
+    if rest > 0 {
+        chunk::<N, 1, DIRECT>(a, ch, packed, block, patches, stride, pixels - rest..pixels);
+    }
+}
+
+/// Output channel blocks `block..block + N` for the pixels of `range`; with `DIRECT` (which the caller
 /// sets only for 1x1 stride-1 filters without padding, `k % 4 == 0` and `pixels * k` input
 /// bytes) the tile reads each pixel's patch straight from the input.
 #[inline]
@@ -146,11 +167,11 @@ fn chunk<const N: usize, const T: usize, const DIRECT: bool>(
     block: usize,
     patches: &mut [i8],
     stride: usize,
+    range: core::ops::Range<usize>,
 ) {
     let w = *a.window;
     let (in_c, out_c, k) = (w.in_c as usize, w.out_c as usize, packed.k);
     let k4 = k.div_ceil(4);
-    let pixels = w.batches as usize * w.out_h as usize * w.out_w as usize;
     let one_by_one = w.filter_h == 1 && w.filter_w == 1 && w.pad_h == 0 && w.pad_w == 0;
     // 1x1 filters at stride 1: pixel `p`'s patch is input bytes `p * k..`.
     let contiguous = one_by_one && w.stride_h == 1 && w.stride_w == 1 && (k % 4 == 0 || T * stride >= T * k + 3);
@@ -164,10 +185,11 @@ fn chunk<const N: usize, const T: usize, const DIRECT: bool>(
     let bias = &packed.bias[block * 64..(block + N) * 64];
     let bytes = ByteOutput::new(a);
     let rows = PatchRows::new(&w);
-    let mut p = 0;
-    let mut cur = (0, 0, 0);
-    while p < pixels {
-        let valid = (pixels - p).min(T);
+    let mut p = range.start;
+    let (ow, oh) = (w.out_w as usize, w.out_h as usize);
+    let mut cur = (p / (ow * oh), p / ow % oh, p % ow);
+    while p < range.end {
+        let valid = (range.end - p).min(T);
         // Pointers to each pixel's patch; a short last tile repeats its last pixel.
         let mut x = [core::ptr::null::<i8>(); T];
         if DIRECT {
