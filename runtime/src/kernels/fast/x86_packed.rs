@@ -92,7 +92,7 @@ fn chunks(a: &mut ConvInt8<'_>, ch: &Channels<'_>, packed: &PackedConv<'_>, patc
         && w.pad_w == 0
         && w.stride_h == 1
         && w.stride_w == 1
-        && packed.k % 4 == 0
+        && packed.k.is_multiple_of(4)
         && pixels * packed.k <= a.input.len();
     if direct {
         chunks_of::<true>(a, ch, packed, patches, stride);
