@@ -112,9 +112,13 @@ fn chunks_of<const DIRECT: bool>(
     stride: usize,
 ) {
     let w = a.window;
+    // Patches read in place with up to 256 taps go two blocks by [`WIDE_TILE`] pixels at a time
+    // rather than four by [`TILE`] (as many accumulators): 5-9 % faster on MobileNetV2's 1x1
+    // layers with `k` 16 to 160 (56x56 24 to 144: 64.6 to 59.7 us), ~2 % slower with 320 or 576.
+    let per_chunk = if DIRECT && packed.k <= 256 && WIDE_TILE * stride <= 8192 { 2 } else { CHUNK };
     let mut block = 0;
     while block < packed.blocks {
-        let n = (packed.blocks - block).min(CHUNK);
+        let n = (packed.blocks - block).min(per_chunk);
         let wide = WIDE_TILE * stride <= 8192;
         // One pixel (a 1x1 conv after pooling): a full tile would compute it `T` times.
         let one = w.batches * w.out_h * w.out_w == 1;
