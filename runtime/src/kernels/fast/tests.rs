@@ -260,6 +260,8 @@ fn packed_conv_matches_the_reference() {
     let mut cases = 0;
     // Blocks without and with verified floating-point requantization parameters.
     let mut float_blocks = [0; 2];
+    // 1x1 stride-1 cases whose patches are read in place.
+    let mut direct = 0;
     while cases < 400 {
         let Some(mut w) = random_window(&mut rng, false) else { continue };
         // Several channel chunks with a partial last block; 1x1 unpadded filters read in place.
@@ -272,6 +274,11 @@ fn packed_conv_matches_the_reference() {
         }
         if rng.chance(30) {
             (w.filter_h, w.filter_w, w.pad_h, w.pad_w, w.dil_h, w.dil_w) = (1, 1, 0, 0, 1, 1);
+            // Half of them read in place (stride 1, whole four-byte groups), up to 24 steps.
+            if rng.chance(50) {
+                (w.stride_h, w.stride_w, w.in_c) = (1, 1, 4 * rng.usize(1, 24) as u32);
+                direct += 1;
+            }
             w.out_h = (w.in_h - 1) / w.stride_h as u32 + 1;
             w.out_w = (w.in_w - 1) / w.stride_w as u32 + 1;
         } else if rng.chance(15) {
@@ -318,6 +325,7 @@ fn packed_conv_matches_the_reference() {
     }
     // Both requantizations ran.
     assert!(float_blocks.iter().all(|&n| n >= 50), "{float_blocks:?}");
+    assert!(direct >= 40, "{direct} direct 1x1 cases");
 }
 
 #[cfg(target_arch = "x86_64")]
