@@ -8,7 +8,8 @@
 //! patch bytes broadcast against four taps of sixteen channels. The sums need no horizontal
 //! reduction; requantization is [`FloatRequant`] where packing verified it exact, else
 //! [`Requant16`]. Up to 8 output channels with small patches take
-//! [`pairs`] instead (two pixels per vector).
+//! [`pairs`] instead (two pixels per vector), first layers with 9 to 64 [`rows_direct`] (no
+//! patches).
 //!
 //! Output channels are the outer loop, in chunks of up to 64, so a chunk's weights stay in cache
 //! while every pixel passes; each pixel's patch is copied flipped (padding taps set to the input
@@ -46,7 +47,11 @@ pub(super) fn conv(a: &mut ConvInt8<'_>, ch: &Channels<'_>, packed: &PackedConv<
     }
     // SAFETY: packed blobs exist only at `Level::Avx512Vnni`, whose features were detected (or
     // compiled in); the sizes the unchecked accesses rely on were checked above and by `parse`.
-    unsafe { conv_impl(a, ch, packed) };
+    // First layers with per-row weights skip the general kernel and its patch buffers.
+    if !packed.rows.is_some_and(|rows| unsafe { rows_direct(a, ch, packed, rows) }) {
+        // SAFETY: as above.
+        unsafe { conv_impl(a, ch, packed) };
+    }
     true
 }
 
@@ -81,9 +86,6 @@ fn chunks(a: &mut ConvInt8<'_>, ch: &Channels<'_>, packed: &PackedConv<'_>, patc
     let w = a.window;
     if w.out_c <= 8 && packed.k <= 32 && w.dil_w == 1 {
         pairs(a, ch, packed);
-        return;
-    }
-    if packed.rows.is_some_and(|rows| rows_direct(a, ch, packed, rows)) {
         return;
     }
     let mut block = 0;
@@ -252,7 +254,9 @@ fn rows_direct(a: &mut ConvInt8<'_>, ch: &Channels<'_>, packed: &PackedConv<'_>,
     let Some(copies) = RowCopies::new(a.window, &rows) else { return false };
     match packed.blocks {
         1 => rows_direct_chunk::<1, WIDE_TILE>(a, ch, packed, rows, copies),
-        2 => rows_direct_chunk::<2, WIDE_TILE>(a, ch, packed, rows, copies),
+        // 8 pixels, not 12: with 24 accumulators LLVM hoists the twelve broadcasts and spills
+        // (MobileNetV2's first layer: 81 us at 12, 58-74 at 8).
+        2 => rows_direct_chunk::<2, 8>(a, ch, packed, rows, copies),
         3 => rows_direct_chunk::<3, 8>(a, ch, packed, rows, copies),
         4 => rows_direct_chunk::<4, TILE>(a, ch, packed, rows, copies),
         _ => return false,
@@ -373,10 +377,10 @@ unsafe fn row_tile<const N: usize, const T: usize>(
     });
     for s in 1..steps {
         let wv: [__m512i; N] = core::array::from_fn(|j| weight(j, s));
-        for m in 0..T {
+        for (m, acc) in acc.iter_mut().enumerate() {
             let xv = operand(m, s);
-            for j in 0..N {
-                acc[m][j] = _mm512_dpbusd_epi32(acc[m][j], xv, wv[j]);
+            for (acc, &wv) in acc.iter_mut().zip(&wv) {
+                *acc = _mm512_dpbusd_epi32(*acc, xv, wv);
             }
         }
     }
