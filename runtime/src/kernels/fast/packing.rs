@@ -43,6 +43,30 @@ pub(super) struct PackedConv<'a> {
     pub weights: &'a [u8],
     /// `blocks` [`FloatRequantBlock`]s, when the blob has them.
     pub float: Option<&'a [u8]>,
+    /// The weights again, per filter row, when the blob has them (after the float section).
+    pub rows: Option<RowWeights<'a>>,
+}
+
+/// Head of the optional per-row weights of a packed CONV_2D blob ([`write_row_weights`]).
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+pub(super) struct RowWeightsHeader {
+    /// Filter rows.
+    pub rows: u32,
+    /// Four-tap groups per filter row: `ceil(filter_w * in_c / 4)`.
+    pub groups: u32,
+}
+
+/// A packed CONV_2D's weights with each filter row's taps padded to whole four-tap groups, so
+/// that group `g` of row `r` of an output pixel is four consecutive bytes of a copy of input row
+/// `r` under it (`x86_packed::rows_direct`): per block of sixteen channels, `rows * groups`
+/// steps of `[16 channels][4 taps]`, row by row, taps past the row zero.
+#[derive(Clone, Copy)]
+pub(super) struct RowWeights<'a> {
+    pub rows: usize,
+    pub groups: usize,
+    /// `blocks * rows * groups * 64` bytes.
+    pub weights: &'a [u8],
 }
 
 impl<'a> PackedConv<'a> {
@@ -58,13 +82,27 @@ impl<'a> PackedConv<'a> {
         let weights_len = blocks * k.div_ceil(4) * BLOCK * 4;
         let rest = blob.get(head_len..)?;
         let float_len = blocks * core::mem::size_of::<FloatRequantBlock>();
+        let float_end = bias_len + weights_len + float_len;
         Some(PackedConv {
             k,
             blocks,
             bias: rest.get(..bias_len)?,
             weights: rest.get(bias_len..bias_len + weights_len)?,
-            float: rest.get(bias_len + weights_len..bias_len + weights_len + float_len),
+            float: rest.get(bias_len + weights_len..float_end),
+            rows: rest.get(float_end..).and_then(|r| RowWeights::parse(r, blocks)),
         })
+    }
+}
+
+impl<'a> RowWeights<'a> {
+    /// Splits what [`write_row_weights`] wrote for `blocks` blocks; `None` if it does not match.
+    fn parse(blob: &'a [u8], blocks: usize) -> Option<Self> {
+        let head_len = core::mem::size_of::<RowWeightsHeader>();
+        let head: RowWeightsHeader = bytemuck::pod_read_unaligned(blob.get(..head_len)?);
+        let (rows, groups) = (head.rows as usize, head.groups as usize);
+        let len = blocks.checked_mul(rows)?.checked_mul(groups)?.checked_mul(BLOCK * 4)?;
+        let weights = blob.get(head_len..head_len.checked_add(len)?)?;
+        (rows > 0 && groups > 0).then_some(RowWeights { rows, groups, weights })
     }
 }
 
@@ -97,6 +135,60 @@ pub(super) fn pack_conv(
     let Some((filter, bias)) = conv_packable(ctx, k, out_c, filter, bias, requant) else { return };
     write_packed_conv(filter, k, out_c, bias, input_offset, &mut |b| ctx.params.push_bytes(b));
     write_float_requant(filter, k, out_c, bias, input_offset, requant, &mut |b| ctx.params.push_bytes(b));
+    if by_rows(w) {
+        let shape = (w.filter_h as usize, w.filter_w as usize * w.in_c as usize);
+        write_row_weights(filter, shape, out_c, &mut |b| ctx.params.push_bytes(b));
+    }
+}
+
+/// Whether [`pack_conv`] adds [`RowWeights`] for a convolution: first layers (a few input
+/// channels, a filter of a few rows and columns, no dilation along x) with more than 8 and at
+/// most 64 output channels (up to 8 take `x86_packed::pairs`), where padding each filter row to
+/// whole four-tap groups costs few extra steps and saves building patches.
+pub(super) fn by_rows(w: &Window) -> bool {
+    let (rows, row_len) = (w.filter_h as usize, w.filter_w as usize * w.in_c as usize);
+    let k4 = (rows * row_len).div_ceil(4);
+    let steps = rows * row_len.div_ceil(4);
+    (9..=64).contains(&w.out_c)
+        && w.in_c <= 8
+        && w.dil_w == 1
+        && rows <= ROWS_MAX_FILTER_ROWS
+        && rows * w.filter_w as usize > 1
+        && 2 * steps <= 3 * k4
+}
+
+/// Most filter rows of [`RowWeights`] (the kernel keeps a copy of each row's input row).
+pub(super) const ROWS_MAX_FILTER_ROWS: usize = 10;
+
+/// Writes the [`RowWeights`] of an OHWI `filter` of `out_c` channels of `rows` filter rows of
+/// `row_len` bytes through `push`.
+pub(super) fn write_row_weights(
+    filter: &[i8],
+    (rows, row_len): (usize, usize),
+    out_c: usize,
+    push: &mut dyn FnMut(&[u8]),
+) {
+    let groups = row_len.div_ceil(4);
+    push(bytemuck::bytes_of(&RowWeightsHeader { rows: rows as u32, groups: groups as u32 }));
+    let k = rows * row_len;
+    for block in 0..out_c.div_ceil(BLOCK) {
+        for r in 0..rows {
+            for g in 0..groups {
+                let mut step = [0u8; BLOCK * 4];
+                for (lane, taps) in step.chunks_exact_mut(4).enumerate() {
+                    let oc = block * BLOCK + lane;
+                    let Some(row) = filter.get(oc * k + r * row_len..oc * k + (r + 1) * row_len).filter(|_| oc < out_c)
+                    else {
+                        continue;
+                    };
+                    for (t, v) in taps.iter_mut().enumerate() {
+                        *v = row.get(4 * g + t).map_or(0, |&x| x as u8);
+                    }
+                }
+                push(&step);
+            }
+        }
+    }
 }
 
 /// The filter and bias [`pack_conv`] packs for a one-group CONV_2D of `out_c` filter rows of `k`

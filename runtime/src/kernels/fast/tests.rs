@@ -262,6 +262,7 @@ fn packed_conv_matches_the_reference() {
     let mut float_blocks = [0; 2];
     // 1x1 stride-1 cases whose patches are read in place.
     let mut direct = 0;
+    let mut by_rows = 0;
     while cases < 400 {
         let Some(mut w) = random_window(&mut rng, false) else { continue };
         // Several channel chunks with a partial last block; 1x1 unpadded filters read in place.
@@ -290,6 +291,30 @@ fn packed_conv_matches_the_reference() {
             let Some((out_h, pad_h)) = window_dim(padding, w.in_h as usize, filter_h, w.stride_h, 1) else { continue };
             let Some((out_w, pad_w)) = window_dim(padding, w.in_w as usize, 1, w.stride_w, 1) else { continue };
             (w.out_h, w.pad_h, w.out_w, w.pad_w) = (out_h as u32, pad_h, out_w as u32, pad_w);
+        } else if rng.chance(30) {
+            // First layers with 9 to 64 output channels on wide rows: the per-row weights
+            // (`packing::by_rows`), several register tiles per output row and a short last one.
+            let fewest = if rng.chance(80) { 9 } else { 1 };
+            w = Window {
+                batches: rng.usize(1, 2) as u32,
+                in_h: rng.usize(1, 12) as u32,
+                in_w: rng.usize(1, 60) as u32,
+                in_c: rng.usize(1, 8) as u32,
+                out_c: rng.usize(fewest, 64) as u32,
+                filter_h: rng.usize(1, 5) as u32,
+                filter_w: rng.usize(1, 5) as u32,
+                stride_h: rng.range(1, 2) as i32,
+                stride_w: rng.range(1, 2) as i32,
+                dil_h: if rng.chance(80) { 1 } else { 2 },
+                dil_w: if rng.chance(90) { 1 } else { 2 },
+                ..w
+            };
+            let padding = if rng.chance(50) { Padding::Same } else { Padding::Valid };
+            let fits =
+                if rng.chance(30) { refit_explicit_padding(&mut rng, &mut w) } else { refit_output(&mut w, padding) };
+            if !fits {
+                continue;
+            }
         }
         cases += 1;
         let k = w.filter_h as usize * w.filter_w as usize * w.in_c as usize;
@@ -313,6 +338,12 @@ fn packed_conv_matches_the_reference() {
                 let q: packing::FloatRequantBlock = bytemuck::pod_read_unaligned(q);
                 float_blocks[usize::from(q.shift[0] != i32::MIN)] += 1;
             }
+            // As `pack_conv`: the per-row weights after the float section.
+            if packing::by_rows(&w) {
+                let shape = (w.filter_h as usize, w.filter_w as usize * w.in_c as usize);
+                packing::write_row_weights(&data.filter, shape, w.out_c as usize, &mut |b| blob.extend_from_slice(b));
+                by_rows += 1;
+            }
         }
         let mut got = vec![0i8; w.output_elements()];
         assert!(conv_int8_packed(&mut data.args(&w, &mut got), &blob), "declined {w:?}");
@@ -323,9 +354,10 @@ fn packed_conv_matches_the_reference() {
         wide.act = (-128, 128);
         assert!(!conv_int8_packed(&mut wide.args(&w, &mut got), &blob), "took {:?}", wide.act);
     }
-    // Both requantizations ran.
+    // Both requantizations ran, and the per-row weights often.
     assert!(float_blocks.iter().all(|&n| n >= 50), "{float_blocks:?}");
     assert!(direct >= 40, "{direct} direct 1x1 cases");
+    assert!(by_rows >= 40, "{by_rows} cases with per-row weights");
 }
 
 #[cfg(target_arch = "x86_64")]

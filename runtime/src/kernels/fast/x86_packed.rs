@@ -8,13 +8,16 @@
 //! patch bytes broadcast against four taps of sixteen channels. The sums need no horizontal
 //! reduction; requantization is [`FloatRequant`] where packing verified it exact, else
 //! [`Requant16`]. Up to 8 output channels with small patches take
-//! [`pairs`] instead (two pixels per vector).
+//! [`pairs`] instead (two pixels per vector), first layers with 9 to 64 [`rows_direct`] (no
+//! patches).
 //!
 //! Output channels are the outer loop, in chunks of up to 64, so a chunk's weights stay in cache
 //! while every pixel passes; each pixel's patch is copied flipped (padding taps set to the input
 //! zero point), patches of at most 64 bytes built in a register.
 
-use super::packing::{FloatRequantBlock, PackedConv, PackedDepthwise, BLOCK, DEPTHWISE_BLOCK, DEPTHWISE_WEIGHTS};
+use super::packing::{
+    FloatRequantBlock, PackedConv, PackedDepthwise, RowWeights, BLOCK, DEPTHWISE_BLOCK, DEPTHWISE_WEIGHTS,
+};
 use super::x86::build_patch_i8;
 use super::{next_pixel, taps_inside, AddInt8, Channels, ConvInt8, LinearAdd, MAX_PATCH, MAX_TAPS};
 use crate::kernels::conv_2d::Window;
@@ -44,7 +47,11 @@ pub(super) fn conv(a: &mut ConvInt8<'_>, ch: &Channels<'_>, packed: &PackedConv<
     }
     // SAFETY: packed blobs exist only at `Level::Avx512Vnni`, whose features were detected (or
     // compiled in); the sizes the unchecked accesses rely on were checked above and by `parse`.
-    unsafe { conv_impl(a, ch, packed) };
+    // First layers with per-row weights skip the general kernel and its patch buffers.
+    if !packed.rows.is_some_and(|rows| unsafe { rows_direct(a, ch, packed, rows) }) {
+        // SAFETY: as above.
+        unsafe { conv_impl(a, ch, packed) };
+    }
     true
 }
 
@@ -267,6 +274,187 @@ fn chunk<const N: usize, const T: usize, const DIRECT: bool>(
         }
         p += valid;
     }
+}
+
+/// Bytes of [`rows_direct`]'s copies of the input rows under an output row.
+const ROWS_BUFFER: usize = 8192;
+/// Most steps (`vpdpbusd` per pixel and block) of [`rows_direct`].
+const ROWS_STEPS: usize = 64;
+
+/// Where [`rows_direct`] reads: filter row `r`'s input row copied flipped at `r * pitch`, the
+/// image from byte `front`, padding and slack holding the flipped zero point; output pixel `ox`'s
+/// taps of it start at byte `ox * step`.
+#[derive(Clone, Copy)]
+struct RowCopies {
+    pitch: usize,
+    /// Bytes of a copy that pixels read or the image fills.
+    len: usize,
+    front: usize,
+    step: usize,
+}
+
+impl RowCopies {
+    /// `None` unless `rows` is laid out for `w`'s filter, `w` has no dilation along x nor
+    /// negative padding, and the copies fit [`ROWS_BUFFER`].
+    fn new(w: &Window, rows: &RowWeights<'_>) -> Option<Self> {
+        let (in_c, in_w, out_w) = (w.in_c as usize, w.in_w as usize, w.out_w as usize);
+        let row_len = w.filter_w as usize * in_c;
+        let matches = rows.rows == w.filter_h as usize && rows.groups == row_len.div_ceil(4);
+        if !matches || w.dil_w != 1 || w.pad_w < 0 || w.stride_w <= 0 || rows.rows * rows.groups > ROWS_STEPS {
+            return None;
+        }
+        let front = w.pad_w as usize * in_c;
+        let step = w.stride_w as usize * in_c;
+        // The last pixel's last group ends `4 * groups` bytes after its first tap.
+        let len = (front + in_w * in_c).max(out_w.checked_sub(1)? * step + 4 * rows.groups);
+        let pitch = len.div_ceil(64) * 64;
+        (rows.rows * pitch <= ROWS_BUFFER).then_some(RowCopies { pitch, len, front, step })
+    }
+}
+
+/// CONV_2D on [`RowWeights`] (first layers with 9 to 64 output channels): per output row, the
+/// input rows under it are copied flipped and padded once, and every `vpdpbusd` operand is a
+/// four-byte broadcast straight from a copy (filter row `r`, group `g` of pixel `ox` at `r *
+/// pitch + ox * step + 4 g`), so no patches are built, at the cost of padding each filter row to
+/// whole groups (MobileNetV2's 3x3x3: 9 steps instead of 7). `false` (nothing written) when the
+/// layout does not fit the window.
+#[inline(never)]
+#[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
+fn rows_direct(a: &mut ConvInt8<'_>, ch: &Channels<'_>, packed: &PackedConv<'_>, rows: RowWeights<'_>) -> bool {
+    let Some(copies) = RowCopies::new(a.window, &rows) else { return false };
+    match packed.blocks {
+        1 => rows_direct_chunk::<1, WIDE_TILE>(a, ch, packed, rows, copies),
+        // 8 pixels, not 12: with 24 accumulators LLVM hoists the twelve broadcasts and spills
+        // (MobileNetV2's first layer: 81 us at 12, 58-74 at 8).
+        2 => rows_direct_chunk::<2, 8>(a, ch, packed, rows, copies),
+        3 => rows_direct_chunk::<3, 8>(a, ch, packed, rows, copies),
+        4 => rows_direct_chunk::<4, TILE>(a, ch, packed, rows, copies),
+        _ => return false,
+    }
+    true
+}
+
+/// [`rows_direct`] with `N` blocks, `T` pixels of an output row per register tile.
+#[inline]
+#[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
+fn rows_direct_chunk<const N: usize, const T: usize>(
+    a: &mut ConvInt8<'_>,
+    ch: &Channels<'_>,
+    packed: &PackedConv<'_>,
+    rows: RowWeights<'_>,
+    copies: RowCopies,
+) {
+    let w = *a.window;
+    let (in_c, in_h, in_w) = (w.in_c as usize, w.in_h as usize, w.in_w as usize);
+    let (out_c, out_w) = (w.out_c as usize, w.out_w as usize);
+    let params: [BlockParams; N] = core::array::from_fn(|j| block_params(ch, j * BLOCK, out_c));
+    let float: [Option<FloatRequant>; N] = core::array::from_fn(|j| FloatRequant::load(packed, j, &params[j]));
+    let float = float.iter().all(Option::is_some).then(|| float.map(|f| f.unwrap_or_else(|| FloatRequant::zero())));
+    let bytes = ByteOutput::new(a);
+    let steps = rows.rows * rows.groups;
+    let mut offsets = [0usize; ROWS_STEPS];
+    for (s, o) in offsets.iter_mut().enumerate().take(steps) {
+        *o = s / rows.groups * copies.pitch + 4 * (s % rows.groups);
+    }
+    let offsets = &offsets[..steps];
+    let weights = &rows.weights[..N * steps * 64];
+    let bias = &packed.bias[..N * 64];
+    let fill = a.input_offset.wrapping_neg() as i8 ^ i8::MIN;
+    let mut buffer = [fill; ROWS_BUFFER];
+    let image = in_w * in_c;
+    for b in 0..w.batches as usize {
+        for oy in 0..w.out_h as usize {
+            for (r, copy) in buffer.chunks_exact_mut(copies.pitch).take(rows.rows).enumerate() {
+                let iy = oy as i64 * w.stride_h as i64 - w.pad_h as i64 + r as i64 * w.dil_h as i64;
+                let copy = &mut copy[..copies.len];
+                if (0..in_h as i64).contains(&iy) {
+                    let at = (b * in_h + iy as usize) * image;
+                    copy[..copies.front].fill(fill);
+                    copy_flipped(&mut copy[copies.front..copies.front + image], &a.input[at..at + image]);
+                    copy[copies.front + image..].fill(fill);
+                } else {
+                    copy.fill(fill);
+                }
+            }
+            let row_out = (b * w.out_h as usize + oy) * out_w * out_c;
+            let mut ox = 0;
+            while ox < out_w {
+                let valid = (out_w - ox).min(T);
+                // A short last tile repeats its last pixel.
+                let pixels: [usize; T] = core::array::from_fn(|m| (ox + m.min(valid - 1)) * copies.step);
+                // SAFETY: pixel reads end by `(out_w - 1) * step + offsets[s] + 4 <= (rows - 1) *
+                // pitch + len <= rows * pitch <= ROWS_BUFFER` (`RowCopies::new`); `weights` holds
+                // `N * steps * 64` bytes and `bias` `N * 64`; `steps >= 1`.
+                let acc = unsafe { row_tile::<N, T>(buffer.as_ptr(), &pixels, offsets, weights, bias) };
+                let at = row_out + ox * out_c;
+                match &float {
+                    Some(float) => store_tile::<N, T, _>(
+                        a.output,
+                        &bytes,
+                        &params,
+                        |j, v| float[j].apply(v),
+                        &acc,
+                        valid,
+                        at,
+                        out_c,
+                    ),
+                    None => store_tile::<N, T, _>(
+                        a.output,
+                        &bytes,
+                        &params,
+                        |j, v| params[j].requant.apply(v),
+                        &acc,
+                        valid,
+                        at,
+                        out_c,
+                    ),
+                }
+                ox += valid;
+            }
+        }
+    }
+}
+
+/// Sums of one register tile of [`rows_direct`]: `T` pixels (their first taps `pixels[m]` bytes
+/// into `copies`) by `N` blocks, biases included; step `s` reads four bytes `offsets[s]` further.
+///
+/// # Safety
+/// `copies` must be readable for `pixels[m] + offsets[s] + 4` bytes for every `m` and `s`;
+/// `weights` must hold `N * offsets.len() * 64` bytes and `bias` `N * 64`; `offsets` must not be
+/// empty.
+#[inline]
+#[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn row_tile<const N: usize, const T: usize>(
+    copies: *const i8,
+    pixels: &[usize; T],
+    offsets: &[usize],
+    weights: &[u8],
+    bias: &[u8],
+) -> [[__m512i; N]; T] {
+    let steps = offsets.len();
+    let (wp, bp) = (weights.as_ptr(), bias.as_ptr());
+    // SAFETY (all blocks below): within the sizes the caller guarantees.
+    let weight = |j: usize, s: usize| unsafe { _mm512_loadu_si512(wp.add((j * steps + s) * 64).cast()) };
+    let operand = |m: usize, s: usize| {
+        _mm512_set1_epi32(unsafe { copies.add(pixels[m] + offsets[s]).cast::<i32>().read_unaligned() })
+    };
+    let init: [__m512i; N] = core::array::from_fn(|j| unsafe { _mm512_loadu_si512(bp.add(64 * j).cast()) });
+    // The first step from the biases: no copies of them.
+    let w0: [__m512i; N] = core::array::from_fn(|j| weight(j, 0));
+    let mut acc: [[__m512i; N]; T] = core::array::from_fn(|m| {
+        let xv = operand(m, 0);
+        core::array::from_fn(|j| _mm512_dpbusd_epi32(init[j], xv, w0[j]))
+    });
+    for s in 1..steps {
+        let wv: [__m512i; N] = core::array::from_fn(|j| weight(j, s));
+        for (m, acc) in acc.iter_mut().enumerate() {
+            let xv = operand(m, s);
+            for (acc, &wv) in acc.iter_mut().zip(&wv) {
+                *acc = _mm512_dpbusd_epi32(*acc, xv, wv);
+            }
+        }
+    }
+    acc
 }
 
 /// Pixel pairs per register tile of [`pairs`]: four pairs fill one 64-byte output store.
