@@ -61,8 +61,17 @@ fn inspect_splits_the_arena_and_reports_packing() {
     let (persistent, activations) = (json["persistent_bytes"].as_u64(), json["activation_bytes"].as_u64());
     assert_eq!(persistent.zip(activations).map(|(p, a)| p + a), json["arena_bytes"].as_u64(), "{json}");
     assert!(persistent.is_some_and(|p| p > 0), "{json}");
-    // Three FULLY_CONNECTED ops: nothing to pack.
-    assert_eq!(json["packed_bytes"], 0, "{json}");
+    // Three FULLY_CONNECTED ops: the two with 16 outputs are packed where the AVX-512 VNNI kernels
+    // run, nothing elsewhere.
+    let bench = ferrolite(&[&"bench", &examples().join("hello_world_int8.tflite"), &"--iterations", &"1", &"--json"]);
+    let bench: serde_json::Value = serde_json::from_slice(&bench.stdout).expect("valid JSON");
+    let packs = bench["simd"] == "avx2+avx512vnni";
+    assert_eq!(
+        json["packed_bytes"].as_u64().is_some_and(|p| p > 0),
+        packs,
+        "{json}
+{bench}"
+    );
 }
 
 #[test]
