@@ -691,6 +691,70 @@ fn one_channel_depthwise_with_a_multiplier_matches_the_reference() {
     }
 }
 
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn packed_one_channel_depthwise_matches_the_reference() {
+    // Packed weights follow `level()`, which without the `std` feature is what the build targets.
+    if level() != Level::Avx512Vnni {
+        std::eprintln!("the kernels do not run at the AVX-512 VNNI level here: packed weights are not used");
+        return;
+    }
+    let mut rng = Rng(0x0d3e_5a17);
+    let (mut cases, mut by_rows) = (0, 0);
+    while cases < 400 {
+        let multiplier = rng.usize(1, 16);
+        // micro_speech's layer first, then random ones: filters up to 10x10, strides, dilations,
+        // same, valid and explicit padding.
+        let micro_speech = cases == 0;
+        let padding = if micro_speech || rng.chance(50) { Padding::Same } else { Padding::Valid };
+        let dil = |rng: &mut Rng| if micro_speech || rng.chance(70) { 1 } else { rng.range(2, 3) as i32 };
+        let (dil_h, dil_w) = (dil(&mut rng), dil(&mut rng));
+        let mut w = Window {
+            batches: if micro_speech { 1 } else { rng.usize(1, 2) as u32 },
+            in_h: if micro_speech { 49 } else { rng.usize(1, 30) as u32 },
+            in_w: if micro_speech { 40 } else { rng.usize(1, 30) as u32 },
+            in_c: 1,
+            out_h: 0,
+            out_w: 0,
+            out_c: if micro_speech { 8 } else { multiplier as u32 },
+            filter_h: if micro_speech { 10 } else { rng.usize(1, 10) as u32 },
+            filter_w: if micro_speech { 8 } else { rng.usize(1, 10) as u32 },
+            stride_h: if micro_speech { 2 } else { rng.range(1, 3) as i32 },
+            stride_w: if micro_speech { 2 } else { rng.range(1, 3) as i32 },
+            dil_h,
+            dil_w,
+            pad_h: 0,
+            pad_w: 0,
+        };
+        let explicit = !micro_speech && rng.chance(25);
+        let fits = if explicit { refit_explicit_padding(&mut rng, &mut w) } else { refit_output(&mut w, padding) };
+        if !fits {
+            continue;
+        }
+        cases += 1;
+        let multiplier = w.out_c as usize;
+        // Multiplier 1 stays with the depthwise packing (which declines one channel).
+        assert_eq!(packing::depthwise_as_conv(&w), multiplier > 1, "{w:?}");
+        let taps = w.filter_h as usize * w.filter_w as usize;
+        let data = RandomConv::new(&mut rng, &w, taps * multiplier);
+        let mut want = vec![0i8; w.output_elements()];
+        depthwise_int8_reference(&mut data.args(&w, &mut want), multiplier);
+        if multiplier == 1 {
+            continue;
+        }
+        let requant = |c: usize| (read_i32(&data.multipliers, c), read_i32(&data.shifts, c));
+        let mut blob = Vec::new();
+        let bias = data.bias.as_deref();
+        let push = &mut |b: &[u8]| blob.extend_from_slice(b);
+        assert!(packing::write_depthwise_as_conv(&w, &data.filter, bias, data.input_offset, &requant, push));
+        by_rows += usize::from(packing::by_rows(&w));
+        let mut got = vec![0i8; w.output_elements()];
+        assert!(depthwise_int8_packed(&mut data.args(&w, &mut got), &blob), "declined {w:?}");
+        assert_eq!(got, want, "case {cases}: {w:?}");
+    }
+    assert!(by_rows >= 40, "{by_rows} cases with per-row weights");
+}
+
 #[test]
 fn depthwise_with_8_or_16_channels_matches_the_reference() {
     // The AVX-512 kernel puts several pixels in one vector for these (stride 1 along x).
