@@ -321,7 +321,7 @@ impl RowCopies {
     }
 }
 
-/// CONV_2D on [`RowWeights`] (first layers with 9 to 64 output channels): per output row, the
+/// CONV_2D on [`RowWeights`] (first layers with up to 64 output channels): per output row, the
 /// input rows under it are copied flipped and padded once, and every `vpdpbusd` operand is a
 /// four-byte broadcast straight from a copy (filter row `r`, group `g` of pixel `ox` at `r *
 /// pitch + ox * step + 4 g`), so no patches are built, at the cost of padding each filter row to
