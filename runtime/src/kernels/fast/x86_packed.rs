@@ -8,8 +8,8 @@
 //! patch bytes broadcast against four taps of sixteen channels. The sums need no horizontal
 //! reduction; requantization is [`FloatRequant`] where packing verified it exact, else
 //! [`Requant16`]. Up to 8 output channels with small patches take
-//! [`pairs`] instead (two pixels per vector), first layers with 9 to 64 [`rows_direct`] (no
-//! patches).
+//! [`pairs`] instead (two pixels per vector), other first layers of up to 64 [`rows_direct`]
+//! (no patches).
 //!
 //! Output channels are the outer loop, in chunks of up to 64, so a chunk's weights stay in cache
 //! while every pixel passes; each pixel's patch is copied flipped (padding taps set to the input
