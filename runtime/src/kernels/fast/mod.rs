@@ -343,7 +343,8 @@ pub(crate) fn packs_fully_connected(
 const PACKED_FC_MIN_OUTPUTS: usize = 16;
 
 /// Appends DEPTHWISE_CONV_2D's packed weights to the parameter blob when this machine's kernels
-/// read them and the options ask for it; `requant(channel)` is a channel's multiplier and shift.
+/// read them and the options ask for it (a one-channel input with a multiplier as the CONV_2D it
+/// equals); `requant(channel)` is a channel's multiplier and shift.
 pub(crate) fn pack_depthwise(
     ctx: &mut crate::kernels::PrepareContext<'_, '_>,
     window: &Window,
@@ -354,17 +355,25 @@ pub(crate) fn pack_depthwise(
     requant: &dyn Fn(usize) -> (i32, i32),
 ) {
     #[cfg(target_arch = "x86_64")]
-    packing::pack_depthwise(ctx, window, multiplier, filter, bias, input_offset, requant);
+    if packing::depthwise_as_conv(window) {
+        packing::pack_depthwise_as_conv(ctx, window, filter, bias, input_offset, requant);
+    } else {
+        packing::pack_depthwise(ctx, window, multiplier, filter, bias, input_offset, requant);
+    }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = (ctx, window, multiplier, filter, bias, input_offset, requant);
 }
 
-/// DEPTHWISE_CONV_2D (int8, depth multiplier 1) on weights [`pack_depthwise`] packed; `false`
-/// when `packed` is empty or does not fit the op.
+/// DEPTHWISE_CONV_2D (int8) on weights [`pack_depthwise`] packed: depth multiplier 1 on the
+/// packed depthwise kernel, one input channel with a multiplier on the packed CONV_2D kernel;
+/// `false` when `packed` is empty or does not fit the op.
 pub(crate) fn depthwise_int8_packed(a: &mut ConvInt8<'_>, packed: &[u8]) -> bool {
     #[cfg(target_arch = "x86_64")]
     {
         let w = a.window;
+        if packing::depthwise_as_conv(w) {
+            return conv_int8_packed(a, packed);
+        }
         if packed.is_empty() || level() != Level::Avx512Vnni || w.in_c != w.out_c {
             return false;
         }
@@ -380,7 +389,9 @@ pub(crate) fn depthwise_int8_packed(a: &mut ConvInt8<'_>, packed: &[u8]) -> bool
 }
 
 /// CONV_2D (int8, one group) on weights [`pack_conv`] packed in prepare; `false` when
-/// `packed` is empty or does not fit the op (the caller then runs the unpacked kernels).
+/// `packed` is empty or does not fit the op (the caller then runs the unpacked kernels). Reads
+/// the weights from `packed` alone, never `a.filter` (a one-channel DEPTHWISE_CONV_2D passes
+/// its own filter layout there).
 pub(crate) fn conv_int8_packed(a: &mut ConvInt8<'_>, packed: &[u8]) -> bool {
     #[cfg(target_arch = "x86_64")]
     {
@@ -443,17 +454,30 @@ pub(crate) fn depthwise_int8_at(level: Level, a: &mut ConvInt8<'_>, multiplier: 
 fn depthwise_one_channel(level: Level, a: &mut ConvInt8<'_>) -> bool {
     let w = a.window;
     let (taps, out_c) = (w.filter_h as usize * w.filter_w as usize, w.out_c as usize);
-    if taps * out_c > MAX_PATCH || a.filter.len() < taps * out_c {
-        return false;
-    }
-    let mut transposed = [0i8; MAX_PATCH];
-    for (t, row) in a.filter[..taps * out_c].chunks_exact(out_c).enumerate() {
+    let mut buf = [0i8; MAX_PATCH];
+    let Some(filter) = one_channel_ohwi(a.filter, taps, out_c, &mut buf) else { return false };
+    let mut conv = ConvInt8 { filter, output: &mut *a.output, ..*a };
+    conv_int8_at(level, &mut conv, 1)
+}
+
+/// A one-channel DEPTHWISE_CONV_2D's `[1, H, W, M]` filter of `taps = H * W` as the OHWI
+/// `[M, H, W, 1]` filter of the CONV_2D it equals, in `buf`; `None` when `filter` is shorter than
+/// `taps * out_c` or that exceeds `buf`.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+pub(crate) fn one_channel_ohwi<'b>(
+    filter: &[i8],
+    taps: usize,
+    out_c: usize,
+    buf: &'b mut [i8; MAX_PATCH],
+) -> Option<&'b [i8]> {
+    let len = taps.checked_mul(out_c)?;
+    let (filter, transposed) = (filter.get(..len)?, buf.get_mut(..len)?);
+    for (t, row) in filter.chunks_exact(out_c.max(1)).enumerate() {
         for (oc, &v) in row.iter().enumerate() {
             transposed[oc * taps + t] = v;
         }
     }
-    let mut conv = ConvInt8 { filter: &transposed[..taps * out_c], output: &mut *a.output, ..*a };
-    conv_int8_at(level, &mut conv, 1)
+    Some(transposed)
 }
 
 /// DEPTHWISE_CONV_2D (int8) on this machine's best kernels; `false` when not handled.

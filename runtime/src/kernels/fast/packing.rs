@@ -133,23 +133,85 @@ pub(super) fn pack_conv(
         return;
     }
     let Some((filter, bias)) = conv_packable(ctx, k, out_c, filter, bias, requant) else { return };
-    write_packed_conv(filter, k, out_c, bias, input_offset, &mut |b| ctx.params.push_bytes(b));
-    write_float_requant(filter, k, out_c, bias, input_offset, requant, &mut |b| ctx.params.push_bytes(b));
+    write_conv(w, filter, bias, input_offset, requant, &mut |b| ctx.params.push_bytes(b));
+}
+
+/// Writes all [`pack_conv`] appends for an OHWI `filter` of window `w` through `push`: the packed
+/// blob, its [`FloatRequantBlock`]s and, when [`by_rows`], the [`RowWeights`].
+pub(super) fn write_conv(
+    w: &Window,
+    filter: &[i8],
+    bias: Option<&[u8]>,
+    input_offset: i32,
+    requant: &dyn Fn(usize) -> (i32, i32),
+    push: &mut dyn FnMut(&[u8]),
+) {
+    let k = w.filter_h as usize * w.filter_w as usize * w.in_c as usize;
+    let out_c = w.out_c as usize;
+    write_packed_conv(filter, k, out_c, bias, input_offset, push);
+    write_float_requant(filter, k, out_c, bias, input_offset, requant, push);
     if by_rows(w) {
         let shape = (w.filter_h as usize, w.filter_w as usize * w.in_c as usize);
-        write_row_weights(filter, shape, out_c, &mut |b| ctx.params.push_bytes(b));
+        write_row_weights(filter, shape, out_c, push);
     }
 }
 
+/// Whether DEPTHWISE_CONV_2D of window `w` is packed as the CONV_2D it equals
+/// ([`pack_depthwise_as_conv`]) rather than by [`pack_depthwise`]: one input channel and a depth
+/// multiplier above 1 (micro_speech's `[1, 10, 8, 8]` filter), which the depthwise kernels,
+/// built around channels that line up with the input's, do not take. Prepare and eval both
+/// decide by it, so a blob is only ever read as the kind it was written as.
+pub(super) fn depthwise_as_conv(w: &Window) -> bool {
+    w.in_c == 1 && w.out_c > 1
+}
+
+/// Appends the packed CONV_2D weights of a DEPTHWISE_CONV_2D that [`depthwise_as_conv`] selects
+/// (constant filter and bias, as [`pack_conv`]); pushes nothing when the transposed filter does
+/// not fit [`write_depthwise_as_conv`]'s stack buffer.
+pub(super) fn pack_depthwise_as_conv(
+    ctx: &mut PrepareContext<'_, '_>,
+    w: &Window,
+    filter: &TensorMeta<'_>,
+    bias: Option<&TensorMeta<'_>>,
+    input_offset: i32,
+    requant: &dyn Fn(usize) -> (i32, i32),
+) {
+    let (taps, out_c) = (w.filter_h as usize * w.filter_w as usize, w.out_c as usize);
+    let Some((filter, bias)) = conv_packable(ctx, taps, out_c, filter, bias, requant) else { return };
+    write_depthwise_as_conv(w, filter, bias, input_offset, requant, &mut |b| ctx.params.push_bytes(b));
+}
+
+/// [`write_conv`] for a one-channel DEPTHWISE_CONV_2D's `[1, H, W, M]` `filter`, transposed to
+/// the OHWI `[M, H, W, 1]` of the CONV_2D it equals on the stack (the runtime has no heap);
+/// `false` (nothing written) when it has more than `MAX_PATCH` elements or is short.
+pub(super) fn write_depthwise_as_conv(
+    w: &Window,
+    filter: &[i8],
+    bias: Option<&[u8]>,
+    input_offset: i32,
+    requant: &dyn Fn(usize) -> (i32, i32),
+    push: &mut dyn FnMut(&[u8]),
+) -> bool {
+    let mut buf = [0i8; super::MAX_PATCH];
+    let taps = w.filter_h as usize * w.filter_w as usize;
+    let Some(ohwi) = super::one_channel_ohwi(filter, taps, w.out_c as usize, &mut buf) else { return false };
+    write_conv(w, ohwi, bias, input_offset, requant, push);
+    true
+}
+
 /// Whether [`pack_conv`] adds [`RowWeights`] for a convolution: first layers (a few input
-/// channels, a filter of a few rows and columns, no dilation along x) with more than 8 and at
-/// most 64 output channels (up to 8 take `x86_packed::pairs`), where padding each filter row to
-/// whole four-tap groups costs few extra steps and saves building patches.
+/// channels, a filter of a few rows and columns, no dilation along x) with at most 64 output
+/// channels that `x86_packed::pairs` does not take, where padding each filter row to whole
+/// four-tap groups costs few extra steps and saves building patches (micro_speech's 10x8
+/// one-channel depthwise into 8 channels: 16 us on built patches, 5 us so).
 pub(super) fn by_rows(w: &Window) -> bool {
     let (rows, row_len) = (w.filter_h as usize, w.filter_w as usize * w.in_c as usize);
     let k4 = (rows * row_len).div_ceil(4);
     let steps = rows * row_len.div_ceil(4);
-    (9..=64).contains(&w.out_c)
+    // Up to 8 channels with patches of at most 32 bytes take `x86_packed::pairs`.
+    let pairs = w.out_c <= 8 && rows * row_len <= 32;
+    w.out_c <= 64
+        && !pairs
         && w.in_c <= 8
         && w.dil_w == 1
         && rows <= ROWS_MAX_FILTER_ROWS

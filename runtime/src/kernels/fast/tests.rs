@@ -262,7 +262,7 @@ fn packed_conv_matches_the_reference() {
     let mut float_blocks = [0; 2];
     // 1x1 stride-1 cases whose patches are read in place.
     let mut direct = 0;
-    let mut by_rows = 0;
+    let (mut by_rows, mut few_by_rows) = (0, 0);
     while cases < 400 {
         let Some(mut w) = random_window(&mut rng, false) else { continue };
         // Several channel chunks with a partial last block; 1x1 unpadded filters read in place.
@@ -292,15 +292,16 @@ fn packed_conv_matches_the_reference() {
             let Some((out_w, pad_w)) = window_dim(padding, w.in_w as usize, 1, w.stride_w, 1) else { continue };
             (w.out_h, w.pad_h, w.out_w, w.pad_w) = (out_h as u32, pad_h, out_w as u32, pad_w);
         } else if rng.chance(30) {
-            // First layers with 9 to 64 output channels on wide rows: the per-row weights
-            // (`packing::by_rows`), several register tiles per output row and a short last one.
-            let fewest = if rng.chance(80) { 9 } else { 1 };
+            // First layers with up to 64 output channels on wide rows: the per-row weights
+            // (`packing::by_rows`, up to 8 channels when the patches are too long for `pairs`),
+            // several register tiles per output row and a short last one.
+            let fewest = if rng.chance(70) { 9 } else { 1 };
             w = Window {
                 batches: rng.usize(1, 2) as u32,
                 in_h: rng.usize(1, 12) as u32,
                 in_w: rng.usize(1, 60) as u32,
                 in_c: rng.usize(1, 8) as u32,
-                out_c: rng.usize(fewest, 64) as u32,
+                out_c: rng.usize(fewest, if fewest == 1 { 8 } else { 64 }) as u32,
                 filter_h: rng.usize(1, 5) as u32,
                 filter_w: rng.usize(1, 5) as u32,
                 stride_h: rng.range(1, 2) as i32,
@@ -343,6 +344,7 @@ fn packed_conv_matches_the_reference() {
                 let shape = (w.filter_h as usize, w.filter_w as usize * w.in_c as usize);
                 packing::write_row_weights(&data.filter, shape, w.out_c as usize, &mut |b| blob.extend_from_slice(b));
                 by_rows += 1;
+                few_by_rows += usize::from(w.out_c <= 8);
             }
         }
         let mut got = vec![0i8; w.output_elements()];
@@ -358,6 +360,7 @@ fn packed_conv_matches_the_reference() {
     assert!(float_blocks.iter().all(|&n| n >= 50), "{float_blocks:?}");
     assert!(direct >= 40, "{direct} direct 1x1 cases");
     assert!(by_rows >= 40, "{by_rows} cases with per-row weights");
+    assert!(few_by_rows >= 5, "{few_by_rows} cases with per-row weights and up to 8 channels");
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -689,6 +692,70 @@ fn one_channel_depthwise_with_a_multiplier_matches_the_reference() {
             assert_eq!(got, want, "{level:?} case {cases}: {w:?}");
         }
     }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn packed_one_channel_depthwise_matches_the_reference() {
+    // Packed weights follow `level()`, which without the `std` feature is what the build targets.
+    if level() != Level::Avx512Vnni {
+        std::eprintln!("the kernels do not run at the AVX-512 VNNI level here: packed weights are not used");
+        return;
+    }
+    let mut rng = Rng(0x0d3e_5a17);
+    let (mut cases, mut by_rows) = (0, 0);
+    while cases < 400 {
+        let multiplier = rng.usize(1, 16);
+        // micro_speech's layer first, then random ones: filters up to 10x10, strides, dilations,
+        // same, valid and explicit padding.
+        let micro_speech = cases == 0;
+        let padding = if micro_speech || rng.chance(50) { Padding::Same } else { Padding::Valid };
+        let dil = |rng: &mut Rng| if micro_speech || rng.chance(70) { 1 } else { rng.range(2, 3) as i32 };
+        let (dil_h, dil_w) = (dil(&mut rng), dil(&mut rng));
+        let mut w = Window {
+            batches: if micro_speech { 1 } else { rng.usize(1, 2) as u32 },
+            in_h: if micro_speech { 49 } else { rng.usize(1, 30) as u32 },
+            in_w: if micro_speech { 40 } else { rng.usize(1, 30) as u32 },
+            in_c: 1,
+            out_h: 0,
+            out_w: 0,
+            out_c: if micro_speech { 8 } else { multiplier as u32 },
+            filter_h: if micro_speech { 10 } else { rng.usize(1, 10) as u32 },
+            filter_w: if micro_speech { 8 } else { rng.usize(1, 10) as u32 },
+            stride_h: if micro_speech { 2 } else { rng.range(1, 3) as i32 },
+            stride_w: if micro_speech { 2 } else { rng.range(1, 3) as i32 },
+            dil_h,
+            dil_w,
+            pad_h: 0,
+            pad_w: 0,
+        };
+        let explicit = !micro_speech && rng.chance(25);
+        let fits = if explicit { refit_explicit_padding(&mut rng, &mut w) } else { refit_output(&mut w, padding) };
+        if !fits {
+            continue;
+        }
+        cases += 1;
+        let multiplier = w.out_c as usize;
+        // Multiplier 1 stays with the depthwise packing (which declines one channel).
+        assert_eq!(packing::depthwise_as_conv(&w), multiplier > 1, "{w:?}");
+        let taps = w.filter_h as usize * w.filter_w as usize;
+        let data = RandomConv::new(&mut rng, &w, taps * multiplier);
+        let mut want = vec![0i8; w.output_elements()];
+        depthwise_int8_reference(&mut data.args(&w, &mut want), multiplier);
+        if multiplier == 1 {
+            continue;
+        }
+        let requant = |c: usize| (read_i32(&data.multipliers, c), read_i32(&data.shifts, c));
+        let mut blob = Vec::new();
+        let bias = data.bias.as_deref();
+        let push = &mut |b: &[u8]| blob.extend_from_slice(b);
+        assert!(packing::write_depthwise_as_conv(&w, &data.filter, bias, data.input_offset, &requant, push));
+        by_rows += usize::from(packing::by_rows(&w));
+        let mut got = vec![0i8; w.output_elements()];
+        assert!(depthwise_int8_packed(&mut data.args(&w, &mut got), &blob), "declined {w:?}");
+        assert_eq!(got, want, "case {cases}: {w:?}");
+    }
+    assert!(by_rows >= 40, "{by_rows} cases with per-row weights");
 }
 
 #[test]

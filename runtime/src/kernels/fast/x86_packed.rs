@@ -8,8 +8,8 @@
 //! patch bytes broadcast against four taps of sixteen channels. The sums need no horizontal
 //! reduction; requantization is [`FloatRequant`] where packing verified it exact, else
 //! [`Requant16`]. Up to 8 output channels with small patches take
-//! [`pairs`] instead (two pixels per vector), first layers with 9 to 64 [`rows_direct`] (no
-//! patches).
+//! [`pairs`] instead (two pixels per vector), other first layers of up to 64 [`rows_direct`]
+//! (no patches).
 //!
 //! Output channels are the outer loop, in chunks of up to 64, so a chunk's weights stay in cache
 //! while every pixel passes; each pixel's patch is copied flipped (padding taps set to the input
@@ -321,7 +321,7 @@ impl RowCopies {
     }
 }
 
-/// CONV_2D on [`RowWeights`] (first layers with 9 to 64 output channels): per output row, the
+/// CONV_2D on [`RowWeights`] (first layers with up to 64 output channels): per output row, the
 /// input rows under it are copied flipped and padded once, and every `vpdpbusd` operand is a
 /// four-byte broadcast straight from a copy (filter row `r`, group `g` of pixel `ox` at `r *
 /// pitch + ox * step + 4 g`), so no patches are built, at the cost of padding each filter row to
